@@ -1,0 +1,48 @@
+"""Prune what the answers do not need, put the chosen variants in place, print next steps."""
+
+import shutil
+from pathlib import Path
+
+PACKAGE = {{ cookiecutter.package_name|tojson }}
+SLUG = {{ cookiecutter.project_slug|tojson }}
+DATASET_TYPE = {{ cookiecutter.dataset_type|tojson }}
+LICENSE = {{ cookiecutter.license|tojson }}
+DATASET_TYPES = ["image_folder", "tabular_csv"]
+IMAGE_ONLY = ["models/cnn.py", "models/resnet.py"]
+TABULAR_ONLY = ["models/mlp.py"]
+
+
+def main() -> None:
+    package = Path(PACKAGE)
+    # Each data variant ships as plain Python (lintable as is); keep the chosen one.
+    for stem in ("data/dataset", "data/sample"):
+        for kind in DATASET_TYPES:
+            variant = package / f"{stem}_{kind}.py"
+            if kind == DATASET_TYPE:
+                variant.rename(package / f"{stem}.py")
+            else:
+                variant.unlink()
+    for kind in DATASET_TYPES:
+        variant = Path("tests") / f"test_data_{kind}.py"
+        if kind == DATASET_TYPE:
+            variant.rename("tests/test_data.py")
+        else:
+            variant.unlink()
+    for name in TABULAR_ONLY if DATASET_TYPE == "image_folder" else IMAGE_ONLY:
+        (package / name).unlink()
+    if LICENSE == "none":
+        Path("LICENSE").unlink()
+    for cache in Path(".").rglob("__pycache__"):
+        shutil.rmtree(cache)
+
+    print(
+        f"\nCreated {SLUG}. Next:\n"
+        f"  cd {SLUG}\n"
+        '  python -m pip install -e ".[dev]"\n'
+        "  python train.py              # trains on a generated sample dataset\n"
+        "  python -m pytest             # the project's own tests\n"
+    )
+
+
+if __name__ == "__main__":
+    main()

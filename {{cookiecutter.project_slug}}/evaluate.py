@@ -1,0 +1,52 @@
+"""Evaluate a checkpoint on the validation split; print one JSON object on stdout.
+
+Examples:
+    python evaluate.py runs/baseline/checkpoints/best.pt
+    python evaluate.py runs/baseline data.root=/data/other data.batch_size=256
+
+The checkpoint's own config and data info (classes, normalisation) are used;
+key=value overrides change the rest (data location, batch size, device).
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from {{ cookiecutter.package_name }}.checkpoint import CheckpointError, load_checkpoint, load_model_weights
+from {{ cookiecutter.package_name }}.config import ConfigError, load_config
+from {{ cookiecutter.package_name }}.data import DataError, build_dataloaders
+from {{ cookiecutter.package_name }}.models import build_model
+from {{ cookiecutter.package_name }}.trainer import evaluate
+from {{ cookiecutter.package_name }}.utils.device import resolve_device
+from {{ cookiecutter.package_name }}.utils.logs import setup_logging, show_progress
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("checkpoint", type=Path, help="a .pt file, or a run dir (uses its last.pt)")
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides")
+    args = parser.parse_args(argv)
+    setup_logging()  # logs go to stderr; stdout carries only the JSON
+
+    state = load_checkpoint(args.checkpoint)
+    cfg = load_config(base=state["config"], overrides=args.overrides)
+    device = resolve_device(cfg.trainer.device)
+    _, val_loader, data_info = build_dataloaders(cfg, state["data_info"])
+    model = build_model(cfg, data_info).to(device)
+    load_model_weights(model, state, args.checkpoint)
+{% if cookiecutter.gpu != "none" %}
+    # Plain fp32 here: the numbers must not depend on the GPU's AMP support.
+{% endif %}
+    metrics = evaluate(model, val_loader, device, progress=show_progress(cfg.trainer.progress_bar))
+    result = {**metrics, "epoch": state["epoch"], "checkpoint": str(args.checkpoint)}
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except (ConfigError, DataError, CheckpointError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)

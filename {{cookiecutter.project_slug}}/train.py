@@ -1,0 +1,104 @@
+"""Train a model: parse args -> config -> data -> model -> Trainer.fit.
+
+Examples:
+    python train.py                                   # configs/default.yaml, sample data
+    python train.py trainer.epochs=20 data.root=/data/mine
+    python train.py --config configs/my.yaml run_name=baseline
+    python train.py --resume runs/baseline            # continue where it stopped
+"""
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+from {{ cookiecutter.package_name }}.checkpoint import CheckpointError, load_checkpoint, resolve_checkpoint_path
+from {{ cookiecutter.package_name }}.config import ConfigError, load_config, save_config
+from {{ cookiecutter.package_name }}.data import DataError, build_dataloaders
+from {{ cookiecutter.package_name }}.models import build_model
+from {{ cookiecutter.package_name }}.trainer import Trainer
+from {{ cookiecutter.package_name }}.utils.device import resolve_device
+from {{ cookiecutter.package_name }}.utils.logs import setup_logging
+from {{ cookiecutter.package_name }}.utils.seeding import seed_everything
+
+DEFAULT_CONFIG = Path(__file__).parent / "configs" / "default.yaml"
+
+log = logging.getLogger("{{ cookiecutter.package_name }}.train")
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", type=Path, help=f"YAML config (default: {DEFAULT_CONFIG.name})")
+    parser.add_argument("--resume", type=Path, metavar="RUN_DIR_OR_CKPT", help="continue a run from its last.pt")
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides")
+    return parser.parse_args(argv)
+
+
+def new_run_dir(cfg) -> Path:
+    """A fresh run dir; an existing one is never reused, so nothing in it can be overwritten."""
+    output_dir = Path(cfg.output_dir)
+    if cfg.run_name:
+        run_dir = output_dir / cfg.run_name
+        if run_dir.exists():
+            raise ConfigError(
+                f"run directory {run_dir} already exists; pick another run_name=..., "
+                f"or continue it with --resume {run_dir}"
+            )
+        return run_dir
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    run_dir, n = output_dir / stamp, 1
+    while run_dir.exists():
+        run_dir, n = output_dir / f"{stamp}-{n}", n + 1
+    return run_dir
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    setup_logging()
+    state = None
+    if args.resume:
+        if args.config:
+            raise ConfigError("--resume uses the run's own config; pass changes as key=value overrides instead")
+        ckpt_path = resolve_checkpoint_path(args.resume)
+        state = load_checkpoint(ckpt_path)
+        cfg = load_config(base=state["config"], overrides=args.overrides)
+        run_dir = ckpt_path.parent.parent  # <run_dir>/checkpoints/last.pt
+    else:
+        cfg = load_config(args.config or DEFAULT_CONFIG, args.overrides)
+        run_dir = new_run_dir(cfg)
+
+    seed_everything(cfg.seed, cfg.trainer.deterministic)
+    device = resolve_device(cfg.trainer.device)
+    # Build everything before touching the run dir: a bad setting leaves nothing behind.
+    train_loader, val_loader, data_info = build_dataloaders(cfg, state["data_info"] if state else None)
+    model = build_model(cfg, data_info)
+
+    (run_dir / "checkpoints").mkdir(parents=True, exist_ok=state is not None)
+    setup_logging(run_dir / "train.log")
+    if state is None:
+        save_config(cfg, run_dir / "config.yaml")
+    trainer = Trainer(cfg, model, train_loader, val_loader, data_info, run_dir, device)
+    if state is not None:
+        trainer.load_state_dict(state, ckpt_path)
+        log.info("Resumed %s at epoch %d (step %d).", ckpt_path, trainer.epoch, trainer.step)
+    n_params = sum(p.numel() for p in model.parameters())
+    log.info("Run dir %s | model %s (%s parameters) | device %s", run_dir, cfg.model.name, f"{n_params:,}", device)
+    n_train, n_val = len(train_loader.dataset), len(val_loader.dataset)
+    log.info("%d train / %d val samples, %d classes", n_train, n_val, len(data_info["classes"]))
+    try:
+        trainer.fit()
+    except KeyboardInterrupt:
+        log.warning("Interrupted. Continue with: python train.py --resume %s", run_dir)
+        return 130
+    best = "n/a" if trainer.best_metric is None else f"{trainer.best_metric:.4f}"
+    log.info("Done. best %s = %s; checkpoints in %s", cfg.trainer.monitor, best, run_dir / "checkpoints")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except (ConfigError, DataError, CheckpointError, FloatingPointError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,1 @@
+"""Training package: config, data, models, trainer and checkpoint utilities."""

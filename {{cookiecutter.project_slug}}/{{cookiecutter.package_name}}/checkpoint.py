@@ -1,0 +1,121 @@
+"""Checkpoints: atomic writes, safe (`weights_only=True`) loads, clear errors.
+
+A checkpoint is a dict of tensors and plain Python values only, so it loads with
+`torch.load(path, weights_only=True)`: no pickled code runs when you open one.
+"""
+
+import os
+import pickle
+import zipfile
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+FORMAT_VERSION = 1
+PREFIXES = ("module.", "_orig_mod.")  # added by DataParallel/DDP and torch.compile
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that is missing, unreadable, unsafe or for another model."""
+
+
+def save_checkpoint(state: dict, path) -> None:
+    """Write to a temp file in the same folder, fsync, then `os.replace`.
+
+    A crash at any moment leaves either the old file or the new one, never half of one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as file:
+            torch.save(state, file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)  # make the rename itself durable
+    finally:
+        os.close(dir_fd)
+
+
+def resolve_checkpoint_path(path) -> Path:
+    """A run dir means its `checkpoints/last.pt`."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "checkpoints" / "last.pt"
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist (give a run dir or a .pt file)")
+    return path
+
+
+def load_checkpoint(path, map_location="cpu") -> dict:
+    path = resolve_checkpoint_path(path)
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        if "weights only" in str(err).lower() or "weights_only" in str(err).lower():
+            raise CheckpointError(
+                f"{path} holds objects other than tensors and plain values, so torch.load(weights_only=True) "
+                "refuses it (loading it could run arbitrary code). Re-save it as a state_dict, or load it "
+                "yourself only if you trust its source."
+            ) from None
+        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint: {err}") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise CheckpointError(f"{path} is truncated or not a PyTorch checkpoint ({reason})") from None
+    if not isinstance(state, dict) or "model" not in state:
+        raise CheckpointError(f"{path} is not a checkpoint written by this project (no 'model' entry)")
+    return state
+
+
+def strip_prefixes(state_dict: dict) -> dict:
+    """Drop `module.` / `_orig_mod.` prefixes so any wrapped model's weights load into the bare one."""
+    clean = {}
+    for key, value in state_dict.items():
+        while key.startswith(PREFIXES):
+            key = key.split(".", 1)[1]
+        clean[key] = value
+    return clean
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The bare model inside DDP/DataParallel and torch.compile wrappers."""
+    while True:
+        if hasattr(model, "module") and isinstance(model.module, nn.Module):
+            model = model.module
+        elif hasattr(model, "_orig_mod"):
+            model = model._orig_mod
+        else:
+            return model
+
+
+def load_model_weights(model: nn.Module, state: dict, path="checkpoint") -> None:
+    """Load `state['model']` into `model`; a checkpoint of another model gets a clear error."""
+    saved_name = state.get("config", {}).get("model", {}).get("name")
+    model = unwrap_model(model)
+    weights = strip_prefixes(state["model"])
+    own = model.state_dict()
+    missing = sorted(set(own) - set(weights))
+    unexpected = sorted(set(weights) - set(own))
+    mismatched = [k for k in own if k in weights and own[k].shape != weights[k].shape]
+    if missing or unexpected or mismatched:
+        details = []
+        if mismatched:
+            k = mismatched[0]
+            details.append(f"{len(mismatched)} shape mismatches (e.g. {k}: {tuple(weights[k].shape)} saved, ")
+            details[-1] += f"{tuple(own[k].shape)} here)"
+        if missing:
+            details.append(f"{len(missing)} missing keys (e.g. {missing[0]})")
+        if unexpected:
+            details.append(f"{len(unexpected)} unexpected keys (e.g. {unexpected[0]})")
+        raise CheckpointError(
+            f"{path} does not fit this model: it was saved from model {saved_name!r} "
+            f"({type(model).__name__} here): " + "; ".join(details) + ". Check model.* and data.* settings."
+        )
+    model.load_state_dict(weights)

@@ -1,0 +1,107 @@
+"""Model helpers: conv output sizes, weight init, finding and freezing layers by name."""
+
+import difflib
+import fnmatch
+import math
+
+import torch.nn as nn
+
+INIT_SCHEMES = ("default", "kaiming_normal", "kaiming_uniform", "xavier_normal", "xavier_uniform", "orthogonal")
+
+
+def _pair(value):
+    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+
+
+def conv_output_size(size, kernel_size, stride=1, padding=0, dilation=1, ceil_mode=False):
+    """Spatial output size of a conv/pool, per dimension (ints or (H, W) pairs):
+
+    out = floor((in + 2 * padding - dilation * (kernel_size - 1) - 1) / stride + 1)
+
+    With dilation=1 this is the familiar floor((in + 2p - k) / s + 1). padding=(1, 2) pads
+    H by 1 and W by 2 (with zeros), as in nn.Conv2d.
+    """
+    rounding = math.ceil if ceil_mode else math.floor
+    dims = zip(_pair(size), _pair(kernel_size), _pair(stride), _pair(padding), _pair(dilation), strict=True)
+    out = [rounding((n + 2 * p - d * (k - 1) - 1) / s + 1) for n, k, s, p, d in dims]
+    return out[0] if isinstance(size, int) else tuple(out)
+
+
+def feature_map_size(module: nn.Module, size) -> tuple[int, int]:
+    """(H, W) after the Conv2d/MaxPool2d/AvgPool2d layers of `module`, in order.
+
+    Other layers (BatchNorm, ReLU, ...) are assumed to keep the size. Used to size a
+    classifier head from the input size without a dummy forward pass.
+    """
+    size = _pair(size)
+    for layer in module.modules():
+        if isinstance(layer, nn.Conv2d):
+            padding = layer.padding
+            if padding == "same":
+                continue
+            if padding == "valid":
+                padding = 0
+            size = conv_output_size(size, layer.kernel_size, layer.stride, padding, layer.dilation)
+        elif isinstance(layer, (nn.MaxPool2d, nn.AvgPool2d)):
+            stride = layer.stride if layer.stride is not None else layer.kernel_size
+            dilation = getattr(layer, "dilation", 1)  # AvgPool2d has none
+            size = conv_output_size(size, layer.kernel_size, stride, layer.padding, dilation, layer.ceil_mode)
+        elif isinstance(layer, nn.AdaptiveAvgPool2d | nn.AdaptiveMaxPool2d):
+            size = tuple(o if o is not None else n for o, n in zip(_pair(layer.output_size), size, strict=True))
+    return size
+
+
+def init_weights(module: nn.Module, scheme: str) -> None:
+    """Use with `model.apply(partial(init_weights, scheme=...))` at the end of `__init__`.
+
+    `default` keeps PyTorch's own init: Kaiming-uniform (a=sqrt(5)) weights and
+    uniform(+-1/sqrt(fan_in)) biases for Conv and Linear layers.
+    """
+    if scheme == "default":
+        return
+    if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)):
+        if scheme == "kaiming_normal":
+            nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+        elif scheme == "kaiming_uniform":
+            nn.init.kaiming_uniform_(module.weight, nonlinearity="relu")
+        elif scheme == "xavier_normal":
+            nn.init.xavier_normal_(module.weight)
+        elif scheme == "xavier_uniform":
+            nn.init.xavier_uniform_(module.weight)
+        elif scheme == "orthogonal":
+            nn.init.orthogonal_(module.weight)
+        else:
+            raise ValueError(f"unknown init scheme {scheme!r}; choose one of {', '.join(INIT_SCHEMES)}")
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm)) and module.weight is not None:
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
+
+
+def find_module(model: nn.Module, name: str) -> nn.Module:
+    """The submodule called `name` (dotted, as in `named_modules()`), or a helpful error."""
+    names = [n for n, _ in model.named_modules() if n]
+    if name not in names:
+        close = difflib.get_close_matches(name, names, n=3)
+        hint = f"did you mean {', '.join(close)}?" if close else f"modules: {', '.join(names)}"
+        raise KeyError(f"no submodule named {name!r}; {hint}")
+    return model.get_submodule(name)
+
+
+def freeze_parameters(model: nn.Module, patterns: list[str]) -> list[str]:
+    """Set requires_grad=False on parameters whose names match any fnmatch pattern.
+
+    Returns the frozen names; a pattern that matches nothing is an error (likely a typo).
+    """
+    frozen = []
+    names = [n for n, _ in model.named_parameters()]
+    for pattern in patterns:
+        matched = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
+        if not matched:
+            raise ValueError(f"freeze pattern {pattern!r} matches no parameter; parameters: {', '.join(names)}")
+        frozen += matched
+    for name, param in model.named_parameters():
+        if name in frozen:
+            param.requires_grad_(False)
+    return frozen

@@ -1,0 +1,38 @@
+from collections import OrderedDict
+from functools import partial
+
+import torch
+import torch.nn as nn
+
+from .layers import init_weights
+
+
+class MLP(nn.Module):
+    """Linear -> BatchNorm -> ReLU -> Dropout blocks, then a linear head.
+
+    Every layer is created here, never in `forward`: a layer made in `forward` would get
+    fresh random weights on every call and never be trained or saved.
+    """
+
+    def __init__(self, num_features, num_classes, hidden_sizes=(64, 64), dropout=0.1, init="default"):
+        super().__init__()
+        layers = OrderedDict()
+        size_in = num_features
+        for i, size_out in enumerate(hidden_sizes, start=1):
+            layers[f"layer{i}"] = nn.Sequential(
+                OrderedDict(
+                    linear=nn.Linear(size_in, size_out),
+                    bn=nn.BatchNorm1d(size_out),
+                    relu=nn.ReLU(inplace=True),
+                    dropout=nn.Dropout(dropout),
+                )
+            )
+            size_in = size_out
+        self.features = nn.Sequential(layers)
+        self.head = nn.Linear(size_in, num_classes)
+        # Init last, once every layer exists.
+        self.apply(partial(init_weights, scheme=init))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Parameter-free ops only here.
+        return self.head(self.features(x))

@@ -1,0 +1,306 @@
+"""The training loop: one readable `Trainer.fit`, plus `evaluate` shared with evaluate.py.
+
+Fast by default: no host sync per step (`.item()` only every `log_interval` steps),
+`zero_grad(set_to_none=True)`{% if cookiecutter.gpu != "none" %}, and on CUDA: AMP, pinned memory + non_blocking copies,
+cudnn.benchmark{% if cookiecutter.dataset_type == "image_folder" %} and channels_last{% endif %}{% endif %}.
+Exact resume: every epoch ends with a checkpoint holding model,
+optimizer, scheduler, RNG states and history, and the train loader's shuffling is
+seeded from (seed, epoch), so a resumed run replays the same batches.
+"""
+
+import csv
+import logging
+import math
+import os
+import time
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from .checkpoint import FORMAT_VERSION, load_model_weights, save_checkpoint, unwrap_model
+from .config import Config, to_dict
+from .utils.logs import show_progress
+from .utils.seeding import get_rng_state, set_rng_state
+
+log = logging.getLogger(__name__)
+
+METRIC_FIELDS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "time_s"]
+{% if cookiecutter.gpu != "none" %}
+AMP_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
+{% endif %}
+
+
+def build_optimizer(cfg: Config, model: nn.Module) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]  # frozen ones stay out
+    # Decay weight matrices and conv kernels only; biases and norm scales are not regularised.
+    groups = [
+        {"params": [p for p in params if p.ndim >= 2], "weight_decay": cfg.optim.weight_decay},
+        {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
+    ]
+    if cfg.optim.name == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.optim.lr, momentum=cfg.optim.momentum)
+    return torch.optim.AdamW(groups, lr=cfg.optim.lr)
+
+
+def build_scheduler(cfg: Config, optimizer):
+    """Stepped once per epoch; None for a constant learning rate."""
+    if cfg.optim.scheduler == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.trainer.epochs)
+    if cfg.optim.scheduler == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.optim.step_size, gamma=cfg.optim.gamma)
+    return None
+{% if cookiecutter.gpu != "none" %}
+
+
+def amp_dtype_for(cfg: Config, device: torch.device):
+    """Autocast dtype on CUDA: bf16 where supported (no loss scaling needed), else fp16; None = off."""
+    if not cfg.trainer.amp or device.type != "cuda":
+        return None
+    if cfg.trainer.amp_dtype == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return AMP_DTYPES[cfg.trainer.amp_dtype]
+{% endif %}
+
+
+def move_batch(inputs, targets, device, memory_format=torch.preserve_format):
+    # non_blocking only overlaps with compute when the source is pinned (data.pin_memory).
+    inputs = inputs.to(device, non_blocking=True, memory_format=memory_format)
+    return inputs, targets.to(device, non_blocking=True)
+
+
+{% if cookiecutter.gpu != "none" %}
+@torch.inference_mode()
+def evaluate(model, loader, device, amp_dtype=None, memory_format=torch.preserve_format, progress=False) -> dict:
+{% else %}
+@torch.inference_mode()
+def evaluate(model, loader, device, progress=False) -> dict:
+{% endif %}
+    """Mean cross-entropy and accuracy over every sample of `loader`."""
+    model.eval()
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    correct = torch.zeros((), dtype=torch.int64, device=device)
+    count = 0
+    for inputs, targets in tqdm(loader, desc="eval", leave=False, disable=not progress, dynamic_ncols=True):
+{% if cookiecutter.gpu != "none" %}
+        inputs, targets = move_batch(inputs, targets, device, memory_format)
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            logits = model(inputs)
+{% else %}
+        inputs, targets = move_batch(inputs, targets, device)
+        logits = model(inputs)
+{% endif %}
+        loss_sum += F.cross_entropy(logits.float(), targets, reduction="sum")
+        correct += (logits.argmax(dim=1) == targets).sum()
+        count += targets.shape[0]
+    if count == 0:
+        raise RuntimeError("the evaluation loader produced no samples")
+    return {"loss": loss_sum.item() / count, "accuracy": correct.item() / count, "num_samples": count}
+
+
+def write_metrics(path: Path, rows: list[dict]) -> None:
+    """Rewrite metrics.csv from the history (atomically): after a resume it matches the checkpoint."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w", newline="", encoding="utf-8") as file:
+        writer = csv.DictWriter(file, fieldnames=METRIC_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)
+
+
+class Trainer:
+    """Owns the model, optimizer and loop state; `fit()` trains, evaluates and checkpoints."""
+
+    def __init__(self, cfg: Config, model, train_loader, val_loader, data_info: dict, run_dir, device):
+        self.cfg = cfg
+        self.device = torch.device(device)
+{% if cookiecutter.gpu != "none" %}
+        self.amp_dtype = amp_dtype_for(cfg, self.device)
+        on_cuda = self.device.type == "cuda"
+{% if cookiecutter.dataset_type == "image_folder" %}
+        # channels_last lets cuDNN pick its fastest (NHWC) conv kernels, above all under AMP.
+        use_nhwc = cfg.trainer.channels_last and on_cuda
+        self.memory_format = torch.channels_last if use_nhwc else torch.preserve_format
+{% else %}
+        self.memory_format = torch.preserve_format
+{% endif %}
+        # cudnn.benchmark tries conv algorithms once per input shape and keeps the fastest.
+        torch.backends.cudnn.benchmark = cfg.trainer.cudnn_benchmark and on_cuda and not cfg.trainer.deterministic
+        self.model = model.to(self.device, memory_format=self.memory_format)
+{% else %}
+        self.model = model.to(self.device)
+{% endif %}
+        self.train_loader = train_loader
+        self.val_loader = val_loader
+        self.data_info = data_info
+        self.run_dir = Path(run_dir)
+        self.optimizer = build_optimizer(cfg, self.model)
+        self.scheduler = build_scheduler(cfg, self.optimizer)
+{% if cookiecutter.gpu != "none" %}
+        # fp16 needs loss scaling to keep small gradients from underflowing; bf16 does not.
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
+{% endif %}
+        self.show_bars = show_progress(cfg.trainer.progress_bar)
+        self.epoch = 0  # epochs completed
+        self.step = 0  # optimizer steps taken
+        self.best_metric = None
+        self.bad_epochs = 0  # epochs since the monitored metric last improved
+        self.history: list[dict] = []
+
+    # ---- checkpoint state -------------------------------------------------------
+    def state_dict(self) -> dict:
+        """Everything needed to resume exactly; plain types and tensors only (weights_only=True)."""
+        return {
+            "format_version": FORMAT_VERSION,
+            "model": unwrap_model(self.model).state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler else None,
+{% if cookiecutter.gpu != "none" %}
+            "scaler": self.scaler.state_dict(),
+{% endif %}
+            "epoch": self.epoch,
+            "step": self.step,
+            "best_metric": self.best_metric,
+            "bad_epochs": self.bad_epochs,
+            "history": self.history,
+            "rng": get_rng_state(),
+            "config": to_dict(self.cfg),
+            "data_info": self.data_info,
+        }
+
+    def load_state_dict(self, state: dict, path="checkpoint") -> None:
+        load_model_weights(self.model, state, path)
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler and state.get("scheduler"):
+            self.scheduler.load_state_dict(state["scheduler"])
+{% if cookiecutter.gpu != "none" %}
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+{% endif %}
+        self.epoch = state["epoch"]
+        self.step = state["step"]
+        self.best_metric = state["best_metric"]
+        self.bad_epochs = state["bad_epochs"]
+        self.history = list(state["history"])
+        set_rng_state(state["rng"])
+
+    # ---- the loop ---------------------------------------------------------------
+    def fit(self) -> list[dict]:
+        cfg = self.cfg.trainer
+        checkpoints = self.run_dir / "checkpoints"
+        write_metrics(self.run_dir / "metrics.csv", self.history)
+        for epoch in range(self.epoch, cfg.epochs):
+            if cfg.early_stopping_patience and self.bad_epochs >= cfg.early_stopping_patience:
+                log.info("Early stopping: %s has not improved for %d epochs.", cfg.monitor, self.bad_epochs)
+                break
+            # Shuffling and worker seeds depend only on (seed, epoch): a resumed run sees the same batches.
+            self.train_loader.generator.manual_seed(self.cfg.seed + epoch)
+            start = time.perf_counter()
+            train_loss, train_acc = self.train_one_epoch(epoch)
+{% if cookiecutter.gpu != "none" %}
+            val = evaluate(self.model, self.val_loader, self.device, self.amp_dtype, self.memory_format, self.show_bars)
+{% else %}
+            val = evaluate(self.model, self.val_loader, self.device, progress=self.show_bars)
+{% endif %}
+            lr = self.optimizer.param_groups[0]["lr"]
+            if self.scheduler:
+                self.scheduler.step()
+            row = {
+                "epoch": epoch + 1,
+                "train_loss": train_loss,
+                "train_acc": train_acc,
+                "val_loss": val["loss"],
+                "val_acc": val["accuracy"],
+                "lr": lr,
+                "time_s": round(time.perf_counter() - start, 3),
+            }
+            self.history.append(row)
+            self.epoch = epoch + 1
+            improved = self._update_best(row[cfg.monitor])
+            # best first, then last: a crash in between only repeats this epoch on resume.
+            if improved:
+                save_checkpoint(self.state_dict(), checkpoints / "best.pt")
+            save_checkpoint(self.state_dict(), checkpoints / "last.pt")
+            write_metrics(self.run_dir / "metrics.csv", self.history)
+            log.info(
+                "epoch %d/%d  train_loss %.4f  train_acc %.4f  val_loss %.4f  val_acc %.4f  lr %.2e  %.1fs%s",
+                epoch + 1,
+                cfg.epochs,
+                train_loss,
+                train_acc,
+                val["loss"],
+                val["accuracy"],
+                lr,
+                row["time_s"],
+                "  (best)" if improved else "",
+            )
+        return self.history
+
+    def _update_best(self, value: float) -> bool:
+        better = (lambda a, b: a > b) if self.cfg.trainer.monitor == "val_acc" else (lambda a, b: a < b)
+        if self.best_metric is None or better(value, self.best_metric):
+            self.best_metric = value
+            self.bad_epochs = 0
+            return True
+        self.bad_epochs += 1
+        return False
+
+    def train_one_epoch(self, epoch: int) -> tuple[float, float]:
+        cfg = self.cfg.trainer
+        self.model.train()
+        # Running sums stay on the device: reading them (.item()) would sync every step.
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), dtype=torch.int64, device=self.device)
+        seen = 0
+        start = time.perf_counter()
+        bar = tqdm(
+            self.train_loader,
+            desc=f"epoch {epoch + 1}/{cfg.epochs}",
+            leave=False,
+            disable=not self.show_bars,
+            dynamic_ncols=True,
+        )
+        for i, (inputs, targets) in enumerate(bar, start=1):
+{% if cookiecutter.gpu != "none" %}
+            inputs, targets = move_batch(inputs, targets, self.device, self.memory_format)
+            with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
+                logits = self.model(inputs)
+                loss = F.cross_entropy(logits, targets)
+            self.optimizer.zero_grad(set_to_none=True)  # frees grads instead of writing zeros
+            self.scaler.scale(loss).backward()
+            if cfg.grad_clip_norm > 0:
+                self.scaler.unscale_(self.optimizer)  # clip the true gradients, not the scaled ones
+                nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip_norm)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+{% else %}
+            inputs, targets = move_batch(inputs, targets, self.device)
+            logits = self.model(inputs)
+            loss = F.cross_entropy(logits, targets)
+            self.optimizer.zero_grad(set_to_none=True)  # frees grads instead of writing zeros
+            loss.backward()
+            if cfg.grad_clip_norm > 0:
+                nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip_norm)
+            self.optimizer.step()
+{% endif %}
+            self.step += 1
+            seen += targets.shape[0]
+            loss_sum += loss.detach() * targets.shape[0]
+            correct += (logits.argmax(dim=1) == targets).sum()
+            if i % cfg.log_interval == 0:  # the only host sync inside the loop
+                speed = seen / (time.perf_counter() - start)
+                if self.show_bars:
+                    bar.set_postfix(loss=f"{loss.item():.4f}", samples_s=f"{speed:.0f}")
+                    log.debug("epoch %d step %d loss %.4f %.0f samples/s", epoch + 1, i, loss.item(), speed)
+                else:
+                    log.info("epoch %d step %d loss %.4f %.0f samples/s", epoch + 1, i, loss.item(), speed)
+        if seen == 0:
+            raise RuntimeError("the train loader produced no batches (is data.batch_size larger than the data?)")
+        train_loss = loss_sum.item() / seen
+        if not math.isfinite(train_loss):
+            raise FloatingPointError(
+                f"train loss is {train_loss} in epoch {epoch + 1}; try a lower optim.lr or trainer.grad_clip_norm"
+            )
+        return train_loss, correct.item() / seen
