@@ -46,12 +46,23 @@ def build_optimizer(cfg: Config, model: nn.Module) -> torch.optim.Optimizer:
 
 
 def build_scheduler(cfg: Config, optimizer):
-    """Stepped once per epoch; None for a constant learning rate."""
-    if cfg.optim.scheduler == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.trainer.epochs)
-    if cfg.optim.scheduler == "step":
-        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.optim.step_size, gamma=cfg.optim.gamma)
-    return None
+    """Stepped once per epoch; None for a constant learning rate.
+
+    Closed-form factors of the epoch, so resuming with more `trainer.epochs` stretches the
+    schedule instead of replaying a finished one.
+    """
+    epochs, step_size, gamma = cfg.trainer.epochs, cfg.optim.step_size, cfg.optim.gamma
+
+    def cosine(epoch: int) -> float:
+        return 0.5 * (1.0 + math.cos(math.pi * min(epoch, epochs) / epochs))
+
+    def step(epoch: int) -> float:
+        return gamma ** (epoch // step_size)
+
+    factors = {"cosine": cosine, "step": step}
+    if cfg.optim.scheduler not in factors:
+        return None
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factors[cfg.optim.scheduler])
 {% if cookiecutter.gpu != "none" %}
 
 
