@@ -19,7 +19,7 @@ from {{ cookiecutter.package_name }}.data import DataError, build_dataloaders
 from {{ cookiecutter.package_name }}.models import build_model
 from {{ cookiecutter.package_name }}.trainer import evaluate
 from {{ cookiecutter.package_name }}.utils.device import resolve_device
-from {{ cookiecutter.package_name }}.utils.logs import setup_logging, show_progress
+from {{ cookiecutter.package_name }}.utils.logs import error_message, setup_logging, show_progress
 
 
 def main(argv=None) -> int:
@@ -48,5 +48,5 @@ if __name__ == "__main__":
     try:
         sys.exit(main())
     except (ConfigError, DataError, CheckpointError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {error_message(err)}", file=sys.stderr)
         sys.exit(2)

@@ -19,7 +19,7 @@ from {{ cookiecutter.package_name }}.data import DataError, build_dataloaders
 from {{ cookiecutter.package_name }}.models import build_model
 from {{ cookiecutter.package_name }}.trainer import Trainer
 from {{ cookiecutter.package_name }}.utils.device import resolve_device
-from {{ cookiecutter.package_name }}.utils.logs import setup_logging
+from {{ cookiecutter.package_name }}.utils.logs import error_message, setup_logging
 from {{ cookiecutter.package_name }}.utils.seeding import seed_everything
 
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "default.yaml"
@@ -67,6 +67,7 @@ def main(argv=None) -> int:
     else:
         cfg = load_config(args.config or DEFAULT_CONFIG, args.overrides)
         run_dir = new_run_dir(cfg)
+    cfg.output_dir, cfg.run_name = str(run_dir.parent), run_dir.name  # as resolved, for config.yaml
 
     seed_everything(cfg.seed, cfg.trainer.deterministic)
     device = resolve_device(cfg.trainer.device)
@@ -76,8 +77,7 @@ def main(argv=None) -> int:
 
     (run_dir / "checkpoints").mkdir(parents=True, exist_ok=state is not None)
     setup_logging(run_dir / "train.log")
-    if state is None:
-        save_config(cfg, run_dir / "config.yaml")
+    save_config(cfg, run_dir / "config.yaml")  # on resume: with this session's overrides
     trainer = Trainer(cfg, model, train_loader, val_loader, data_info, run_dir, device)
     if state is not None:
         trainer.load_state_dict(state, ckpt_path)
@@ -100,5 +100,5 @@ if __name__ == "__main__":
     try:
         sys.exit(main())
     except (ConfigError, DataError, CheckpointError, FloatingPointError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {error_message(err)}", file=sys.stderr)
         sys.exit(2)

@@ -56,11 +56,11 @@ class DataConfig:
 @dataclass
 class ModelConfig:
 {% if cookiecutter.dataset_type == "image_folder" %}
-    name: str = choice("simple_cnn", "simple_cnn", "resnet18")
+    name: str = "simple_cnn"  # a key of models.MODELS: simple_cnn | resnet18
     # simple_cnn: output channels of each conv block (each block halves H and W).
     channels: list[int] = list_field(16, 32, 64)
 {% else %}
-    name: str = choice("mlp", "mlp")
+    name: str = "mlp"  # a key of models.MODELS
     hidden_sizes: list[int] = list_field(64, 64)
 {% endif %}
     dropout: float = 0.1

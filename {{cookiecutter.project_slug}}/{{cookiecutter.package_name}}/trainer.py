@@ -207,7 +207,8 @@ class Trainer:
                 log.info("Early stopping: %s has not improved for %d epochs.", cfg.monitor, self.bad_epochs)
                 break
             # Shuffling and worker seeds depend only on (seed, epoch): a resumed run sees the same batches.
-            self.train_loader.generator.manual_seed(self.cfg.seed + epoch)
+            if self.train_loader.generator is not None:
+                self.train_loader.generator.manual_seed(self.cfg.seed + epoch)
             start = time.perf_counter()
             train_loss, train_acc = self.train_one_epoch(epoch)
 {% if cookiecutter.gpu != "none" %}

@@ -40,3 +40,11 @@ def setup_logging(log_file: Path | None = None, level: int = logging.INFO) -> lo
 def show_progress(enabled: bool) -> bool:
     """Bars only when asked for and stderr is a terminal (no bar spam in log files or CI)."""
     return enabled and sys.stderr.isatty()
+
+
+def error_message(err: Exception) -> str:
+    """One paragraph; an error re-raised from a DataLoader worker carries the worker's traceback."""
+    text = str(err)
+    if "Original Traceback" in text:
+        text = text.strip().splitlines()[-1].split(": ", 1)[-1]
+    return text
