@@ -61,6 +61,11 @@ def main(argv=None) -> int:
         if args.config:
             raise ConfigError("--resume uses the run's own config; pass changes as key=value overrides instead")
         ckpt_path = resolve_checkpoint_path(args.resume)
+        if ckpt_path.parent.name != "checkpoints":
+            raise ConfigError(
+                f"--resume {args.resume}: expected a run dir or <run_dir>/checkpoints/*.pt, "
+                "so the run continues in its own folder"
+            )
         state = load_checkpoint(ckpt_path)
         cfg = load_config(base=state["config"], overrides=args.overrides)
         run_dir = ckpt_path.parent.parent  # <run_dir>/checkpoints/last.pt

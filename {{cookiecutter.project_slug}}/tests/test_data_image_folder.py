@@ -1,0 +1,230 @@
+"""Image-folder data: layout, shapes, dtypes, explicit RGB, labels, val split and clear errors."""
+
+import logging
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from {{ cookiecutter.package_name }}.config import SAMPLE_DATA_ROOT
+from {{ cookiecutter.package_name }}.data import DataError, build_dataloaders, build_datasets
+from {{ cookiecutter.package_name }}.data.sample import CLASSES, write_sample
+
+SIZE = 16  # FAST data.image_size
+
+
+def save_image(path: Path, mode="RGB", size=(20, 12), color=(200, 100, 50)) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new(mode, size, color).save(path)
+    return path
+
+
+def write_folder(root: Path, split: str, counts: dict, size=(6, 4)) -> None:
+    """`counts` small solid-colour PNGs per class under root/split/<class>/."""
+    for name, count in counts.items():
+        for i in range(count):
+            save_image(root / split / name / f"{name}_{i:03d}.png", size=size, color=(10 * i, 20, 30))
+
+
+def denormalise(x: torch.Tensor, cfg) -> torch.Tensor:
+    mean = torch.tensor(cfg.data.mean).view(-1, 1, 1)
+    std = torch.tensor(cfg.data.std).view(-1, 1, 1)
+    return x * std + mean
+
+
+def test_sample_data_layout_and_batches(data_root, make_config):
+    for split in ("train", "val"):
+        assert sorted(p.name for p in (data_root / split).iterdir()) == sorted(CLASSES)
+        for name in CLASSES:
+            assert any((data_root / split / name).iterdir())
+    cfg = make_config()
+    train_loader, val_loader, info = build_dataloaders(cfg)
+    assert info["classes"] == sorted(CLASSES)
+    assert info["num_classes"] == len(CLASSES)
+    assert info["in_channels"] == 3
+    assert len(train_loader.dataset) == 6 * len(CLASSES)
+    assert len(val_loader.dataset) == 2 * len(CLASSES)
+    inputs, targets = next(iter(train_loader))
+    assert inputs.shape == (cfg.data.batch_size, 3, SIZE, SIZE)
+    assert inputs.dtype == torch.float32
+    assert targets.dtype == torch.int64
+    assert targets.shape == (cfg.data.batch_size,)
+    assert int(targets.min()) >= 0 and int(targets.max()) < len(CLASSES)
+    assert torch.isfinite(inputs).all()
+    batches = list(val_loader)
+    assert sum(len(t) for _, t in batches) == len(val_loader.dataset)  # val keeps every sample
+
+
+def test_labels_follow_the_class_folders(data_root, make_config):
+    train_set, val_set, info = build_datasets(make_config())
+    for dataset in (train_set, val_set):
+        for path, label in dataset.samples:
+            assert Path(path).parent.name == info["classes"][label]
+        _, label = dataset[0]
+        assert isinstance(label, int)
+
+
+def test_every_image_mode_and_size_becomes_explicit_rgb(tmp_path, make_config):
+    root = tmp_path / "mixed"
+    save_image(root / "train" / "a" / "gray.png", "L", (20, 10), 128)
+    save_image(root / "train" / "a" / "palette.png", "P", (9, 31), 3)
+    save_image(root / "train" / "b" / "rgba.png", "RGBA", (7, 33), (255, 0, 0, 128))
+    save_image(root / "train" / "b" / "photo.jpg", "RGB", (64, 48), (0, 0, 255))
+    save_image(root / "val" / "a" / "gray.png", "L", (5, 5), 128)
+    save_image(root / "val" / "b" / "cmyk.jpg", "CMYK", (12, 40), (0, 0, 0, 0))
+    train_set, val_set, info = build_datasets(make_config(**{"data.root": root}))
+    assert info["in_channels"] == 3
+    for dataset in (train_set, val_set):
+        for i in range(len(dataset)):
+            x, _ = dataset[i]
+            assert x.shape == (3, SIZE, SIZE)
+            assert x.dtype == torch.float32
+    gray, _ = val_set[0]
+    assert torch.allclose(gray[0], gray[1]) and torch.allclose(gray[1], gray[2])  # grey: R == G == B
+
+    cfg = make_config(**{"data.root": root, "data.image_mode": "L", "data.mean": [0.5], "data.std": [0.25]})
+    train_set, val_set, info = build_datasets(cfg)
+    assert info["in_channels"] == 1
+    for dataset in (train_set, val_set):
+        for i in range(len(dataset)):
+            assert dataset[i][0].shape == (1, SIZE, SIZE)
+
+
+@pytest.mark.parametrize(("color", "channel"), [((255, 0, 0), 0), ((0, 255, 0), 1), ((0, 0, 255), 2)])
+def test_channels_are_in_rgb_order(tmp_path, make_config, color, channel):
+    root = tmp_path / "colour"
+    save_image(root / "train" / "a" / "x.png", color=color)
+    save_image(root / "val" / "a" / "x.png", color=color)
+    cfg = make_config(**{"data.root": root})
+    _, val_set, _ = build_datasets(cfg)
+    x = denormalise(val_set[0][0], cfg)
+    assert torch.allclose(x[channel], torch.ones(SIZE, SIZE), atol=1e-5)
+    for other in {0, 1, 2} - {channel}:
+        assert torch.allclose(x[other], torch.zeros(SIZE, SIZE), atol=1e-5)
+
+
+def test_val_split_from_val_fraction_is_disjoint_seeded_and_sized(tmp_path, make_config):
+    root = tmp_path / "no_val"
+    write_folder(root, "train", {"a": 10, "b": 10})
+
+    def split(seed, fraction=0.25):
+        cfg = make_config(**{"data.root": root, "seed": seed, "data.val_fraction": fraction})
+        train_set, val_set, _ = build_datasets(cfg)
+        return [p for p, _ in train_set.samples], [p for p, _ in val_set.samples]
+
+    train, val = split(seed=1)
+    assert len(val) == 5 and len(train) == 15
+    assert not set(train) & set(val)
+    assert sorted(train + val) == sorted(str(p) for p in root.rglob("*.png"))
+    assert split(seed=1) == (train, val)  # the same seed gives the same split
+    assert split(seed=2)[1] != val
+    assert len(split(seed=1, fraction=0.5)[1]) == 10
+
+
+def test_augmentation_on_train_only(tmp_path, make_config):
+    root = tmp_path / "halves"
+    for split in ("train", "val"):
+        path = save_image(root / split / "a" / "x.png", size=(SIZE, SIZE), color=(255, 0, 0))
+        with Image.open(path) as image:
+            image = image.copy()
+        image.paste((0, 0, 255), (SIZE // 2, 0, SIZE, SIZE))  # left red, right blue
+        image.save(path)
+    train_set, val_set, _ = build_datasets(make_config(**{"data.root": root, "data.augment": True}))
+    val_views = {tuple(val_set[0][0][0, 0].tolist()) for _ in range(10)}
+    assert len(val_views) == 1
+    torch.manual_seed(0)
+    train_views = {tuple(train_set[0][0][0, 0].tolist()) for _ in range(30)}
+    assert len(train_views) == 2  # flipped and not flipped
+    train_set, _, _ = build_datasets(make_config(**{"data.root": root, "data.augment": False}))
+    assert len({tuple(train_set[0][0][0, 0].tolist()) for _ in range(10)}) == 1
+
+
+def test_unknown_class_in_val_is_an_error(tmp_path, make_config):
+    root = tmp_path / "extra_class"
+    write_folder(root, "train", {"a": 2, "b": 2})
+    write_folder(root, "val", {"a": 1, "c": 1})
+    with pytest.raises(DataError, match="'c'"):
+        build_datasets(make_config(**{"data.root": root}))
+
+
+def test_val_may_miss_a_class(tmp_path, make_config):
+    root = tmp_path / "fewer_val_classes"
+    write_folder(root, "train", {"a": 2, "b": 2})
+    write_folder(root, "val", {"b": 1})
+    _, val_set, info = build_datasets(make_config(**{"data.root": root}))
+    assert info["classes"] == ["a", "b"]
+    assert [label for _, label in val_set.samples] == [1]
+
+
+def test_corrupt_image_names_the_file(tmp_path, make_config):
+    root = tmp_path / "corrupt"
+    write_folder(root, "train", {"a": 2})
+    write_folder(root, "val", {"a": 1})
+    bad = root / "train" / "a" / "zz_bad.png"
+    bad.write_bytes(b"this is not a PNG file")
+    train_set, _, _ = build_datasets(make_config(**{"data.root": root}))
+    index = [p for p, _ in train_set.samples].index(str(bad))
+    with pytest.raises(DataError, match="zz_bad.png"):
+        train_set[index]
+
+
+def test_missing_root_is_an_error_naming_it(tmp_path, make_config):
+    missing = tmp_path / "nowhere"
+    with pytest.raises(DataError, match="nowhere"):
+        build_dataloaders(make_config(**{"data.root": missing}))
+    assert not missing.exists()  # only the shipped default root gets sample data
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="train"):
+        build_dataloaders(make_config(**{"data.root": tmp_path / "empty"}))
+
+
+def test_no_images_is_an_error(tmp_path, make_config):
+    root = tmp_path / "no_images"
+    (root / "train" / "a").mkdir(parents=True)
+    (root / "train" / "a" / "notes.txt").write_text("not an image")
+    with pytest.raises(DataError, match="no images"):
+        build_datasets(make_config(**{"data.root": root}))
+
+
+def test_default_root_gets_the_sample_written(tmp_path, make_config, monkeypatch, caplog):
+    monkeypatch.chdir(tmp_path)
+    cfg = make_config(**{"data.root": SAMPLE_DATA_ROOT})
+    with caplog.at_level(logging.INFO):
+        train_loader, val_loader, info = build_dataloaders(cfg)
+    root = tmp_path / SAMPLE_DATA_ROOT
+    assert (root / "train").is_dir() and (root / "val").is_dir()
+    assert info["classes"] == sorted(CLASSES)
+    assert len(train_loader.dataset) > 0 and len(val_loader.dataset) > 0
+    assert "sample" in caplog.text
+    assert not list(tmp_path.glob("data/.*"))  # no temp folder left behind
+
+
+def test_write_sample_is_reproducible(tmp_path):
+    write_sample(tmp_path / "a", train_per_class=2, val_per_class=1, seed=3)
+    write_sample(tmp_path / "b", train_per_class=2, val_per_class=1, seed=3)
+    files_a = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*.*"))
+    files_b = sorted(p.relative_to(tmp_path / "b") for p in (tmp_path / "b").rglob("*.*"))
+    assert files_a == files_b and len(files_a) == 3 * len(CLASSES)
+    assert all((tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes() for f in files_a)
+
+
+def test_data_info_from_a_checkpoint_fixes_the_classes(tmp_path, make_config):
+    root = tmp_path / "other"
+    write_folder(root, "train", {"a": 2, "b": 2})
+    write_folder(root, "val", {"a": 1, "b": 1})
+    cfg = make_config(**{"data.root": root})
+    _, val_set, info = build_datasets(cfg, {"classes": ["b", "a"]})  # the order the checkpoint was trained with
+    assert info["classes"] == ["b", "a"] and info["num_classes"] == 2
+    assert [(Path(p).parent.name, label) for p, label in val_set.samples] == [("b", 0), ("a", 1)]
+    with pytest.raises(DataError, match="'c'"):
+        build_datasets(cfg, {"classes": ["a", "b", "c"]})
+
+
+def test_loader_with_worker_processes_gives_the_same_batches(make_config):
+    _, val_serial, _ = build_dataloaders(make_config())
+    _, val_workers, _ = build_dataloaders(make_config(**{"data.num_workers": 2}))
+    serial, parallel = list(val_serial), list(val_workers)
+    assert len(serial) == len(parallel)
+    for (x0, y0), (x1, y1) in zip(serial, parallel, strict=True):
+        assert torch.equal(x0, x1) and torch.equal(y0, y1)

@@ -6,11 +6,15 @@ Errors are `ConfigError`s whose message names the bad key or value and what is v
 
 import dataclasses
 import difflib
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+
+# YAML 1.1 reads 1e-3 (no dot) as a string; accept it where a float is expected.
+FLOAT_TEXT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 # The sample data is written here on first use; any other missing root is an error.
 SAMPLE_DATA_ROOT = "data/sample"
@@ -221,6 +225,8 @@ def _coerce(key: str, value, hint):
         if not isinstance(value, list):
             raise _type_error(key, value, f"a list of {item_type.__name__}")
         return [_coerce(f"{key}[{i}]", v, item_type) for i, v in enumerate(value)]
+    if hint is float and isinstance(value, str) and FLOAT_TEXT.fullmatch(value.strip()):
+        return float(value)
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if hint is str and isinstance(value, (int, float)) and not isinstance(value, bool):

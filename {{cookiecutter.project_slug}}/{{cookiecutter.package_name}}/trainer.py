@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from tqdm.auto import tqdm
+from tqdm import tqdm  # not tqdm.auto: its asyncio variant calls iter() twice (workers start twice)
 
 from .checkpoint import FORMAT_VERSION, load_model_weights, save_checkpoint, unwrap_model
 from .config import Config, to_dict
@@ -186,6 +186,13 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler and state.get("scheduler"):
             self.scheduler.load_state_dict(state["scheduler"])
+            # The optimizer came back with the old schedule's last lr; recompute it from this
+            # run's schedule (the same value unless trainer.epochs changed).
+            epoch = self.scheduler.last_epoch
+            for group, base, factor in zip(
+                self.optimizer.param_groups, self.scheduler.base_lrs, self.scheduler.lr_lambdas, strict=True
+            ):
+                group["lr"] = base * factor(epoch)
 {% if cookiecutter.gpu != "none" %}
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
@@ -201,6 +208,7 @@ class Trainer:
     def fit(self) -> list[dict]:
         cfg = self.cfg.trainer
         checkpoints = self.run_dir / "checkpoints"
+        checkpoints.mkdir(parents=True, exist_ok=True)
         write_metrics(self.run_dir / "metrics.csv", self.history)
         for epoch in range(self.epoch, cfg.epochs):
             if cfg.early_stopping_patience and self.bad_epochs >= cfg.early_stopping_patience:

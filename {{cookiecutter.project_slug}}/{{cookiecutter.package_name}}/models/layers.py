@@ -21,9 +21,17 @@ def conv_output_size(size, kernel_size, stride=1, padding=0, dilation=1, ceil_mo
     With dilation=1 this is the familiar floor((in + 2p - k) / s + 1). padding=(1, 2) pads
     H by 1 and W by 2 (with zeros), as in nn.Conv2d.
     """
-    rounding = math.ceil if ceil_mode else math.floor
+    out = []
     dims = zip(_pair(size), _pair(kernel_size), _pair(stride), _pair(padding), _pair(dilation), strict=True)
-    out = [rounding((n + 2 * p - d * (k - 1) - 1) / s + 1) for n, k, s, p, d in dims]
+    for n, k, s, p, d in dims:
+        if not ceil_mode:
+            out.append(math.floor((n + 2 * p - d * (k - 1) - 1) / s + 1))
+            continue
+        size_out = math.ceil((n + 2 * p - d * (k - 1) - 1) / s + 1)
+        # Pools with ceil_mode: the last window must start inside the input or the left padding.
+        if (size_out - 1) * s >= n + p:
+            size_out -= 1
+        out.append(size_out)
     return out[0] if isinstance(size, int) else tuple(out)
 
 

@@ -2,7 +2,7 @@ import logging
 import sys
 from pathlib import Path
 
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 PACKAGE_LOGGER = __name__.split(".")[0]
 
