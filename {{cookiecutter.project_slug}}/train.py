@@ -32,7 +32,7 @@ def parse_args(argv=None):
     parser.add_argument("--config", type=Path, help=f"YAML config (default: {DEFAULT_CONFIG.name})")
     parser.add_argument("--resume", type=Path, metavar="RUN_DIR_OR_CKPT", help="continue a run from its last.pt")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides")
-    return parser.parse_args(argv)
+    return parser.parse_intermixed_args(argv)  # options and key=value in any order
 
 
 def new_run_dir(cfg) -> Path:

@@ -1,0 +1,50 @@
+"""Rendering beyond the answer combinations: the CLI, any Unicode text, a wheel build."""
+
+import sys
+import zipfile
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+from helpers import TEMPLATE_DIR, explain, render, run
+
+
+def test_cli_renders_tabular_cpu_project(tmp_path):
+    proc = run(
+        [sys.executable, "-m", "cookiecutter", "--no-input", str(TEMPLATE_DIR),
+         "dataset_type=tabular_csv", "gpu=none", "-o", str(tmp_path)],
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, explain(proc)
+    project = tmp_path / "image-classifier"  # slug of the default project_name
+    assert (project / "train.py").is_file()
+    assert (project / "image_classifier" / "models" / "mlp.py").is_file()
+    assert not (project / "image_classifier" / "models" / "cnn.py").exists()
+
+
+def test_any_unicode_text_keeps_pyproject_valid(tmp_path):
+    # pyproject.toml also configures ruff and pytest: if it does not parse, nothing works.
+    text = {"author_name": "Zoë 🐍 O'Brien", "description": 'Rockets 🚀, "quotes" & \\ é'}
+    project = render(tmp_path, dataset_type="tabular_csv", gpu="none", **text)
+    with open(project / "pyproject.toml", "rb") as f:
+        meta = tomllib.load(f)["project"]
+    assert meta["description"] == text["description"]
+    assert meta["authors"][0]["name"] == text["author_name"]
+    assert text["author_name"] in (project / "LICENSE").read_text(encoding="utf-8")
+
+
+def test_builds_as_wheel_offline(tmp_path):
+    project = render(tmp_path / "src", dataset_type="image_folder", gpu="none")
+    proc = run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+         "-w", str(tmp_path / "dist"), "."],
+        cwd=project,
+    )  # fmt: skip
+    assert proc.returncode == 0, explain(proc)
+    (wheel,) = (tmp_path / "dist").glob("*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "image_classifier/trainer.py" in names
+    assert "image_classifier/models/cnn.py" in names
+    assert not [n for n in names if n.split("/")[0] in ("tests", "configs", "data")], names
