@@ -241,3 +241,64 @@ def test_resume_with_more_epochs_stretches_the_schedule(tmp_path, cli_overrides)
     lrs = [float(row["lr"]) for row in read_metrics(run_dir)]
     # cosine over the new 3 epochs, continuing at epoch 2 (not the finished 1-epoch schedule's end, lr 0)
     assert lrs == pytest.approx([0.01 * 0.5 * (1 + math.cos(math.pi * e / 3)) for e in range(3)])
+{% if cookiecutter.gpu != "none" %}
+
+
+# ---- the GPU fast path, exercised on the CPU where it can be ----------------------
+
+
+@pytest.mark.parametrize(
+    ("amp", "amp_dtype", "bf16_supported", "expected"),
+    [
+        (True, "auto", True, torch.bfloat16),
+        (True, "auto", False, torch.float16),
+        (True, "float16", True, torch.float16),
+        (True, "bfloat16", False, torch.bfloat16),
+        (False, "auto", True, None),
+    ],
+)
+def test_amp_dtype_on_cuda(make_config, monkeypatch, amp, amp_dtype, bf16_supported, expected):
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: bf16_supported)
+    cfg = make_config(**{"trainer.amp": amp, "trainer.amp_dtype": amp_dtype})
+    assert trainer_module.amp_dtype_for(cfg, torch.device("cuda")) == expected
+
+
+def test_no_amp_and_no_scaler_on_the_cpu(make_config, tmp_path):
+    cfg = make_config()
+    train_loader, val_loader, info = build_dataloaders(cfg)
+    trainer = Trainer(cfg, build_model(cfg, info), train_loader, val_loader, info, tmp_path, "cpu")
+    assert trainer.amp_dtype is None
+    assert not trainer.scaler.is_enabled()
+    assert trainer.memory_format == torch.preserve_format  # channels_last is for CUDA only
+    assert not train_loader.pin_memory  # nothing to pin for without CUDA
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_autocast_and_grad_scaler_path_trains(make_config, tmp_path, monkeypatch, dtype):
+    """The CUDA AMP branch (autocast, GradScaler with unscale_ before clipping), run on the CPU."""
+    monkeypatch.setattr(trainer_module, "amp_dtype_for", lambda cfg, device: dtype)
+    cfg = make_config(**{"trainer.grad_clip_norm": 1.0, "trainer.epochs": 2})
+    train_loader, val_loader, info = build_dataloaders(cfg)
+    trainer = Trainer(cfg, build_model(cfg, info), train_loader, val_loader, info, tmp_path, "cpu")
+    assert trainer.scaler.is_enabled() == (dtype == torch.float16)  # loss scaling only for fp16
+    history = trainer.fit()
+    assert all(math.isfinite(row["train_loss"]) and math.isfinite(row["val_loss"]) for row in history)
+    state = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)
+    if dtype == torch.float16:
+        assert state["scaler"]["scale"] > 0  # the scaler's state is checkpointed for resume
+{% if cookiecutter.dataset_type == "image_folder" %}
+
+
+def test_channels_last_batches_and_model(make_config, tmp_path):
+    cfg = make_config()
+    train_loader, val_loader, info = build_dataloaders(cfg)
+    trainer = Trainer(cfg, build_model(cfg, info), train_loader, val_loader, info, tmp_path, "cpu")
+    trainer.memory_format = torch.channels_last  # what a CUDA device gets with trainer.channels_last
+    inputs, targets = next(iter(train_loader))
+    moved, _ = trainer_module.move_batch(inputs, targets, torch.device("cpu"), torch.channels_last)
+    assert moved.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(moved, inputs)  # same values, other layout
+    trainer.model.to(memory_format=torch.channels_last)
+    assert math.isfinite(trainer.fit()[0]["train_loss"])
+{% endif %}
+{% endif %}

@@ -12,7 +12,7 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
-        log.info("No CUDA device found: training on the CPU.")
+        log.info("No CUDA device found: running on the CPU.")
         return torch.device("cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
