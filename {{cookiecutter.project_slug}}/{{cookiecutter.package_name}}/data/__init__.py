@@ -34,6 +34,7 @@ def build_dataloaders(cfg, data_info: dict | None = None):
     Pass a checkpoint's `data_info` to reuse its classes and normalisation (evaluation).
     The train loader's generator is reseeded every epoch (see `Trainer`) so shuffling and
     worker seeds depend only on (seed, epoch): resuming replays the exact same batches.
+    For the same reason workers are not persistent: each epoch's workers start from that seed.
     """
     ensure_data_root(cfg)
     train_set, val_set, data_info = build_datasets(cfg, data_info)
@@ -47,8 +48,8 @@ def build_dataloaders(cfg, data_info: dict | None = None):
     train_loader = DataLoader(
         train_set,
         shuffle=True,
-        # A last batch of one sample would break BatchNorm; drop the remainder when there is more than one batch.
-        drop_last=len(train_set) > cfg.data.batch_size,
+        # A last batch of a single sample would break BatchNorm: drop it only then.
+        drop_last=len(train_set) % cfg.data.batch_size == 1 and len(train_set) > 1,
         generator=torch.Generator().manual_seed(cfg.seed),
         **common,
     )
