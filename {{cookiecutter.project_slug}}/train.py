@@ -87,6 +87,8 @@ def main(argv=None) -> int:
     if state is not None:
         trainer.load_state_dict(state, ckpt_path)
         log.info("Resumed %s at epoch %d (step %d).", ckpt_path, trainer.epoch, trainer.step)
+        if ckpt_path.name != "last.pt":
+            log.warning("Resuming from %s, not last.pt: later epochs of this run will be replaced.", ckpt_path.name)
     n_params = sum(p.numel() for p in model.parameters())
     log.info("Run dir %s | model %s (%s parameters) | device %s", run_dir, cfg.model.name, f"{n_params:,}", device)
     n_train, n_val = len(train_loader.dataset), len(val_loader.dataset)
