@@ -240,9 +240,10 @@ class Trainer:
             self.epoch = epoch + 1
             improved = self._update_best(row[cfg.monitor])
             # best first, then last: a crash in between only repeats this epoch on resume.
+            state = self.state_dict()
             if improved:
-                save_checkpoint(self.state_dict(), checkpoints / "best.pt")
-            save_checkpoint(self.state_dict(), checkpoints / "last.pt")
+                save_checkpoint(state, checkpoints / "best.pt")
+            save_checkpoint(state, checkpoints / "last.pt")
             write_metrics(self.run_dir / "metrics.csv", self.history)
             log.info(
                 "epoch %d/%d  train_loss %.4f  train_acc %.4f  val_loss %.4f  val_acc %.4f  lr %.2e  %.1fs%s",

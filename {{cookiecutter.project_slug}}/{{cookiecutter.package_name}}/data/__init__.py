@@ -1,6 +1,8 @@
 """`build_dataloaders(cfg)`: datasets for `data.root`, wrapped in fast, reproducible DataLoaders."""
 
 import logging
+import os
+import shutil
 from pathlib import Path
 
 import torch
@@ -23,7 +25,16 @@ def ensure_data_root(cfg) -> None:
         from .sample import write_sample  # imported here so `python -m <package>.data.sample` runs cleanly
 
         log.info("data.root=%s does not exist: writing the sample dataset there first.", root)
-        write_sample(root)
+        # Write beside it, then rename: a crash never leaves half a dataset at the root.
+        tmp = root.with_name(f".{root.name}.tmp-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        write_sample(tmp)
+        try:
+            tmp.rename(root)
+        except OSError:  # another process wrote it first
+            shutil.rmtree(tmp, ignore_errors=True)
+            if not root.exists():
+                raise
         return
     raise DataError(f"data.root={cfg.data.root!r} does not exist. Expected layout:\n{EXPECTED_LAYOUT}")
 

@@ -7,9 +7,7 @@ background and image size vary, and some files are JPEG, so the loader meets
 mixed sizes and formats as it would with real data.
 """
 
-import os
 import random
-import shutil
 import sys
 from pathlib import Path
 
@@ -42,24 +40,16 @@ def draw_sample(shape: str, rng: random.Random) -> Image.Image:
 
 
 def write_sample(root, train_per_class: int = 60, val_per_class: int = 15, seed: int = 0) -> Path:
-    """Write `root/train/<class>/*.png|jpg` and `root/val/...`; atomic, so a crash leaves no half dataset."""
+    """Write `root/train/<class>/*.png|jpg` and `root/val/...`."""
     root = Path(root)
     rng = random.Random(seed)
-    tmp = root.with_name(f".{root.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
     for split, count in (("train", train_per_class), ("val", val_per_class)):
         for shape in CLASSES:
-            folder = tmp / split / shape
-            folder.mkdir(parents=True)
+            folder = root / split / shape
+            folder.mkdir(parents=True, exist_ok=True)
             for i in range(count):
                 ext = "jpg" if i % 4 == 0 else "png"
                 draw_sample(shape, rng).save(folder / f"{shape}_{i:04d}.{ext}")
-    try:
-        tmp.rename(root)
-    except OSError:  # someone else wrote it first
-        shutil.rmtree(tmp, ignore_errors=True)
-        if not root.exists():
-            raise
     return root
 
 

@@ -7,9 +7,7 @@ Labels are strings (mapped to ids by the loader). Features have very different s
 """
 
 import csv
-import os
 import random
-import shutil
 import sys
 from pathlib import Path
 
@@ -24,24 +22,16 @@ def make_row(label: str, rng: random.Random) -> list:
 
 
 def write_sample(root, train_rows: int = 600, val_rows: int = 150, seed: int = 0) -> Path:
-    """Write `root/train.csv` and `root/val.csv`; atomic, so a crash leaves no half dataset."""
+    """Write `root/train.csv` and `root/val.csv`."""
     root = Path(root)
     rng = random.Random(seed)
-    tmp = root.with_name(f".{root.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    root.mkdir(parents=True, exist_ok=True)
     for split, count in (("train", train_rows), ("val", val_rows)):
-        with open(tmp / f"{split}.csv", "w", newline="", encoding="utf-8") as file:
+        with open(root / f"{split}.csv", "w", newline="", encoding="utf-8") as file:
             writer = csv.writer(file)
             writer.writerow([*COLUMNS, "label"])
             for i in range(count):
                 writer.writerow(make_row(list(CLASS_CENTRES)[i % len(CLASS_CENTRES)], rng))
-    try:
-        tmp.rename(root)
-    except OSError:  # someone else wrote it first
-        shutil.rmtree(tmp, ignore_errors=True)
-        if not root.exists():
-            raise
     return root
 
 
