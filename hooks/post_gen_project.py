@@ -7,8 +7,9 @@ PACKAGE = {{ cookiecutter.package_name|tojson }}
 SLUG = {{ cookiecutter.project_slug|tojson }}
 DATASET_TYPE = {{ cookiecutter.dataset_type|tojson }}
 LICENSE = {{ cookiecutter.license|tojson }}
-DATASET_TYPES = ["image_folder", "tabular_csv"]
-IMAGE_ONLY = ["models/cnn.py", "models/resnet.py"]
+USE_PREFETCH = {{ "True" if cookiecutter.use_prefetch else "False" }}
+DATASET_TYPES = ["image_folder", "image_list", "tabular_csv", "torchvision"]
+IMAGE_ONLY = ["models/cnn.py", "models/resnet.py", "data/images.py"]
 TABULAR_ONLY = ["models/mlp.py"]
 
 
@@ -28,8 +29,11 @@ def main() -> None:
             variant.rename("tests/test_data.py")
         else:
             variant.unlink()
-    for name in TABULAR_ONLY if DATASET_TYPE == "image_folder" else IMAGE_ONLY:
+    for name in IMAGE_ONLY if DATASET_TYPE == "tabular_csv" else TABULAR_ONLY:
         (package / name).unlink()
+    if not USE_PREFETCH:
+        (package / "data/prefetch.py").unlink()
+        Path("tests/test_prefetch.py").unlink()
     if LICENSE == "none":
         Path("LICENSE").unlink()
     for cache in Path(".").rglob("__pycache__"):

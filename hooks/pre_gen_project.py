@@ -6,6 +6,7 @@ On failure: one `ERROR:` paragraph per bad answer on stderr, then exit 1;
 cookiecutter then deletes the project directory it had just created.
 """
 
+import json
 import keyword
 import re
 import sys
@@ -18,13 +19,15 @@ CHOSEN = {
     "dataset_type": {{ cookiecutter.dataset_type|tojson }},
     "gpu": {{ cookiecutter.gpu|tojson }},
 }
+# Yes/no answers: JSON true/false is not Python, so the JSON text is parsed as data.
+FLAGS = json.loads({{ {"use_prefetch": cookiecutter.use_prefetch}|tojson|tojson }})
 
 # Same lists as cookiecutter.json (a template test keeps them in sync).
 # Cookiecutter checks choices given on its command line, but not those read
 # from a replay file, so they are checked here too.
 CHOICES = {
     "license": ["MIT", "BSD-3-Clause", "Apache-2.0", "none"],
-    "dataset_type": ["image_folder", "tabular_csv"],
+    "dataset_type": ["image_folder", "image_list", "tabular_csv", "torchvision"],
     "gpu": ["single", "none"],
 }
 
@@ -88,6 +91,9 @@ def check():
         if value not in CHOICES[name]:
             valid = ", ".join(CHOICES[name])
             errors.append(f"{name} {value!r} is not one of the valid options: {valid}.")
+    for name, value in FLAGS.items():
+        if not isinstance(value, bool):
+            errors.append(f"{name} {value!r} is not a yes/no answer: use true or false (yes/no, 1/0 on the CLI).")
     return errors
 
 

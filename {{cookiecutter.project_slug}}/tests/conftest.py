@@ -19,10 +19,14 @@ PACKAGE = "{{ cookiecutter.package_name }}"
 
 # Fast settings: tiny inputs and model, one epoch, no worker processes, no bars, on the CPU.
 FAST = {
-{% if cookiecutter.dataset_type == "image_folder" %}
+{% if cookiecutter.dataset_type != "tabular_csv" %}
     "data.image_size": 16,
     "data.batch_size": 8,
     "model.channels": [4, 8],
+{% if cookiecutter.dataset_type == "torchvision" %}
+    "data.name": "MNIST",
+    "data.download": False,  # tests never touch the network: files are written in MNIST's own format
+{% endif %}
 {% else %}
     "data.batch_size": 16,
     "model.hidden_sizes": [16, 16],
@@ -47,7 +51,10 @@ def fast_overrides(tmp_path: Path, data_root: Path, **settings) -> list[str]:
 
 def write_tiny_sample(root: Path) -> Path:
     """The project's own sample format, at a few samples per class (>= 3 train batches of FAST size)."""
-{% if cookiecutter.dataset_type == "image_folder" %}
+{% if cookiecutter.dataset_type == "torchvision" %}
+    write_sample(root, "MNIST", train_per_class=6, val_per_class=2)  # 10 classes: 60 train, 20 val images
+    return root
+{% elif cookiecutter.dataset_type != "tabular_csv" %}
     return write_sample(root, train_per_class=6, val_per_class=2)  # 4 classes: 24 train, 8 val images
 {% else %}
     return write_sample(root, train_rows=60, val_rows=30)  # 3 classes

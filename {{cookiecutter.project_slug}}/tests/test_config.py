@@ -7,7 +7,7 @@ import pytest
 from {{ cookiecutter.package_name }}.config import Config, ConfigError, load_config, to_dict
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
-{% if cookiecutter.dataset_type == "image_folder" %}
+{% if cookiecutter.dataset_type != "tabular_csv" %}
 INT_LIST_KEY = "model.channels"
 {% else %}
 INT_LIST_KEY = "model.hidden_sizes"
@@ -77,6 +77,8 @@ def test_empty_yaml_file_gives_defaults(tmp_path):
         ("run_name=2024", "run_name", "2024"),  # a number where a string is expected stays text
         ("run_name=", "run_name", ""),
         ("data.root=/data/x y", "data.root", "/data/x y"),
+        ("data.preload=false", "data.preload", "false"),  # YAML's false, for a text choice
+        ("data.preload=cpu", "data.preload", "cpu"),
     ],
 )
 def test_overrides_are_parsed_as_yaml_scalars(override, key, expected):
@@ -147,6 +149,8 @@ def test_wrong_type_names_key_value_and_expected_type(override, key, value, expe
         ("optim.scheduler=linear", ["cosine", "step", "none"]),
         ("trainer.monitor=acc", ["val_acc", "val_loss"]),
         ("model.init=he", ["default", "kaiming_normal", "orthogonal"]),
+        ("data.preload=gpu", ["false", "cpu", "device"]),
+        ("data.preload=true", ["false", "cpu", "device"]),
     ],
 )
 def test_choices_list_the_valid_values(override, valid):
@@ -174,24 +178,35 @@ def test_choices_list_the_valid_values(override, valid):
         "trainer.device=cuda:x",
         "run_name=a/b",
         "run_name=..",
-{% if cookiecutter.dataset_type == "image_folder" %}
+{% if cookiecutter.dataset_type != "tabular_csv" %}
         "data.image_size=0",
         "data.std=[0.25, 0, 0.25]",
         "data.mean=[0.5, 0.5]",
+        "data.stats_images=0",
+        "data.crop_scale=[0.5]",
+        "data.crop_scale=[0.9, 0.5]",
+        "data.crop_scale=[0, 1]",
+{% endif %}
+        "data.preload_memory_fraction=0",
+        "data.preload_memory_fraction=1.5",
+{% if cookiecutter.use_prefetch %}
+        "data.prefetch_batches=-1",
 {% endif %}
     ],
 )
 def test_out_of_range_values_name_the_key(override):
     key = override.partition("=")[0]
     assert f"'{key}'" in config_error(override)
-{% if cookiecutter.dataset_type == "image_folder" %}
+{% if cookiecutter.dataset_type != "tabular_csv" %}
 
 
-def test_grayscale_needs_one_value_mean_and_std():
-    message = config_error("data.image_mode=L")
+def test_mean_and_std_need_one_value_per_channel():
+    message = config_error("data.image_mode=L", "data.mean=[0.5, 0.5, 0.5]", "data.std=[0.2, 0.2, 0.2]")
     assert "'data.mean'" in message and "'L'" in message
+    assert "set both or neither" in config_error("data.mean=[0.5]")
     cfg = load_config(DEFAULT_CONFIG, ["data.image_mode=L", "data.mean=[0.5]", "data.std=[0.25]"])
     assert cfg.data.image_mode == "L" and cfg.data.mean == [0.5]
+    assert load_config(DEFAULT_CONFIG).data.mean == []  # empty: the default normalisation
 {% endif %}
 
 

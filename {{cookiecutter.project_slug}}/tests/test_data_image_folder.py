@@ -27,9 +27,9 @@ def write_folder(root: Path, split: str, counts: dict, size=(6, 4)) -> None:
             save_image(root / split / name / f"{name}_{i:03d}.png", size=size, color=(10 * i, 20, 30))
 
 
-def denormalise(x: torch.Tensor, cfg) -> torch.Tensor:
-    mean = torch.tensor(cfg.data.mean).view(-1, 1, 1)
-    std = torch.tensor(cfg.data.std).view(-1, 1, 1)
+def denormalise(x: torch.Tensor, info: dict) -> torch.Tensor:
+    mean = torch.tensor(info["mean"]).view(-1, 1, 1)
+    std = torch.tensor(info["std"]).view(-1, 1, 1)
     return x * std + mean
 
 
@@ -80,7 +80,7 @@ def test_every_image_mode_and_size_becomes_explicit_rgb(tmp_path, make_config):
             x, _ = dataset[i]
             assert x.shape == (3, SIZE, SIZE)
             assert x.dtype == torch.float32
-    gray, _ = val_set[0]
+    gray = denormalise(val_set[0][0], info)
     assert torch.allclose(gray[0], gray[1]) and torch.allclose(gray[1], gray[2])  # grey: R == G == B
 
     cfg = make_config(**{"data.root": root, "data.image_mode": "L", "data.mean": [0.5], "data.std": [0.25]})
@@ -96,9 +96,8 @@ def test_channels_are_in_rgb_order(tmp_path, make_config, color, channel):
     root = tmp_path / "colour"
     save_image(root / "train" / "a" / "x.png", color=color)
     save_image(root / "val" / "a" / "x.png", color=color)
-    cfg = make_config(**{"data.root": root})
-    _, val_set, _ = build_datasets(cfg)
-    x = denormalise(val_set[0][0], cfg)
+    _, val_set, info = build_datasets(make_config(**{"data.root": root}))
+    x = denormalise(val_set[0][0], info)
     assert torch.allclose(x[channel], torch.ones(SIZE, SIZE), atol=1e-5)
     for other in {0, 1, 2} - {channel}:
         assert torch.allclose(x[other], torch.zeros(SIZE, SIZE), atol=1e-5)
@@ -130,14 +129,19 @@ def test_augmentation_on_train_only(tmp_path, make_config):
             image = image.copy()
         image.paste((0, 0, 255), (SIZE // 2, 0, SIZE, SIZE))  # left red, right blue
         image.save(path)
-    train_set, val_set, _ = build_datasets(make_config(**{"data.root": root, "data.augment": True}))
+    flip_only = {"data.root": root, "data.random_resized_crop": False, "data.horizontal_flip": True}
+    train_set, val_set, _ = build_datasets(make_config(**flip_only))
     val_views = {tuple(val_set[0][0][0, 0].tolist()) for _ in range(10)}
     assert len(val_views) == 1
     torch.manual_seed(0)
     train_views = {tuple(train_set[0][0][0, 0].tolist()) for _ in range(30)}
     assert len(train_views) == 2  # flipped and not flipped
-    train_set, _, _ = build_datasets(make_config(**{"data.root": root, "data.augment": False}))
+    off = {**flip_only, "data.horizontal_flip": False}
+    train_set, _, _ = build_datasets(make_config(**off))
     assert len({tuple(train_set[0][0][0, 0].tolist()) for _ in range(10)}) == 1
+    crop = {**off, "data.random_resized_crop": True, "data.crop_scale": [0.3, 0.5]}
+    train_set, _, _ = build_datasets(make_config(**crop))
+    assert len({tuple(train_set[0][0][0, 0].tolist()) for _ in range(10)}) > 1  # crops differ
 
 
 def test_unknown_class_in_val_is_an_error(tmp_path, make_config):
@@ -163,7 +167,10 @@ def test_corrupt_image_names_the_file(tmp_path, make_config):
     write_folder(root, "val", {"a": 1})
     bad = root / "train" / "a" / "zz_bad.png"
     bad.write_bytes(b"this is not a PNG file")
-    train_set, _, _ = build_datasets(make_config(**{"data.root": root}))
+    with pytest.raises(DataError, match="zz_bad.png"):
+        build_datasets(make_config(**{"data.root": root}))  # computing mean/std reads it
+    fixed = {"data.root": root, "data.mean": [0.5] * 3, "data.std": [0.2] * 3}
+    train_set, _, _ = build_datasets(make_config(**fixed))
     index = [p for p, _ in train_set.samples].index(str(bad))
     with pytest.raises(DataError, match="zz_bad.png"):
         train_set[index]
@@ -214,11 +221,14 @@ def test_data_info_from_a_checkpoint_fixes_the_classes(tmp_path, make_config):
     write_folder(root, "train", {"a": 2, "b": 2})
     write_folder(root, "val", {"a": 1, "b": 1})
     cfg = make_config(**{"data.root": root})
-    _, val_set, info = build_datasets(cfg, {"classes": ["b", "a"]})  # the order the checkpoint was trained with
+    _, _, trained = build_datasets(cfg)
+    saved = {**trained, "classes": ["b", "a"], "mean": [0.1, 0.2, 0.3]}  # as a checkpoint was trained with
+    _, val_set, info = build_datasets(cfg, saved)
     assert info["classes"] == ["b", "a"] and info["num_classes"] == 2
+    assert info["mean"] == [0.1, 0.2, 0.3]  # the checkpoint's normalisation, not recomputed
     assert [(Path(p).parent.name, label) for p, label in val_set.samples] == [("b", 0), ("a", 1)]
     with pytest.raises(DataError, match="'c'"):
-        build_datasets(cfg, {"classes": ["a", "b", "c"]})
+        build_datasets(cfg, {**saved, "classes": ["a", "b", "c"]})
 
 
 def test_loader_with_worker_processes_gives_the_same_batches(make_config):

@@ -169,7 +169,7 @@ def interrupt_after(model, steps: int):
     [
         ("mid_epoch", 0),
         ("before_saving_last", 0),  # killed after best.pt was written but before last.pt
-{% if cookiecutter.dataset_type == "image_folder" %}
+{% if cookiecutter.dataset_type != "tabular_csv" %}
         ("mid_epoch", 2),  # augmentation runs in the worker processes
 {% endif %}
     ],
@@ -182,8 +182,9 @@ def test_interrupted_and_resumed_run_matches_an_uninterrupted_one(
         "data.num_workers": num_workers,
         "optim.scheduler": "cosine",
         "model.dropout": 0.5,  # randomness in the loop must be replayed too
-{% if cookiecutter.dataset_type == "image_folder" %}
-        "data.augment": True,
+{% if cookiecutter.dataset_type != "tabular_csv" %}
+        "data.random_resized_crop": True,
+        "data.horizontal_flip": True,
 {% endif %}
     }
     assert train.main(cli_overrides(run_name="straight", **settings)) == 0
@@ -286,7 +287,7 @@ def test_autocast_and_grad_scaler_path_trains(make_config, tmp_path, monkeypatch
     state = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)
     if dtype == torch.float16:
         assert state["scaler"]["scale"] > 0  # the scaler's state is checkpointed for resume
-{% if cookiecutter.dataset_type == "image_folder" %}
+{% if cookiecutter.dataset_type != "tabular_csv" %}
 
 
 def test_channels_last_batches_and_model(make_config, tmp_path):

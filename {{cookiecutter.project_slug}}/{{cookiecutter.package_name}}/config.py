@@ -35,23 +35,55 @@ def list_field(*values):
 
 @dataclass
 class DataConfig:
+{% if cookiecutter.dataset_type == "torchvision" %}
+    # torchvision keeps its files under <root>/<name>/ (MNIST family) or <root>/cifar-10-batches-py/.
+    root: str = "data"
+    name: str = choice("MNIST", "MNIST", "FashionMNIST", "CIFAR10")
+    download: bool = True
+{% else %}
     root: str = SAMPLE_DATA_ROOT
+{% endif %}
+{% if cookiecutter.dataset_type == "image_list" %}
+    # File lists under root: `relative/path label` per line (.txt) or a `path,label` header (.csv).
+    train_list: str = "train.txt"
+    val_list: str = "val.txt"
+{% endif %}
     # Used only when there is no val split on disk: a seeded share of train becomes val.
     val_fraction: float = 0.2
     batch_size: int = 64
-    num_workers: int = {{ 2 if cookiecutter.dataset_type == "image_folder" else 0 }}
+    num_workers: int = {{ 0 if cookiecutter.dataset_type == "tabular_csv" else 2 }}
 {% if cookiecutter.gpu != "none" %}
     # Page-locked host memory makes host->GPU copies faster and lets them overlap compute.
     pin_memory: bool = True
 {% endif %}
-{% if cookiecutter.dataset_type == "image_folder" %}
-    image_size: int = 64
+    # false: read lazily | cpu: decode once into RAM | device: into GPU memory (batches by indexing).
+    preload: str = choice("false", "false", "cpu", "device")
+    # Refuse to preload more than this share of the free RAM (or GPU memory).
+    preload_memory_fraction: float = 0.5
+{% if cookiecutter.use_prefetch %}
+    # Batches prepared ahead of the training step by a bounded prefetcher (0: off).
+    prefetch_batches: int = 2
+{% endif %}
+{% if cookiecutter.dataset_type != "tabular_csv" %}
+    image_size: int = {{ 32 if cookiecutter.dataset_type == "torchvision" else 64 }}
+{% if cookiecutter.dataset_type == "torchvision" %}
+    # auto: the dataset's own channels (L for the MNIST family, RGB for CIFAR10).
+    image_mode: str = choice("auto", "auto", "RGB", "L")
+{% else %}
     # Images are converted to this PIL mode explicitly (RGB: 3 channels, L: 1 channel).
     image_mode: str = choice("RGB", "RGB", "L")
-    mean: list[float] = list_field(0.5, 0.5, 0.5)
-    std: list[float] = list_field(0.25, 0.25, 0.25)
-    # Random horizontal flip on train images; validation is never augmented.
-    augment: bool = True
+{% endif %}
+    # Empty: {{ "the dataset's published values" if cookiecutter.dataset_type == "torchvision" else "computed from the train images" }}.
+    mean: list[float] = field(default_factory=list)
+    std: list[float] = field(default_factory=list)
+    # Train images sampled (seeded) when mean/std are computed.
+    stats_images: int = 1000
+    # Train-only augmentation; validation transforms are deterministic.
+    random_resized_crop: bool = True
+    crop_scale: list[float] = list_field({{ "0.8" if cookiecutter.dataset_type == "torchvision" else "0.6" }}, 1.0)
+    horizontal_flip: bool = {{ "False" if cookiecutter.dataset_type == "torchvision" else "True" }}
+    # Log and skip unreadable images (counted per epoch) instead of stopping with an error.
+    skip_corrupt: bool = False
 {% else %}
     label_column: str = "label"
 {% endif %}
@@ -59,7 +91,7 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-{% if cookiecutter.dataset_type == "image_folder" %}
+{% if cookiecutter.dataset_type != "tabular_csv" %}
     name: str = "simple_cnn"  # a key of models.MODELS: simple_cnn | resnet18
     # simple_cnn: output channels of each conv block (each block halves H and W).
     channels: list[int] = list_field(16, 32, 64)
@@ -100,7 +132,7 @@ class TrainerConfig:
 {% if cookiecutter.gpu != "none" %}
     amp: bool = True
     amp_dtype: str = choice("auto", "auto", "bfloat16", "float16")
-{% if cookiecutter.dataset_type == "image_folder" %}
+{% if cookiecutter.dataset_type != "tabular_csv" %}
     channels_last: bool = True
 {% endif %}
     cudnn_benchmark: bool = True
@@ -229,7 +261,9 @@ def _coerce(key: str, value, hint):
         return float(value)
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    if hint is str and isinstance(value, (int, float)) and not isinstance(value, bool):
+    if hint is str and isinstance(value, bool):
+        return str(value).lower()  # YAML's false, e.g. data.preload=false
+    if hint is str and isinstance(value, (int, float)):
         return str(value)  # e.g. run_name=2024
     if (hint is int and isinstance(value, bool)) or not isinstance(value, hint):
         raise _type_error(key, value, hint.__name__)
@@ -249,14 +283,19 @@ def validate(cfg: Config) -> None:
         if choices and value not in choices:
             raise ConfigError(f"config key {key!r} = {value!r} is not one of: {', '.join(choices)}")
     positive = ["data.batch_size", "trainer.epochs", "trainer.log_interval"]
-{% if cookiecutter.dataset_type == "image_folder" %}
-    positive.append("data.image_size")
+{% if cookiecutter.dataset_type != "tabular_csv" %}
+    positive += ["data.image_size", "data.stats_images"]
 {% endif %}
     for key in positive:
         obj, name = _owner(cfg, key)
         if getattr(obj, name) <= 0:
             raise ConfigError(f"config key {key!r} = {getattr(obj, name)!r} must be > 0")
-    for key in ["data.num_workers", "trainer.grad_clip_norm", "trainer.early_stopping_patience", "optim.weight_decay"]:
+    non_negative = ["data.num_workers", "trainer.grad_clip_norm", "trainer.early_stopping_patience"]
+    non_negative.append("optim.weight_decay")
+{% if cookiecutter.use_prefetch %}
+    non_negative.append("data.prefetch_batches")
+{% endif %}
+    for key in non_negative:
         obj, name = _owner(cfg, key)
         if getattr(obj, name) < 0:
             raise ConfigError(f"config key {key!r} = {getattr(obj, name)!r} must be >= 0")
@@ -264,16 +303,12 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"config key 'data.val_fraction' = {cfg.data.val_fraction!r} must be between 0 and 1")
     if cfg.optim.lr <= 0:
         raise ConfigError(f"config key 'optim.lr' = {cfg.optim.lr!r} must be > 0")
-{% if cookiecutter.dataset_type == "image_folder" %}
-    channels = 3 if cfg.data.image_mode == "RGB" else 1
-    for key in ["mean", "std"]:
-        if len(getattr(cfg.data, key)) != channels:
-            raise ConfigError(
-                f"config key 'data.{key}' = {getattr(cfg.data, key)!r} needs {channels} values "
-                f"for data.image_mode={cfg.data.image_mode!r}"
-            )
-    if any(s <= 0 for s in cfg.data.std):
-        raise ConfigError(f"config key 'data.std' = {cfg.data.std!r} must be all > 0")
+    if not 0.0 < cfg.data.preload_memory_fraction <= 1.0:
+        raise ConfigError(
+            f"config key 'data.preload_memory_fraction' = {cfg.data.preload_memory_fraction!r} must be in (0, 1]"
+        )
+{% if cookiecutter.dataset_type != "tabular_csv" %}
+    _validate_images(cfg.data)
 {% endif %}
     device = cfg.trainer.device
     if device not in ("auto", "cpu", "cuda") and not (device.startswith("cuda:") and device[5:].isdigit()):
@@ -282,6 +317,31 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"config key 'run_name' = {cfg.run_name!r} must be a plain folder name")
 
 
+{% if cookiecutter.dataset_type != "tabular_csv" %}
+def _validate_images(data: DataConfig) -> None:
+{% if cookiecutter.dataset_type == "torchvision" %}
+    native = 3 if data.name == "CIFAR10" else 1
+    channels = {"RGB": 3, "L": 1}.get(data.image_mode, native)
+{% else %}
+    channels = 3 if data.image_mode == "RGB" else 1
+{% endif %}
+    if bool(data.mean) != bool(data.std):
+        raise ConfigError(f"config keys 'data.mean' = {data.mean!r} and 'data.std' = {data.std!r}: set both or neither")
+    for key in ["mean", "std"]:
+        values = getattr(data, key)
+        if values and len(values) != channels:
+            raise ConfigError(
+                f"config key 'data.{key}' = {values!r} needs {channels} values for data.image_mode={data.image_mode!r} "
+                "(or [] to use the default)"
+            )
+    if any(s <= 0 for s in data.std):
+        raise ConfigError(f"config key 'data.std' = {data.std!r} must be all > 0")
+    low_high = data.crop_scale
+    if len(low_high) != 2 or not 0.0 < low_high[0] <= low_high[1] <= 1.0:
+        raise ConfigError(f"config key 'data.crop_scale' = {low_high!r} must be [low, high] with 0 < low <= high <= 1")
+
+
+{% endif %}
 def _owner(cfg: Config, key: str):
     *parents, name = key.split(".")
     obj = cfg

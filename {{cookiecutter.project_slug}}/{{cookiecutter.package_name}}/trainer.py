@@ -2,7 +2,7 @@
 
 Fast by default: no host sync per step (`.item()` only every `log_interval` steps),
 `zero_grad(set_to_none=True)`{% if cookiecutter.gpu != "none" %}, and on CUDA: AMP, pinned memory + non_blocking copies,
-cudnn.benchmark{% if cookiecutter.dataset_type == "image_folder" %} and channels_last{% endif %}{% endif %}.
+cudnn.benchmark{% if cookiecutter.dataset_type != "tabular_csv" %} and channels_last{% endif %}{% endif %}.
 Exact resume: every epoch ends with a checkpoint holding model,
 optimizer, scheduler, RNG states and history, and the train loader's shuffling is
 seeded from (seed, epoch), so a resumed run replays the same batches.
@@ -22,6 +22,10 @@ from tqdm import tqdm  # not tqdm.auto: its asyncio variant calls iter() twice (
 
 from .checkpoint import FORMAT_VERSION, load_model_weights, save_checkpoint, unwrap_model
 from .config import Config, to_dict
+from .data import take_skipped
+{% if cookiecutter.use_prefetch %}
+from .data.prefetch import Prefetcher
+{% endif %}
 from .utils.logs import show_progress
 from .utils.seeding import get_rng_state, set_rng_state
 
@@ -95,6 +99,10 @@ def evaluate(model, loader, device, progress=False) -> dict:
     correct = torch.zeros((), dtype=torch.int64, device=device)
     count = 0
     for inputs, targets in tqdm(loader, desc="eval", leave=False, disable=not progress, dynamic_ncols=True):
+{% if cookiecutter.dataset_type != "tabular_csv" %}
+        if targets.shape[0] == 0:  # every image in it was skipped as corrupt
+            continue
+{% endif %}
 {% if cookiecutter.gpu != "none" %}
         inputs, targets = move_batch(inputs, targets, device, memory_format)
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
@@ -111,6 +119,29 @@ def evaluate(model, loader, device, progress=False) -> dict:
     return {"loss": loss_sum.item() / count, "accuracy": correct.item() / count, "num_samples": count}
 
 
+{% if cookiecutter.use_prefetch %}
+def prefetch_depth(cfg: Config, device: torch.device) -> int:
+    """Batches to prefetch ahead of the step (0: none).
+
+    On CUDA copies go on a side stream (no thread). On the CPU a thread loads ahead; where
+    that thread would itself draw random augmentations (no worker processes, or preloaded
+    batches), it would race the step for the global RNG and runs would not be reproducible.
+    """
+    if not cfg.data.prefetch_batches or device.type == "cuda":
+        return cfg.data.prefetch_batches
+{% if cookiecutter.dataset_type != "tabular_csv" %}
+    augments = cfg.data.random_resized_crop or cfg.data.horizontal_flip
+    if augments and (cfg.data.num_workers == 0 or cfg.data.preload != "false"):
+        log.info(
+            "data.prefetch_batches is not used: on the CPU its thread would draw this loader's random "
+            "augmentations concurrently with the step (not reproducible); use data.num_workers > 0 to prefetch."
+        )
+        return 0
+{% endif %}
+    return cfg.data.prefetch_batches
+
+
+{% endif %}
 def write_metrics(path: Path, rows: list[dict]) -> None:
     """Rewrite metrics.csv from the history (atomically): after a resume it matches the checkpoint."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -130,7 +161,7 @@ class Trainer:
 {% if cookiecutter.gpu != "none" %}
         self.amp_dtype = amp_dtype_for(cfg, self.device)
         on_cuda = self.device.type == "cuda"
-{% if cookiecutter.dataset_type == "image_folder" %}
+{% if cookiecutter.dataset_type != "tabular_csv" %}
         # channels_last lets cuDNN pick its fastest (NHWC) conv kernels, above all under AMP.
         use_nhwc = cfg.trainer.channels_last and on_cuda
         self.memory_format = torch.channels_last if use_nhwc else torch.preserve_format
@@ -154,6 +185,9 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
 {% endif %}
         self.show_bars = show_progress(cfg.trainer.progress_bar)
+{% if cookiecutter.use_prefetch %}
+        self.prefetch_batches = prefetch_depth(cfg, self.device)
+{% endif %}
         self.epoch = 0  # epochs completed
         self.step = 0  # optimizer steps taken
         self.best_metric = None
@@ -224,6 +258,10 @@ class Trainer:
 {% else %}
             val = evaluate(self.model, self.val_loader, self.device, progress=self.show_bars)
 {% endif %}
+            for split, loader in (("train", self.train_loader), ("val", self.val_loader)):
+                skipped = take_skipped(loader)
+                if skipped:
+                    log.warning("epoch %d: skipped %d unreadable %s images", epoch + 1, skipped, split)
             lr = self.optimizer.param_groups[0]["lr"]
             if self.scheduler:
                 self.scheduler.step()
@@ -276,14 +314,24 @@ class Trainer:
         correct = torch.zeros((), dtype=torch.int64, device=self.device)
         seen = 0
         start = time.perf_counter()
+{% if cookiecutter.use_prefetch %}
+        batches = self.train_loader
+        if self.prefetch_batches:
+            # Bounded: at most prefetch_batches ready ahead of this step (see data/prefetch.py).
+            batches = Prefetcher(self.train_loader, self.device, self.prefetch_batches)
+{% endif %}
         bar = tqdm(
-            self.train_loader,
+            {{ "batches" if cookiecutter.use_prefetch else "self.train_loader" }},
             desc=f"epoch {epoch + 1}/{cfg.epochs}",
             leave=False,
             disable=not self.show_bars,
             dynamic_ncols=True,
         )
         for i, (inputs, targets) in enumerate(bar, start=1):
+{% if cookiecutter.dataset_type != "tabular_csv" %}
+            if targets.shape[0] == 0:  # every image in it was skipped as corrupt
+                continue
+{% endif %}
 {% if cookiecutter.gpu != "none" %}
             inputs, targets = move_batch(inputs, targets, self.device, self.memory_format)
             with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):

@@ -1,23 +1,18 @@
 """Images sorted into class folders: `<root>/train/<class>/*.png` and `<root>/val/<class>/*`.
 
-Images are read lazily in `__getitem__` (memory grows with the file list, not the
-images), converted to one explicit PIL mode (RGB by default) and resized to
-`data.image_size`. Without a `val/` folder a seeded `data.val_fraction` of train is held out.
+Images are read lazily (memory grows with the file list, not the images); decoding,
+mode conversion and transforms are in `images.py`. Without a `val/` folder a seeded
+`data.val_fraction` of train is held out.
 """
 
 from pathlib import Path
 
-import torch
-from PIL import Image, ImageOps
-from torch.utils.data import Dataset
-from torchvision.transforms import v2
+from .common import DataError, holdout_split
+from .images import IMAGE_EXTENSIONS, image_datasets, open_image
 
-IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 EXPECTED_LAYOUT = "  <root>/train/<class_name>/<image>.png|jpg|...\n  <root>/val/<class_name>/<image>  (optional)"
 
-
-class DataError(ValueError):
-    """Missing or malformed data; the message names the file and what was expected."""
+__all__ = ["EXPECTED_LAYOUT", "DataError", "build_datasets", "find_images"]
 
 
 def find_images(split_dir: Path, classes: list[str]) -> list[tuple[str, int]]:
@@ -38,43 +33,8 @@ def find_images(split_dir: Path, classes: list[str]) -> list[tuple[str, int]]:
     return samples
 
 
-class ImageFolderDataset(Dataset):
-    def __init__(self, samples: list[tuple[str, int]], transform, mode: str = "RGB"):
-        self.samples = samples
-        self.transform = transform
-        self.mode = mode
-
-    def __len__(self) -> int:
-        return len(self.samples)
-
-    def __getitem__(self, index: int):
-        path, label = self.samples[index]
-        try:
-            with Image.open(path) as image:
-                image = ImageOps.exif_transpose(image)  # honour the camera's orientation tag
-                # PIL gives L, P, RGBA, CMYK, ... as stored; convert explicitly so every
-                # sample has the same channels, in RGB order (not OpenCV's BGR).
-                image = image.convert(self.mode)
-        except OSError as err:
-            raise DataError(f"cannot read image {path}: {err}") from None
-        # PIL image in, float tensor (C, H, W) out: the transform does the conversion.
-        return self.transform(image), label
-
-
-def build_transforms(cfg, train: bool):
-    steps = [v2.Resize((cfg.data.image_size, cfg.data.image_size), antialias=True)]
-    if train and cfg.data.augment:
-        steps.append(v2.RandomHorizontalFlip())
-    steps += [
-        v2.ToImage(),
-        v2.ToDtype(torch.float32, scale=True),
-        v2.Normalize(mean=cfg.data.mean, std=cfg.data.std),
-    ]
-    return v2.Compose(steps)
-
-
 def build_datasets(cfg, data_info: dict | None = None):
-    """(train_set, val_set, data_info); `data_info` from a checkpoint fixes the classes."""
+    """(train_set, val_set, data_info); `data_info` from a checkpoint fixes classes and normalisation."""
     root = Path(cfg.data.root)
     train_dir, val_dir = root / "train", root / "val"
     if not train_dir.is_dir():
@@ -92,26 +52,12 @@ def build_datasets(cfg, data_info: dict | None = None):
     if val_dir.is_dir():
         val_samples = find_images(val_dir, classes)
     else:
-        # No val/ on disk: hold out a seeded share of train (the same split on every run).
-        order = torch.randperm(len(train_samples), generator=torch.Generator().manual_seed(cfg.seed)).tolist()
-        n_val = max(1, round(len(order) * cfg.data.val_fraction))
-        val_samples = [train_samples[i] for i in sorted(order[:n_val])]
-        train_samples = [train_samples[i] for i in sorted(order[n_val:])]
+        train_ids, val_ids = holdout_split(len(train_samples), cfg.data.val_fraction, cfg.seed)
+        val_samples = [train_samples[i] for i in val_ids]
+        train_samples = [train_samples[i] for i in train_ids]
     if not train_samples or not val_samples:
         raise DataError(
             f"{len(train_samples)} train / {len(val_samples)} val images under {root}: both splits need at least "
             "one (add images, add a val/ folder, or change data.val_fraction)"
         )
-    mode = cfg.data.image_mode
-    info = {
-        "classes": classes,
-        "num_classes": len(classes),
-        "in_channels": 3 if mode == "RGB" else 1,
-        "image_size": cfg.data.image_size,
-        "image_mode": mode,
-        "mean": list(cfg.data.mean),
-        "std": list(cfg.data.std),
-    }
-    train_set = ImageFolderDataset(train_samples, build_transforms(cfg, train=True), mode)
-    val_set = ImageFolderDataset(val_samples, build_transforms(cfg, train=False), mode)
-    return train_set, val_set, info
+    return image_datasets(cfg, train_samples, val_samples, open_image, classes, data_info)

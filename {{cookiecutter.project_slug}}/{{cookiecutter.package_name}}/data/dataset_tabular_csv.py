@@ -12,14 +12,12 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
+from .common import DataError, holdout_split
+
 EXPECTED_LAYOUT = (
     "  <root>/train.csv  (header row; numeric feature columns and a label column)\n"
     "  <root>/val.csv    (optional, same columns)"
 )
-
-
-class DataError(ValueError):
-    """Missing or malformed data; the message names the file and what was expected."""
 
 
 def read_table(path: Path, label_column: str) -> tuple[list[str], list[list[float]], list[str]]:
@@ -94,9 +92,7 @@ def build_datasets(cfg, data_info: dict | None = None):
         val_table = read_table(val_path, label_column)
     else:
         # No val.csv: hold out a seeded share of train (the same split on every run).
-        order = torch.randperm(len(rows), generator=torch.Generator().manual_seed(cfg.seed)).tolist()
-        n_val = max(1, round(len(rows) * cfg.data.val_fraction))
-        val_ids, train_ids = sorted(order[:n_val]), sorted(order[n_val:])
+        train_ids, val_ids = holdout_split(len(rows), cfg.data.val_fraction, cfg.seed)
         val_table = (features, [rows[i] for i in val_ids], [labels[i] for i in val_ids])
         rows, labels = [rows[i] for i in train_ids], [labels[i] for i in train_ids]
     if not rows:
