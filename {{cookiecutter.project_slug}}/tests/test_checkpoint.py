@@ -19,7 +19,7 @@ from {{ cookiecutter.package_name }}.checkpoint import (
 from {{ cookiecutter.package_name }}.data import build_dataloaders
 from {{ cookiecutter.package_name }}.models import build_model
 from {{ cookiecutter.package_name }}.trainer import Trainer
-{% if cookiecutter.dataset_type == "image_folder" %}
+{% if cookiecutter.dataset_type != "tabular_csv" %}
 
 OTHER_SHAPE = {"model.channels": [4, 16]}  # FAST uses [4, 8]
 {% else %}

@@ -19,7 +19,7 @@ from {{ cookiecutter.package_name }}.models import (
 from {{ cookiecutter.package_name }}.trainer import build_optimizer
 
 NUM_CLASSES = 3
-{% if cookiecutter.dataset_type == "image_folder" %}
+{% if cookiecutter.dataset_type != "tabular_csv" %}
 FIRST_LAYER = "features.block1.conv"
 FIRST_BLOCK = "features.block1.*"
 
@@ -58,7 +58,7 @@ def test_output_shape_for_every_model(make_config, name):
         out = model(inputs(info))
         assert out.shape == (inputs(info).shape[0], NUM_CLASSES)
         assert out.dtype == torch.float32 and torch.isfinite(out).all()
-{% if cookiecutter.dataset_type == "image_folder" %}
+{% if cookiecutter.dataset_type != "tabular_csv" %}
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
@@ -96,7 +96,7 @@ def test_unknown_model_name(make_config):
 # ---- init took effect ------------------------------------------------------------------------------------
 def big_model(make_config, init: str) -> nn.Module:
     """A model with a big layer (`big`): 256 inputs per unit, ~65k weights, so sample std is within 1%."""
-{% if cookiecutter.dataset_type == "image_folder" %}
+{% if cookiecutter.dataset_type != "tabular_csv" %}
     cfg = make_config(**{"model.name": "simple_cnn", "model.channels": [16, 64, 128], "model.init": init})
     model = build_model(cfg, data_info(8))
     model.big = model.features.block3.conv  # 128 x 64 x 3 x 3: fan_in 576
@@ -135,7 +135,7 @@ def test_xavier_uniform_bound(make_config):
 
 
 def test_orthogonal_rows(make_config):
-{% if cookiecutter.dataset_type == "image_folder" %}
+{% if cookiecutter.dataset_type != "tabular_csv" %}
     cfg = make_config(**{"model.name": "simple_cnn", "model.channels": [4, 8], "model.init": "orthogonal"})
     model = build_model(cfg, data_info(8))
 {% else %}
@@ -172,7 +172,7 @@ def test_init_differs_between_schemes(make_config):
     torch.manual_seed(0)
     kaiming = big_model(make_config, "kaiming_normal").big.weight.detach().std()
     assert kaiming > 2 * default  # sqrt(2 / fan_in) vs 1 / sqrt(3 * fan_in)
-{% if cookiecutter.dataset_type == "image_folder" %}
+{% if cookiecutter.dataset_type != "tabular_csv" %}
 
 
 def test_resnet_init_scheme_applies(make_config):
@@ -240,7 +240,7 @@ def test_feature_map_size_matches_a_real_forward():
     for stack, size in itertools.product(stacks, [(31, 31), (32, 45), (20, 21)]):
         assert feature_map_size(stack, size) == stack(torch.zeros(1, 1, *size)).shape[-2:], (stack, size)
     assert feature_map_size(stacks[0], 16) == (8, 8)  # an int means a square input
-{% if cookiecutter.dataset_type == "image_folder" %}
+{% if cookiecutter.dataset_type != "tabular_csv" %}
 
 
 @pytest.mark.parametrize("size", [8, 15, 16, 33])

@@ -3,11 +3,11 @@
 import torch.nn as nn
 
 from ..config import ConfigError
-{% if cookiecutter.dataset_type == "image_folder" %}
+{% if cookiecutter.dataset_type != "tabular_csv" %}
 from .cnn import SimpleCNN
 {% endif %}
 from .layers import conv_output_size, feature_map_size, find_module, freeze_parameters, init_weights
-{% if cookiecutter.dataset_type == "image_folder" %}
+{% if cookiecutter.dataset_type != "tabular_csv" %}
 from .resnet import ResNet18
 
 # Each builder takes (cfg.model, data_info); add your own model here.
