@@ -62,6 +62,18 @@ def test_bad_answer_is_refused(key, value, tmp_path, capfd):
     assert_refused(capfd.readouterr().err, key, value, out)
 
 
+@pytest.mark.parametrize("value", ["maybe", "false", 1])
+def test_yes_no_answer_must_be_a_bool(value, tmp_path, capfd):
+    # On the command line cookiecutter converts yes/no/true/false/1/0 itself; a replay
+    # file or another tool can pass anything, and the string "false" would be truthy.
+    out = tmp_path / "out"
+    out.mkdir()
+    replay = str(replay_file(tmp_path, use_prefetch=value))
+    with pytest.raises(FailedHookException):
+        cookiecutter(str(TEMPLATE_DIR), replay=replay, output_dir=out)
+    assert_refused(capfd.readouterr().err, "use_prefetch", value, out)
+
+
 def test_bad_answer_message_via_cli(tmp_path):
     proc = run(
         [sys.executable, "-m", "cookiecutter", "--no-input", str(TEMPLATE_DIR),

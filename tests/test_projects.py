@@ -1,5 +1,7 @@
 """Render every dataset_type x gpu combination, then lint, test, train and break it.
 
+use_prefetch is cycled so that each dataset_type and each gpu answer meets both values.
+
 One test class per combination. Its class-scoped fixtures render the project once
 and train it once; its tests run in order on one xdist worker (`--dist loadscope`
 in pyproject.toml), so each combination's expensive steps run once per session.
@@ -30,20 +32,24 @@ def expected_files(answers, package):
         "train.py", "evaluate.py",
         "tests/conftest.py", "tests/test_config.py", "tests/test_data.py",
         "tests/test_models.py", "tests/test_checkpoint.py", "tests/test_train.py",
+        "tests/test_preload.py",
     }  # fmt: skip
     files |= {
         f"{package}/{name}"
         for name in [
             "__init__.py", "config.py", "checkpoint.py", "trainer.py",
-            "data/__init__.py", "data/dataset.py", "data/sample.py",
+            "data/__init__.py", "data/common.py", "data/dataset.py", "data/sample.py", "data/preload.py",
             "models/__init__.py", "models/layers.py",
             "utils/__init__.py", "utils/logs.py", "utils/seeding.py", "utils/device.py",
         ]
     }  # fmt: skip
-    if answers["dataset_type"] == "image_folder":
-        files |= {f"{package}/models/cnn.py", f"{package}/models/resnet.py"}
-    else:
+    if answers["dataset_type"] == "tabular_csv":
         files |= {f"{package}/models/mlp.py"}
+    else:
+        files |= {f"{package}/models/cnn.py", f"{package}/models/resnet.py", f"{package}/data/images.py"}
+        files.add("tests/test_images.py")
+    if answers["use_prefetch"]:
+        files |= {f"{package}/data/prefetch.py", "tests/test_prefetch.py"}
     if answers["license"] != "none":
         files.add("LICENSE")
     return files
@@ -84,7 +90,7 @@ class Project:
 
     def train(self, *args):
         # Options (--resume) first, then key=value overrides: the documented order.
-        return self.python("train.py", *args, "data.num_workers=0")
+        return self.python("train.py", *args, "data.num_workers=0", *self.data_args)
 
 
 class ProjectChecks:
@@ -92,12 +98,19 @@ class ProjectChecks:
 
     answers: dict
     image_size: tuple = ()  # overrides that make the extra runs cheaper
+    data_args: tuple = ()  # overrides every train run gets (torchvision: offline sample files)
 
     @pytest.fixture(scope="class")
     @classmethod
     def project(cls, tmp_path_factory):
         root = render(tmp_path_factory.mktemp(cls.__name__), **cls.answers)
-        return Project(cls.answers, root)
+        project = Project(cls.answers, root)
+        project.data_args = cls.data_args
+        if project.answers["dataset_type"] == "torchvision":
+            # No downloads here: write MNIST's real file format with the project's own writer.
+            proc = project.python("-m", f"{project.package}.data.sample", "data/mnist", "--name", "MNIST")
+            assert proc.returncode == 0, explain(proc)
+        return project
 
     @pytest.fixture(scope="class")
     @classmethod
@@ -206,6 +219,7 @@ class TestImageFolderSingleGpu(ProjectChecks):
     answers = {
         "dataset_type": "image_folder",
         "gpu": "single",
+        "use_prefetch": True,
         "project_name": 'Bob\'s "Best" Net',
         "author_name": "O'Brien",
         "description": 'Finds "shapes" in images; it\'s a test.',
@@ -218,6 +232,7 @@ class TestImageFolderCpu(ProjectChecks):
     answers = {
         "dataset_type": "image_folder",
         "gpu": "none",
+        "use_prefetch": False,
         "project_name": "Zoë's Vision",
         "package_name": "vision_net",
         "author_name": 'Zoë "Z" D\'Arcy',
@@ -227,10 +242,34 @@ class TestImageFolderCpu(ProjectChecks):
     image_size = ("data.image_size=32",)
 
 
+class TestImageListSingleGpu(ProjectChecks):
+    answers = {
+        "dataset_type": "image_list",
+        "gpu": "single",
+        "use_prefetch": False,
+        "project_name": "List <of> \"Images\"",
+        "license": "Apache-2.0",
+    }
+    image_size = ("data.image_size=32",)
+
+
+class TestImageListCpu(ProjectChecks):
+    answers = {
+        "dataset_type": "image_list",
+        "gpu": "none",
+        "use_prefetch": True,
+        "project_name": "Ünïcode Lists",
+        "description": r"Reads C:\lists\*.txt",
+        "license": "none",
+    }
+    image_size = ("data.image_size=32",)
+
+
 class TestTabularSingleGpu(ProjectChecks):
     answers = {
         "dataset_type": "tabular_csv",
         "gpu": "single",
+        "use_prefetch": True,
         "project_name": "Tabular <Net> & Co",
         "author_name": "A. N. Other",
         "description": r"Reads C:\data\*.csv & 'scores' <fast>",
@@ -242,7 +281,31 @@ class TestTabularCpu(ProjectChecks):
     answers = {
         "dataset_type": "tabular_csv",
         "gpu": "none",
+        "use_prefetch": False,
         "project_name": "Plain Table",
         "project_slug": "plain-table-2",
         "license": "none",
     }
+
+
+class TestTorchvisionSingleGpu(ProjectChecks):
+    answers = {
+        "dataset_type": "torchvision",
+        "gpu": "single",
+        "use_prefetch": False,
+        "project_name": "Digits & 'Friends'",
+        "license": "MIT",
+    }
+    data_args = ("data.root=data/mnist", "data.download=false")
+
+
+class TestTorchvisionCpu(ProjectChecks):
+    answers = {
+        "dataset_type": "torchvision",
+        "gpu": "none",
+        "use_prefetch": True,
+        "project_name": "Torchvision Zoo",
+        "package_name": "zoo_net",
+        "license": "BSD-3-Clause",
+    }
+    data_args = ("data.root=data/mnist", "data.download=false")
