@@ -87,14 +87,14 @@ def bench_prefetch(pkg: str, repeats: int, batches: int = 20, batch_size: int = 
     Prefetcher = importlib.import_module(f"{pkg}.data.prefetch").Prefetcher
     dataset = SlowDataset(batches * batch_size, latency_ms / 1000)
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=0)
-    model = torch.nn.Sequential(torch.nn.Linear(256, 2048), torch.nn.ReLU(), torch.nn.Linear(2048, 10))
+    model = torch.nn.Sequential(torch.nn.Linear(256, 256), torch.nn.ReLU(), torch.nn.Linear(256, 10))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
     load_s = batches * batch_size * latency_ms / 1000
 
     def step(inputs, targets, repeat):
         for _ in range(repeat):
             optimizer.zero_grad(set_to_none=True)
-            torch.nn.functional.cross_entropy(model(inputs.repeat(64, 1)), targets.repeat(64)).backward()
+            torch.nn.functional.cross_entropy(model(inputs.repeat(16, 1)), targets.repeat(16)).backward()
             optimizer.step()
 
     # Calibrate the step to cost about as much as loading one batch.

@@ -9,8 +9,8 @@ DATASET_TYPE = {{ cookiecutter.dataset_type|tojson }}
 LICENSE = {{ cookiecutter.license|tojson }}
 USE_PREFETCH = {{ "True" if cookiecutter.use_prefetch else "False" }}
 DATASET_TYPES = ["image_folder", "image_list", "tabular_csv", "torchvision"]
-IMAGE_ONLY = ["models/cnn.py", "models/resnet.py", "data/images.py"]
-TABULAR_ONLY = ["models/mlp.py"]
+IMAGE_ONLY = ["PKG/models/cnn.py", "PKG/models/resnet.py", "PKG/data/images.py", "tests/test_images.py"]
+TABULAR_ONLY = ["PKG/models/mlp.py"]
 
 
 def main() -> None:
@@ -30,7 +30,7 @@ def main() -> None:
         else:
             variant.unlink()
     for name in IMAGE_ONLY if DATASET_TYPE == "tabular_csv" else TABULAR_ONLY:
-        (package / name).unlink()
+        Path(name.replace("PKG", PACKAGE, 1)).unlink()
     if not USE_PREFETCH:
         (package / "data/prefetch.py").unlink()
         Path("tests/test_prefetch.py").unlink()

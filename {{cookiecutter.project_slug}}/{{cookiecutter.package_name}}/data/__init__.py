@@ -33,7 +33,9 @@ def ensure_data_root(cfg) -> None:
     """A missing root is fine when torchvision may download into it; the dataset checks its files."""
     if cfg.data.download or Path(cfg.data.root).exists():
         return
-    raise DataError(f"data.root={cfg.data.root!r} does not exist and data.download is false. Expected:\n{EXPECTED_LAYOUT}")
+    raise DataError(
+        f"data.root={cfg.data.root!r} does not exist and data.download is false; expected:\n{EXPECTED_LAYOUT}"
+    )
 {% else %}
     """The shipped default root gets the sample data on first use; any other missing root is an error."""
     root = Path(cfg.data.root)

@@ -8,13 +8,14 @@ truncated file is a `DataError` naming it, or, with `data.skip_corrupt`, a logge
 """
 
 import logging
+import math
 import multiprocessing
 import warnings
 
 import torch
+import torch.nn.functional as F
 from PIL import Image, ImageOps
 from torch.utils.data import DataLoader, Dataset, default_collate
-from torchvision.ops import roi_align
 from torchvision.transforms import v2
 from tqdm import tqdm
 
@@ -135,25 +136,30 @@ def augment_batch(images: torch.Tensor, cfg) -> torch.Tensor:
     """Per-sample random resized crop and flip of a uint8 batch (N, C, H, W), on its own device.
 
     The batched twin of `build_transforms(train=True)` for preloaded data; returns float 0..255.
+    Each crop (and flip) is one affine map, so the whole batch is resampled by one grid_sample.
     """
     x = images.float()
     n, _, h, w = x.shape
     device = x.device
-    if cfg.data.random_resized_crop:
-        low, high = cfg.data.crop_scale
-        area = torch.empty(n, device=device).uniform_(low, high) * h * w
-        log_ratio = torch.empty(n, device=device).uniform_(*torch.tensor(CROP_RATIO).log().tolist())
-        ratio = log_ratio.exp()
-        crop_w = (area * ratio).sqrt().clamp(1, w)
-        crop_h = (area / ratio).sqrt().clamp(1, h)
-        x0 = torch.rand(n, device=device) * (w - crop_w)
-        y0 = torch.rand(n, device=device) * (h - crop_h)
-        boxes = torch.stack([torch.arange(n, device=device, dtype=x.dtype), x0, y0, x0 + crop_w, y0 + crop_h], 1)
-        x = roi_align(x, boxes, output_size=(h, w), spatial_scale=1.0, sampling_ratio=2, aligned=True)
-    if cfg.data.horizontal_flip:
-        flip = torch.rand(n, device=device) < 0.5
-        x = torch.where(flip.view(n, 1, 1, 1), x.flip(-1), x)
-    return x
+    flip = torch.rand(n, device=device) < 0.5 if cfg.data.horizontal_flip else torch.zeros(n, dtype=torch.bool)
+    if not cfg.data.random_resized_crop:
+        return torch.where(flip.to(device).view(n, 1, 1, 1), x.flip(-1), x)
+    low, high = cfg.data.crop_scale
+    area = torch.empty(n, device=device).uniform_(low, high)  # share of the image area
+    log_low, log_high = (math.log(r) for r in CROP_RATIO)
+    ratio = torch.empty(n, device=device).uniform_(log_low, log_high).exp()  # crop width / height
+    crop_w = (area * ratio * h / w).sqrt().clamp(max=1.0)  # as shares of the width and height
+    crop_h = (area / ratio * w / h).sqrt().clamp(max=1.0)
+    left = torch.rand(n, device=device) * (1 - crop_w)
+    top = torch.rand(n, device=device) * (1 - crop_h)
+    # Output coords in [-1, 1] -> input coords of the crop box (align_corners=False: pixel edges).
+    theta = torch.zeros(n, 2, 3, device=device)
+    theta[:, 0, 0] = torch.where(flip.to(device), -crop_w, crop_w)
+    theta[:, 0, 2] = 2 * left + crop_w - 1
+    theta[:, 1, 1] = crop_h
+    theta[:, 1, 2] = 2 * top + crop_h - 1
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
 def compute_mean_std(dataset: ImageDataset, cfg, max_images: int) -> tuple[list[float], list[float]]:
@@ -171,6 +177,7 @@ def compute_mean_std(dataset: ImageDataset, cfg, max_images: int) -> tuple[list[
         total = x.sum(1) if total is None else total + x.sum(1)
         total_sq = x.square().sum(1) if total_sq is None else total_sq + x.square().sum(1)
         count += x.shape[1]
+    dataset.take_skipped()  # files skipped here are reported again when training reads them
     if not count:
         raise DataError("no readable train images to compute data.mean/data.std from")
     mean = total / count
