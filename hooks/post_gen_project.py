@@ -7,6 +7,7 @@ PACKAGE = {{ cookiecutter.package_name|tojson }}
 SLUG = {{ cookiecutter.project_slug|tojson }}
 DATASET_TYPE = {{ cookiecutter.dataset_type|tojson }}
 LICENSE = {{ cookiecutter.license|tojson }}
+GPU = {{ cookiecutter.gpu|tojson }}
 USE_PREFETCH = {{ "True" if cookiecutter.use_prefetch else "False" }}
 DATASET_TYPES = ["image_folder", "image_list", "tabular_csv", "torchvision"]
 IMAGE_ONLY = ["PKG/models/cnn.py", "PKG/models/resnet.py", "PKG/data/images.py", "tests/test_images.py"]
@@ -31,6 +32,9 @@ def main() -> None:
             variant.unlink()
     for name in IMAGE_ONLY if DATASET_TYPE == "tabular_csv" else TABULAR_ONLY:
         Path(name.replace("PKG", PACKAGE, 1)).unlink()
+    if GPU != "multi":
+        (package / "utils/distributed.py").unlink()
+        Path("tests/test_distributed.py").unlink()
     if not USE_PREFETCH:
         (package / "data/prefetch.py").unlink()
         Path("tests/test_prefetch.py").unlink()

@@ -20,7 +20,13 @@ CHOSEN = {
     "gpu": {{ cookiecutter.gpu|tojson }},
 }
 # Yes/no answers: JSON true/false is not Python, so the JSON text is parsed as data.
-FLAGS = json.loads({{ {"use_prefetch": cookiecutter.use_prefetch}|tojson|tojson }})
+FLAGS = json.loads(
+    {{ {
+        "use_prefetch": cookiecutter.use_prefetch,
+        "use_tensorboard": cookiecutter.use_tensorboard,
+        "use_github_actions": cookiecutter.use_github_actions,
+    }|tojson|tojson }}
+)
 
 # Same lists as cookiecutter.json (a template test keeps them in sync).
 # Cookiecutter checks choices given on its command line, but not those read
@@ -28,7 +34,7 @@ FLAGS = json.loads({{ {"use_prefetch": cookiecutter.use_prefetch}|tojson|tojson 
 CHOICES = {
     "license": ["MIT", "BSD-3-Clause", "Apache-2.0", "none"],
     "dataset_type": ["image_folder", "image_list", "tabular_csv", "torchvision"],
-    "gpu": ["single", "none"],
+    "gpu": ["single", "multi", "none"],
 }
 
 SLUG_RULE = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")

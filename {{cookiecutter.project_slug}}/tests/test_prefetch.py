@@ -14,11 +14,11 @@ from {{ cookiecutter.package_name }}.data.prefetch import Prefetcher
 CPU = torch.device("cpu")
 
 
-def make_loader(num_workers: int = 0, **kwargs) -> DataLoader:
+def make_loader(num_workers: int = 0) -> DataLoader:
     """24 samples in 6 shuffled batches; the same shuffle every time it is built."""
     data = TensorDataset(torch.randn(24, 3, generator=torch.Generator().manual_seed(1)), torch.arange(24))
     generator = torch.Generator().manual_seed(0)
-    return DataLoader(data, batch_size=4, shuffle=True, generator=generator, num_workers=num_workers, **kwargs)
+    return DataLoader(data, batch_size=4, shuffle=True, generator=generator, num_workers=num_workers)
 
 
 def alive() -> tuple[set, set]:

@@ -136,7 +136,17 @@ class TrainerConfig:
     channels_last: bool = True
 {% endif %}
     cudnn_benchmark: bool = True
+    # float32 matmuls: highest (exact fp32) | high (TF32 on Ampere+) | medium (bf16).
+    matmul_precision: str = choice("high", "highest", "high", "medium")
 {% endif %}
+{% if cookiecutter.gpu == "multi" %}
+    # Under torchrun: BatchNorm statistics over all GPUs' batches (slower, helps small per-GPU batches).
+    sync_batchnorm: bool = False
+{% endif %}
+    # torch.compile the model (first steps are slow while it compiles).
+    compile: bool = False
+    # Batches whose gradients add up before one optimizer step (effective batch = batch_size x this).
+    accumulate_steps: int = 1
     grad_clip_norm: float = 0.0
     early_stopping_patience: int = 0
     monitor: str = choice("val_acc", "val_acc", "val_loss")
@@ -282,7 +292,7 @@ def validate(cfg: Config) -> None:
         value = getattr(obj, name)
         if choices and value not in choices:
             raise ConfigError(f"config key {key!r} = {value!r} is not one of: {', '.join(choices)}")
-    positive = ["data.batch_size", "trainer.epochs", "trainer.log_interval"]
+    positive = ["data.batch_size", "trainer.epochs", "trainer.log_interval", "trainer.accumulate_steps"]
 {% if cookiecutter.dataset_type != "tabular_csv" %}
     positive += ["data.image_size", "data.stats_images"]
 {% endif %}

@@ -3,17 +3,32 @@
 import logging
 {% if cookiecutter.dataset_type != "torchvision" %}
 import os
+{% endif %}
+{% if cookiecutter.gpu == "multi" %}
+import random
+{% endif %}
+{% if cookiecutter.dataset_type != "torchvision" %}
 import shutil
+{% endif %}
+{% if cookiecutter.gpu == "multi" %}
+from functools import partial
 {% endif %}
 from pathlib import Path
 
 import torch
+{% if cookiecutter.gpu == "multi" %}
+from torch.utils.data import DataLoader, DistributedSampler, Sampler
+{% else %}
 from torch.utils.data import DataLoader
+{% endif %}
 
 {% if cookiecutter.dataset_type != "torchvision" %}
 from ..config import SAMPLE_DATA_ROOT
 {% endif %}
 from ..utils.device import resolve_device
+{% if cookiecutter.gpu == "multi" %}
+from ..utils.distributed import get_rank, get_world_size
+{% endif %}
 from .common import DataError
 from .dataset import EXPECTED_LAYOUT, build_datasets
 {% if cookiecutter.dataset_type != "tabular_csv" %}
@@ -60,6 +75,35 @@ def ensure_data_root(cfg) -> None:
 {% endif %}
 
 
+{% if cookiecutter.gpu == "multi" %}
+class ShardSampler(Sampler):
+    """Every world_size-th index starting at rank, without padding: no sample is evaluated twice."""
+
+    def __init__(self, n: int, rank: int, world_size: int):
+        self.indices = range(rank, n, world_size)
+
+    def __iter__(self):
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+def seed_worker_for_rank(worker_id: int, rank: int) -> None:
+    """Worker seeds come from the loader's generator, the same on every rank; offset them per rank
+    so that ranks draw different augmentations."""
+    seed = (torch.initial_seed() + 1_000_003 * rank) % 2**32
+    torch.manual_seed(seed)
+    random.seed(seed)
+    try:
+        import numpy as np
+
+        np.random.seed(seed)
+    except ImportError:
+        pass
+
+
+{% endif %}
 def take_skipped(loader) -> int:
     """Corrupt samples the loader skipped since the last call (`data.skip_corrupt`)."""
     take = getattr(loader.dataset, "take_skipped", None)
@@ -76,8 +120,14 @@ def build_dataloaders(cfg, data_info: dict | None = None):
     """
     ensure_data_root(cfg)
     train_set, val_set, data_info = build_datasets(cfg, data_info)
+{% if cookiecutter.gpu == "multi" %}
+    rank, world_size = get_rank(), get_world_size()
+    per_rank = -(-len(train_set) // world_size)  # train shards are padded to equal size
+{% else %}
+    per_rank = len(train_set)
+{% endif %}
     # A last batch of a single sample would break BatchNorm: drop it only then.
-    drop_last = len(train_set) % cfg.data.batch_size == 1 and len(train_set) > 1
+    drop_last = per_rank % cfg.data.batch_size == 1 and per_rank > 1
     generator = torch.Generator().manual_seed(cfg.seed)
     if cfg.data.preload != "false":
         device = resolve_device(cfg.trainer.device) if cfg.data.preload == "device" else torch.device("cpu")
@@ -92,6 +142,9 @@ def build_dataloaders(cfg, data_info: dict | None = None):
             inputs, targets, transform = dataset.features.to(device), dataset.labels.to(device), None
 {% endif %}
             batching = dict(shuffle=True, drop_last=drop_last, generator=generator) if train else {}
+{% if cookiecutter.gpu == "multi" %}
+            batching["shard"] = (rank, world_size)
+{% endif %}
             loaders.append(PreloadedLoader(inputs, targets, cfg.data.batch_size, transform=transform, **batching))
         return loaders[0], loaders[1], data_info
 {% if cookiecutter.gpu != "none" %}
@@ -103,6 +156,16 @@ def build_dataloaders(cfg, data_info: dict | None = None):
     common = dict(batch_size=cfg.data.batch_size, num_workers=cfg.data.num_workers, pin_memory=pin_memory)
 {% if cookiecutter.dataset_type != "tabular_csv" %}
     common["collate_fn"] = collate_skipping_none  # drops files skipped as corrupt (data.skip_corrupt)
+{% endif %}
+{% if cookiecutter.gpu == "multi" %}
+    if world_size > 1:
+        # Each rank trains on its shard (reshuffled per epoch by the trainer's set_epoch) and
+        # validates on its share of val; the trainer sums the val metrics over ranks.
+        train_sampler = DistributedSampler(train_set, world_size, rank, shuffle=True, seed=cfg.seed)
+        common["worker_init_fn"] = partial(seed_worker_for_rank, rank=rank)
+        train_loader = DataLoader(train_set, sampler=train_sampler, drop_last=drop_last, generator=generator, **common)
+        val_loader = DataLoader(val_set, sampler=ShardSampler(len(val_set), rank, world_size), **common)
+        return train_loader, val_loader, data_info
 {% endif %}
     train_loader = DataLoader(train_set, shuffle=True, drop_last=drop_last, generator=generator, **common)
     val_loader = DataLoader(val_set, shuffle=False, **common)

@@ -2,8 +2,8 @@
 
 Why bounded: a prefetch_generator-style thread with an unbounded queue runs as far ahead as the loader lets
 it, and when loading is faster than training the whole epoch piles up in memory until the run dies out of
-memory. Here at most `depth + 1` batches are alive at once: the one the step uses and `depth` ahead. (A
-caller's loop variable keeps the previous batch until the next one replaces it, so count one more for that.)
+memory. Here at most `depth + 1` batches are alive at once: the one the step uses and `depth` ahead (one more
+for a moment if the caller's loop variable still holds the previous batch while the next one is prepared).
 
 - CPU device: a daemon thread calls next() on the loader's iterator and hands the CPU batches over a queue;
   nothing is copied to a device there. The iterator is created in the calling thread, so DataLoader workers

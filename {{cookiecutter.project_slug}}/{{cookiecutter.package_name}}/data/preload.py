@@ -63,7 +63,9 @@ class PreloadedLoader:
     `transform(batch)` runs on the whole batch on its device (augmentation, normalisation).
     """
 
-    def __init__(self, inputs, targets, batch_size, shuffle=False, drop_last=False, generator=None, transform=None):
+    def __init__(
+        self, inputs, targets, batch_size, shuffle=False, drop_last=False, generator=None, transform=None, shard=(0, 1)
+    ):
         self.dataset = TensorDataset(inputs, targets)
         self.inputs, self.targets = inputs, targets
         self.batch_size = batch_size
@@ -71,14 +73,28 @@ class PreloadedLoader:
         self.drop_last = drop_last
         self.generator = generator
         self.transform = transform
+        # (rank, world_size): each rank takes every world_size-th sample of the order.
+        self.rank, self.world_size = shard
+
+    def num_samples(self) -> int:
+        """Samples this rank sees per epoch: train shards are padded to equal size (every rank
+        must take the same number of steps), validation shards are not (no sample counted twice)."""
+        n = len(self.targets)
+        if self.shuffle:
+            return -(-n // self.world_size)
+        return len(range(self.rank, n, self.world_size))
 
     def __len__(self) -> int:
-        n = len(self.targets)
+        n = self.num_samples()
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def __iter__(self):
         n = len(self.targets)
         order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
+        if self.world_size > 1:
+            if self.shuffle:  # pad by wrapping around, as DistributedSampler does
+                order = torch.cat([order, order[: self.num_samples() * self.world_size - n]])
+            order = order[self.rank :: self.world_size]
         order = order.to(self.targets.device)
         for start in range(0, len(self) * self.batch_size, self.batch_size):
             index = order[start : start + self.batch_size]
