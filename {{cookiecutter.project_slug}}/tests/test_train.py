@@ -303,3 +303,74 @@ def test_channels_last_batches_and_model(make_config, tmp_path):
     assert math.isfinite(trainer.fit()[0]["train_loss"])
 {% endif %}
 {% endif %}
+
+
+def linear_trainer(make_config, tmp_path, batch_size: int, accumulate: int, n: int = 24):
+    """A Trainer over a linear model and fixed data in a fixed order: gradients are easy to compare."""
+    from {{ cookiecutter.package_name }}.data.preload import PreloadedLoader
+
+    cfg = make_config(**{"trainer.accumulate_steps": accumulate, "optim.name": "sgd", "optim.momentum": 0.0})
+    generator = torch.Generator().manual_seed(0)
+    x, y = torch.randn(n, 5, generator=generator), torch.randint(0, 3, (n,), generator=generator)
+    loader = PreloadedLoader(x, y, batch_size)  # no shuffling: both runs see the same order
+    torch.manual_seed(0)
+    model = torch.nn.Linear(5, 3)
+    return Trainer(cfg, model, loader, loader, {"classes": ["a", "b", "c"]}, tmp_path, "cpu")
+
+
+def test_accumulated_small_batches_step_like_one_big_batch(make_config, tmp_path):
+    big = linear_trainer(make_config, tmp_path / "big", batch_size=8, accumulate=1)
+    small = linear_trainer(make_config, tmp_path / "small", batch_size=4, accumulate=2)
+    big.train_one_epoch(0)
+    small.train_one_epoch(0)
+    assert big.step == small.step == 3  # 24 samples: 3 optimizer steps either way
+    for a, b in zip(big.model.parameters(), small.model.parameters(), strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_a_short_last_group_is_averaged_over_its_own_batches(make_config, tmp_path):
+    # 5 batches of 4 with accumulate_steps=2: groups of 2, 2 and 1 batches -> 3 steps; the last
+    # group's gradient is its one batch's mean, like a plain run over those 4 samples.
+    grouped = linear_trainer(make_config, tmp_path / "grouped", batch_size=4, accumulate=2, n=20)
+    plain = linear_trainer(make_config, tmp_path / "plain", batch_size=8, accumulate=1, n=20)
+    grouped.train_one_epoch(0)
+    plain.train_one_epoch(0)  # batches of 8, 8 and 4
+    assert grouped.step == plain.step == 3
+    for a, b in zip(grouped.model.parameters(), plain.model.parameters(), strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_compiled_model_saves_and_loads_bare_names(make_config, tmp_path, monkeypatch):
+    # The "eager" backend wraps the model exactly as torch.compile does, without a slow C++ build.
+    real_compile = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda model, **kwargs: real_compile(model, backend="eager"))
+    cfg = make_config(**{"trainer.compile": True})
+    train_loader, val_loader, info = build_dataloaders(cfg)
+    trainer = Trainer(cfg, build_model(cfg, info), train_loader, val_loader, info, tmp_path, "cpu")
+    assert hasattr(trainer.model, "_orig_mod")  # compiled
+    trainer.fit()
+    state = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)
+    assert not any(key.startswith("_orig_mod.") for key in state["model"])
+    fresh = build_model(cfg, info)
+    fresh.load_state_dict(state["model"])  # a plain, uncompiled model takes them as they are
+{% if cookiecutter.gpu != "none" %}
+
+
+def test_matmul_precision_is_applied(make_config, tmp_path):
+    before = torch.get_float32_matmul_precision()
+    try:
+        cfg = make_config(**{"trainer.matmul_precision": "medium"})
+        train_loader, val_loader, info = build_dataloaders(cfg)
+        Trainer(cfg, build_model(cfg, info), train_loader, val_loader, info, tmp_path, "cpu")
+        assert torch.get_float32_matmul_precision() == "medium"
+    finally:
+        torch.set_float32_matmul_precision(before)
+
+
+def test_adamw_is_fused_only_on_cuda(make_config):
+    cfg = make_config()
+    cpu_model = torch.nn.Linear(3, 2)
+    assert not trainer_module.build_optimizer(cfg, cpu_model).defaults["fused"]
+    if torch.cuda.is_available():
+        assert trainer_module.build_optimizer(cfg, cpu_model.cuda()).defaults["fused"]
+{% endif %}
