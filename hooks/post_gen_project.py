@@ -10,6 +10,7 @@ LICENSE = {{ cookiecutter.license|tojson }}
 GPU = {{ cookiecutter.gpu|tojson }}
 USE_PREFETCH = {{ "True" if cookiecutter.use_prefetch else "False" }}
 USE_GITHUB_ACTIONS = {{ "True" if cookiecutter.use_github_actions else "False" }}
+USE_TENSORBOARD = {{ "True" if cookiecutter.use_tensorboard else "False" }}
 DATASET_TYPES = ["image_folder", "image_list", "tabular_csv", "torchvision"]
 IMAGE_ONLY = ["PKG/models/cnn.py", "PKG/models/resnet.py", "PKG/data/images.py", "tests/test_images.py"]
 TABULAR_ONLY = ["PKG/models/mlp.py"]
@@ -39,6 +40,9 @@ def main() -> None:
     if not USE_PREFETCH:
         (package / "data/prefetch.py").unlink()
         Path("tests/test_prefetch.py").unlink()
+    if not USE_TENSORBOARD:
+        (package / "utils/tensorboard.py").unlink()
+        Path("tests/test_tensorboard.py").unlink()
     if not USE_GITHUB_ACTIONS:
         shutil.rmtree(".github")
     if LICENSE == "none":

@@ -51,6 +51,8 @@ def expected_files(answers, package):
         files.add("tests/test_images.py")
     if answers["use_prefetch"]:
         files |= {f"{package}/data/prefetch.py", "tests/test_prefetch.py"}
+    if answers["use_tensorboard"]:
+        files |= {f"{package}/utils/tensorboard.py", "tests/test_tensorboard.py"}
     if answers["use_github_actions"]:
         files.add(".github/workflows/ci.yml")
     if answers["gpu"] == "multi":

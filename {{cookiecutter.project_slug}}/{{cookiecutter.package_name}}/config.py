@@ -143,6 +143,10 @@ class TrainerConfig:
     # Under torchrun: BatchNorm statistics over all GPUs' batches (slower, helps small per-GPU batches).
     sync_batchnorm: bool = False
 {% endif %}
+{% if cookiecutter.use_tensorboard %}
+    # Per-epoch scalars and the model graph in <run_dir>/tensorboard (needs the tensorboard package).
+    tensorboard: bool = True
+{% endif %}
     # torch.compile the model (first steps are slow while it compiles).
     compile: bool = False
     # Batches whose gradients add up before one optimizer step (effective batch = batch_size x this).

@@ -35,6 +35,9 @@ from .utils.distributed import all_reduce_sum, barrier, broadcast_buffers, is_di
 {% endif %}
 from .utils.logs import show_progress
 from .utils.seeding import get_rng_state, set_rng_state
+{% if cookiecutter.use_tensorboard %}
+from .utils.tensorboard import add_epoch, add_graph, open_writer
+{% endif %}
 
 log = logging.getLogger(__name__)
 
@@ -231,6 +234,11 @@ class Trainer:
 {% if cookiecutter.use_prefetch %}
         self.prefetch_batches = prefetch_depth(cfg, self.device)
 {% endif %}
+{% if cookiecutter.use_tensorboard %}
+        writes = {{ "self.is_main" if cookiecutter.gpu == "multi" else "True" }}
+        self.tensorboard = open_writer(self.run_dir / "tensorboard") if cfg.trainer.tensorboard and writes else None
+{% endif %}
+        self.samples_per_s = 0.0  # training speed of the last epoch
         self.epoch = 0  # epochs completed
         self.step = 0  # optimizer steps taken
         self.best_metric = None
@@ -293,6 +301,11 @@ class Trainer:
         checkpoints.mkdir(parents=True, exist_ok=True)
         write_metrics(self.run_dir / "metrics.csv", self.history)
 {% endif %}
+{% if cookiecutter.use_tensorboard %}
+        if self.tensorboard is not None and not self.history:
+            inputs, _ = next(iter(self.val_loader))
+            add_graph(self.tensorboard, self.eval_model, inputs.to(self.device))
+{% endif %}
         for epoch in range(self.epoch, cfg.epochs):
             if cfg.early_stopping_patience and self.bad_epochs >= cfg.early_stopping_patience:
                 log.info("Early stopping: %s has not improved for %d epochs.", cfg.monitor, self.bad_epochs)
@@ -334,6 +347,10 @@ class Trainer:
                 "time_s": round(time.perf_counter() - start, 3),
             }
             self.history.append(row)
+{% if cookiecutter.use_tensorboard %}
+            if self.tensorboard is not None:
+                add_epoch(self.tensorboard, row, self.samples_per_s)
+{% endif %}
             self.epoch = epoch + 1
             improved = self._update_best(row[cfg.monitor])
 {% if cookiecutter.gpu == "multi" %}
@@ -355,6 +372,10 @@ class Trainer:
                 row["time_s"],
                 "  (best)" if improved else "",
             )
+{% if cookiecutter.use_tensorboard %}
+        if self.tensorboard is not None:
+            self.tensorboard.close()
+{% endif %}
         return self.history
 
     def _save(self, checkpoints: Path, improved: bool) -> None:
@@ -444,6 +465,7 @@ class Trainer:
         all_reduce_sum(loss_sum, correct, total)  # train metrics over every rank's shard
         seen = int(total.item())
 {% endif %}
+        self.samples_per_s = seen / (time.perf_counter() - start)
         if seen == 0:
             raise RuntimeError("the train loader produced no batches (is data.batch_size larger than the data?)")
         train_loss = loss_sum.item() / seen
