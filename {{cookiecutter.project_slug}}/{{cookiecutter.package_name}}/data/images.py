@@ -170,7 +170,8 @@ def compute_mean_std(dataset: ImageDataset, cfg, max_images: int) -> tuple[list[
     total = total_sq = None
     count = 0
     loader = DataLoader(view, batch_size=64, num_workers=cfg.data.num_workers, collate_fn=collate_skipping_none)
-    for images, _ in loader:
+    bar = tqdm(loader, desc="computing mean/std", leave=False, disable=not show_progress(cfg.trainer.progress_bar))
+    for images, _ in bar:
         if images.numel() == 0:
             continue
         x = images.double().div_(255).transpose(0, 1).flatten(1)  # (C, pixels)

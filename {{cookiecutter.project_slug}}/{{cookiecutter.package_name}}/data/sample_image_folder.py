@@ -12,6 +12,9 @@ import sys
 from pathlib import Path
 
 from PIL import Image, ImageDraw
+from tqdm import tqdm
+
+from ..utils.logs import show_progress
 
 CLASSES = {"circle": (220, 60, 60), "square": (60, 170, 60), "triangle": (60, 90, 220), "cross": (230, 180, 40)}
 
@@ -43,6 +46,8 @@ def write_sample(root, train_per_class: int = 60, val_per_class: int = 15, seed:
     """Write `root/train/<class>/*.png|jpg` and `root/val/...`."""
     root = Path(root)
     rng = random.Random(seed)
+    total = (train_per_class + val_per_class) * len(CLASSES)
+    bar = tqdm(total=total, desc="writing sample images", leave=False, disable=not show_progress(True))
     for split, count in (("train", train_per_class), ("val", val_per_class)):
         for shape in CLASSES:
             folder = root / split / shape
@@ -50,6 +55,8 @@ def write_sample(root, train_per_class: int = 60, val_per_class: int = 15, seed:
             for i in range(count):
                 ext = "jpg" if i % 4 == 0 else "png"
                 draw_sample(shape, rng).save(folder / f"{shape}_{i:04d}.{ext}")
+                bar.update()
+    bar.close()
     return root
 
 

@@ -16,6 +16,9 @@ import sys
 from pathlib import Path
 
 from PIL import Image, ImageDraw
+from tqdm import tqdm
+
+from ..utils.logs import show_progress
 
 CLASSES = ("horizontal", "vertical", "checker", "dots")
 # (PIL mode, file extension) cycled over the files; JPEG cannot hold P, RGBA or I;16.
@@ -88,6 +91,8 @@ def write_sample(root, train_per_class: int = 80, val_per_class: int = 20, seed:
     (root / "images").mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
     number = 0
+    total = (train_per_class + val_per_class) * len(CLASSES)
+    bar = tqdm(total=total, desc="writing sample images", leave=False, disable=not show_progress(True))
     for split, count in (("train", train_per_class), ("val", val_per_class)):
         labels = [kind for kind in CLASSES for _ in range(count)]
         rng.shuffle(labels)  # file order and names say nothing about the class
@@ -102,7 +107,9 @@ def write_sample(root, train_per_class: int = 80, val_per_class: int = 20, seed:
                 image.save(root / "images" / name)
             lines.append(f"images/{name} {label}")
             number += 1
+            bar.update()
         (root / f"{split}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    bar.close()
     return root
 
 
