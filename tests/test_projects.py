@@ -1,6 +1,7 @@
 """Render every dataset_type x gpu combination, then lint, test, train and break it.
 
-use_prefetch is cycled so that each dataset_type and each gpu answer meets both values.
+use_prefetch, use_tensorboard and use_github_actions are cycled so that each
+dataset_type and each gpu answer meets both values of each.
 
 One test class per combination. Its class-scoped fixtures render the project once
 and train it once; its tests run in order on one xdist worker (`--dist loadscope`
@@ -29,7 +30,7 @@ NOT_SOURCES = {"__pycache__", ".pytest_cache", ".ruff_cache", "runs", "data"}  #
 def expected_files(answers, package):
     files = {
         ".gitignore", "README.md", "pyproject.toml", "configs/default.yaml",
-        "train.py", "evaluate.py",
+        "train.py", "evaluate.py", "predict.py", "tests/test_predict.py", "tests/test_plot.py",
         "tests/conftest.py", "tests/test_config.py", "tests/test_data.py",
         "tests/test_models.py", "tests/test_checkpoint.py", "tests/test_train.py",
         "tests/test_preload.py",
@@ -38,7 +39,7 @@ def expected_files(answers, package):
     files |= {
         f"{package}/{name}"
         for name in [
-            "__init__.py", "config.py", "checkpoint.py", "trainer.py",
+            "__init__.py", "config.py", "checkpoint.py", "trainer.py", "plot.py",
             "data/__init__.py", "data/common.py", "data/dataset.py", "data/sample.py", "data/preload.py",
             "models/__init__.py", "models/layers.py",
             "utils/__init__.py", "utils/logs.py", "utils/seeding.py", "utils/device.py",
@@ -228,6 +229,8 @@ class TestImageFolderSingleGpu(ProjectChecks):
         "dataset_type": "image_folder",
         "gpu": "single",
         "use_prefetch": True,
+        "use_tensorboard": True,
+        "use_github_actions": True,
         "project_name": 'Bob\'s "Best" Net',
         "author_name": "O'Brien",
         "description": 'Finds "shapes" in images; it\'s a test.',
@@ -241,6 +244,8 @@ class TestImageFolderCpu(ProjectChecks):
         "dataset_type": "image_folder",
         "gpu": "none",
         "use_prefetch": False,
+        "use_tensorboard": False,
+        "use_github_actions": False,
         "project_name": "Zoë's Vision",
         "package_name": "vision_net",
         "author_name": 'Zoë "Z" D\'Arcy',
@@ -255,6 +260,8 @@ class TestImageListSingleGpu(ProjectChecks):
         "dataset_type": "image_list",
         "gpu": "single",
         "use_prefetch": False,
+        "use_tensorboard": False,
+        "use_github_actions": True,
         "project_name": "List <of> \"Images\"",
         "license": "Apache-2.0",
     }
@@ -266,6 +273,8 @@ class TestImageListCpu(ProjectChecks):
         "dataset_type": "image_list",
         "gpu": "none",
         "use_prefetch": True,
+        "use_tensorboard": True,
+        "use_github_actions": True,
         "project_name": "Ünïcode Lists",
         "description": r"Reads C:\lists\*.txt",
         "license": "none",
@@ -278,6 +287,8 @@ class TestTabularSingleGpu(ProjectChecks):
         "dataset_type": "tabular_csv",
         "gpu": "single",
         "use_prefetch": True,
+        "use_tensorboard": False,
+        "use_github_actions": False,
         "project_name": "Tabular <Net> & Co",
         "author_name": "A. N. Other",
         "description": r"Reads C:\data\*.csv & 'scores' <fast>",
@@ -290,6 +301,8 @@ class TestTabularCpu(ProjectChecks):
         "dataset_type": "tabular_csv",
         "gpu": "none",
         "use_prefetch": False,
+        "use_tensorboard": True,
+        "use_github_actions": True,
         "project_name": "Plain Table",
         "project_slug": "plain-table-2",
         "license": "none",
@@ -301,6 +314,8 @@ class TestTorchvisionSingleGpu(ProjectChecks):
         "dataset_type": "torchvision",
         "gpu": "single",
         "use_prefetch": False,
+        "use_tensorboard": True,
+        "use_github_actions": True,
         "project_name": "Digits & 'Friends'",
         "license": "MIT",
     }
@@ -312,6 +327,8 @@ class TestTorchvisionCpu(ProjectChecks):
         "dataset_type": "torchvision",
         "gpu": "none",
         "use_prefetch": True,
+        "use_tensorboard": False,
+        "use_github_actions": True,
         "project_name": "Torchvision Zoo",
         "package_name": "zoo_net",
         "license": "BSD-3-Clause",
@@ -324,6 +341,8 @@ class TestImageFolderMultiGpu(ProjectChecks):
         "dataset_type": "image_folder",
         "gpu": "multi",
         "use_prefetch": False,
+        "use_tensorboard": False,
+        "use_github_actions": True,
         "project_name": "Shapes at Scale",
         "license": "Apache-2.0",
     }
@@ -335,6 +354,8 @@ class TestImageListMultiGpu(ProjectChecks):
         "dataset_type": "image_list",
         "gpu": "multi",
         "use_prefetch": True,
+        "use_tensorboard": True,
+        "use_github_actions": False,
         "project_name": "Lists \\ Everywhere",
         "license": "MIT",
     }
@@ -346,6 +367,8 @@ class TestTabularMultiGpu(ProjectChecks):
         "dataset_type": "tabular_csv",
         "gpu": "multi",
         "use_prefetch": False,
+        "use_tensorboard": True,
+        "use_github_actions": True,
         "project_name": "Wide 'Tables'",
         "license": "none",
     }
@@ -356,6 +379,8 @@ class TestTorchvisionMultiGpu(ProjectChecks):
         "dataset_type": "torchvision",
         "gpu": "multi",
         "use_prefetch": True,
+        "use_tensorboard": False,
+        "use_github_actions": False,
         "project_name": "Digits Everywhere",
         "license": "BSD-3-Clause",
     }

@@ -23,6 +23,7 @@ from {{ cookiecutter.package_name }}.checkpoint import CheckpointError, load_che
 from {{ cookiecutter.package_name }}.config import ConfigError, load_config, save_config
 from {{ cookiecutter.package_name }}.data import DataError, build_dataloaders
 from {{ cookiecutter.package_name }}.models import build_model
+from {{ cookiecutter.package_name }}.plot import plot_curves
 from {{ cookiecutter.package_name }}.trainer import Trainer
 {% if cookiecutter.gpu == "multi" %}
 from {{ cookiecutter.package_name }}.utils.distributed import (
@@ -160,6 +161,12 @@ def run(args) -> int:
         return 130
     best = "n/a" if trainer.best_metric is None else f"{trainer.best_metric:.4f}"
     log.info("Done. best %s = %s; checkpoints in %s", cfg.trainer.monitor, best, run_dir / "checkpoints")
+{% if cookiecutter.gpu == "multi" %}
+    if main_process:
+        plot_curves(run_dir)  # curves.png; without matplotlib one warning, never an error
+{% else %}
+    plot_curves(run_dir)  # curves.png; without matplotlib one warning, never an error
+{% endif %}
     return 0
 {% if cookiecutter.gpu == "multi" %}
 
