@@ -1,4 +1,4 @@
-"""Training curves: curves.png from a real run, `python -m {{ cookiecutter.package_name }}.plot`, and life without matplotlib."""
+"""Training curves: curves.png from a real run, the `plot` module CLI, and life without matplotlib."""
 
 import logging
 import os
