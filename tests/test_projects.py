@@ -34,7 +34,7 @@ def expected_files(answers, package):
         "tests/conftest.py", "tests/test_config.py", "tests/test_data.py",
         "tests/test_models.py", "tests/test_checkpoint.py", "tests/test_train.py",
         "tests/test_preload.py",
-        ".pre-commit-config.yaml", "Makefile",
+        ".pre-commit-config.yaml", "Makefile", "docs/GUIDE.md", "tests/test_guide.py",
     }  # fmt: skip
     files |= {
         f"{package}/{name}"

@@ -1,0 +1,274 @@
+"""docs/GUIDE.md: every link points at a file and a symbol that exist, and its code snippets really work.
+
+A link whose text is a `symbol` in backticks must name something defined at module level in
+the .py file it points at (`Class.method` for a method), or a dotted key of the .yaml file.
+"""
+
+import ast
+import math
+import re
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn as nn
+import yaml
+
+from {{ cookiecutter.package_name }} import data, models
+from {{ cookiecutter.package_name }}.checkpoint import load_checkpoint
+from {{ cookiecutter.package_name }}.trainer import Trainer
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+DOCS_DIR = PROJECT_DIR / "docs"
+GUIDE = DOCS_DIR / "GUIDE.md"
+IMAGE_DATA = (Path(models.__file__).parent / "cnn.py").exists()  # else tabular
+
+NOTES = range(1, 10)  # one section per note, headed `## <n>. <title>`
+OWN_DATASET = "Your own dataset in under ten lines"
+OWN_MODEL = "Your own model in under ten lines"
+MAX_SNIPPET_LINES = 10
+
+FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.DOTALL | re.MULTILINE)
+LINK = re.compile(r"\[([^\]]+)\]\(([^)\s]+)\)")
+SYMBOL = re.compile(r"`([A-Za-z_][\w.]*)`")
+HEADING = re.compile(r"^(#{1,6}) (.+)$", re.MULTILINE)
+
+
+def guide_text() -> str:
+    return GUIDE.read_text(encoding="utf-8")
+
+
+def sections() -> dict[str, str]:
+    """`## ` heading -> the text up to the next one."""
+    parts = re.split(r"^## (.+)$", guide_text(), flags=re.MULTILINE)
+    return {title.strip(): body for title, body in zip(parts[1::2], parts[2::2], strict=True)}
+
+
+def note_sections() -> dict[int, str]:
+    found = {}
+    for title, body in sections().items():
+        match = re.match(r"(\d+)\. ", title)
+        if match:
+            found[int(match.group(1))] = body
+    return found
+
+
+def links(text: str) -> list[tuple[str, str]]:
+    """(text, target) of every markdown link outside fenced code blocks."""
+    return LINK.findall(FENCE.sub("", text))
+
+
+def python_blocks(section: str) -> list[str]:
+    return [code for lang, code in FENCE.findall(sections()[section]) if lang == "python"]
+
+
+def snippet(section: str) -> str:
+    blocks = python_blocks(section)
+    assert len(blocks) == 1, f"section {section!r} should hold exactly one python code block, found {len(blocks)}"
+    return blocks[0]
+
+
+def module_names(body: list[ast.stmt]) -> dict[str, ast.AST]:
+    """Names a module (or class) body defines: functions, classes, assignments, also under if/try/with."""
+    names = {}
+    for node in body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names[node.name] = node
+        elif isinstance(node, ast.Assign):
+            for target in node.targets:
+                for leaf in ast.walk(target):
+                    if isinstance(leaf, ast.Name):
+                        names[leaf.id] = node
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names[node.target.id] = node
+        elif isinstance(node, (ast.If, ast.Try, ast.With)):
+            for block in ("body", "orelse", "finalbody", "handlers"):
+                for child in getattr(node, block, []):
+                    inner = child.body if isinstance(child, ast.ExceptHandler) else [child]
+                    names.update(module_names(inner))
+    return names
+
+
+def python_symbol_error(path: Path, symbol: str) -> str | None:
+    """None if `symbol` (`name` or `Class.attr`) is defined in the file, else what is wrong."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    scope, where = tree.body, path.name
+    for part in symbol.split("."):
+        names = module_names(scope)
+        if part not in names:
+            return f"{part!r} is not defined in {where} (defined there: {', '.join(sorted(names)) or 'nothing'})"
+        node = names[part]
+        scope, where = getattr(node, "body", []), f"{where}:{part}"
+    return None
+
+
+def yaml_key_error(path: Path, key: str) -> str | None:
+    node = yaml.safe_load(path.read_text(encoding="utf-8"))
+    for i, part in enumerate(key.split(".")):
+        if not isinstance(node, dict) or part not in node:
+            here = ".".join(key.split(".")[:i]) or "the top level"
+            keys = ", ".join(node) if isinstance(node, dict) else "none"
+            return f"no key {part!r} under {here} in {path.name} (keys there: {keys})"
+        node = node[part]
+    return None
+
+
+def anchors(markdown: str) -> set[str]:
+    """GitHub-style anchors of a markdown file's headings."""
+    slugs = set()
+    for _, title in HEADING.findall(FENCE.sub("", markdown)):
+        slug = re.sub(r"[^\w\- ]", "", title.strip().lower()).replace(" ", "-")
+        slugs.add(slug)
+    return slugs
+
+
+# ---- structure ------------------------------------------------------------------
+
+
+def test_guide_is_rendered():
+    text = guide_text()
+    for marker in ("{" + "{", "{" + "%", "{" + "#"):  # spelt in two halves: this file is a template too
+        assert marker not in text, f"GUIDE.md still contains the template marker {marker!r}"
+
+
+def test_one_section_per_note_each_with_a_link():
+    notes = note_sections()
+    assert sorted(notes) == list(NOTES), f"note sections found: {sorted(notes)}"
+    for number, body in notes.items():
+        found = links(body)
+        assert found, f"section {number} has no link to the code"
+        assert any(target.split("#")[0].endswith(".py") for _, target in found), f"section {number}: no .py link"
+
+
+@pytest.mark.parametrize("section", [OWN_DATASET, OWN_MODEL])
+def test_own_code_snippets_are_short_python(section):
+    assert section in sections(), f"GUIDE.md has no section {section!r}"
+    code = snippet(section)
+    lines = [line for line in code.splitlines() if line.strip()]  # not the blank lines ruff format adds
+    assert len(lines) <= MAX_SNIPPET_LINES, f"{section!r}: {len(lines)} lines of code, at most {MAX_SNIPPET_LINES}"
+    ast.parse(code)
+
+
+# ---- links ----------------------------------------------------------------------
+
+
+def test_guide_has_links():
+    assert len(links(guide_text())) >= 20
+
+
+@pytest.mark.parametrize("text, target", sorted(set(links(guide_text()))))
+def test_link_target_exists(text, target):
+    if re.match(r"[a-z][a-z0-9+.-]*:", target):  # http:, https:, mailto: ...
+        return
+    path, _, anchor = target.partition("#")
+    file = (DOCS_DIR / path).resolve() if path else GUIDE
+    assert file.is_file(), f"[{text}]({target}): {file} does not exist"
+    assert file.is_relative_to(PROJECT_DIR), f"[{text}]({target}) points outside the project"
+    if anchor and file.suffix == ".md":
+        assert anchor in anchors(file.read_text(encoding="utf-8")), f"[{text}]({target}): no heading #{anchor}"
+    symbol = SYMBOL.fullmatch(text)
+    if symbol is None:
+        return
+    if file.suffix == ".py":
+        error = python_symbol_error(file, symbol.group(1))
+    elif file.suffix in (".yaml", ".yml"):
+        error = yaml_key_error(file, symbol.group(1))
+    else:
+        error = "a `symbol` link must point at a .py or a .yaml file"
+    assert error is None, f"[{text}]({target}): {error}"
+
+
+def test_the_checks_catch_broken_links():
+    """The checkers themselves: a wrong symbol, a wrong method or a wrong key is reported."""
+    layers = Path(models.__file__).parent / "layers.py"
+    trainer = Path(models.__file__).parent.parent / "trainer.py"
+    config = PROJECT_DIR / "configs" / "default.yaml"
+    assert python_symbol_error(layers, "init_weights") is None
+    assert python_symbol_error(layers, "init_weight") is not None
+    assert python_symbol_error(trainer, "Trainer.fit") is None
+    assert python_symbol_error(trainer, "Trainer.no_such_method") is not None
+    assert yaml_key_error(config, "trainer.epochs") is None
+    assert yaml_key_error(config, "trainer.epoch") is not None
+    assert yaml_key_error(config, "seed.value") is not None
+
+
+# ---- the snippets run -----------------------------------------------------------
+
+
+def example_info() -> dict:
+    if IMAGE_DATA:
+        return {"classes": ["a", "b", "c"], "num_classes": 3, "in_channels": 3, "image_size": 32}
+    return {"classes": ["a", "b", "c"], "num_classes": 3, "num_features": 8}
+
+
+def example_inputs(n: int, info: dict) -> torch.Tensor:
+    if IMAGE_DATA:
+        return torch.rand(n, info["in_channels"], info["image_size"], info["image_size"])
+    return torch.randn(n, info["num_features"])
+
+
+def register_own_model(monkeypatch) -> str:
+    """Run the guide's model code as if appended to models/__init__.py; return the name it registers."""
+    monkeypatch.setattr(models, "MODELS", dict(models.MODELS))  # build_model sees additions; restored after
+    before = set(models.MODELS)
+    namespace = dict(vars(models))
+    exec("from functools import partial\n" + snippet(OWN_MODEL), namespace)  # the import the guide asks for
+    added = set(models.MODELS) - before
+    assert len(added) == 1, f"the model snippet should register one model in MODELS, registered {sorted(added)}"
+    return added.pop()
+
+
+@pytest.mark.parametrize("init", ["kaiming_normal", "default"])
+def test_own_model_snippet_builds_and_runs(make_config, monkeypatch, init):
+    name = register_own_model(monkeypatch)
+    cfg = make_config(**{"model.name": name, "model.init": init})
+    info = example_info()
+    model = models.build_model(cfg, info)
+    weights = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    assert weights, "the model snippet has no Conv2d/Linear layer"
+    biases = [m.bias for m in weights if m.bias is not None]
+    # The init scheme ran at the end of __init__: named schemes zero the biases, `default` keeps PyTorch's.
+    zeroed = [bool((b == 0).all()) for b in biases]
+    assert zeroed == [init != "default"] * len(biases), f"model.init={init} did not reach every layer: {zeroed}"
+    names_before = list(model.state_dict())
+    out = model(example_inputs(4, info))
+    assert out.shape == (4, info["num_classes"])
+    assert list(model.state_dict()) == names_before, "forward created layers"
+    out.logsumexp(dim=1).mean().backward()
+    assert all(p.grad is not None for p in model.parameters())
+
+
+def test_own_dataset_and_model_train_one_epoch(tmp_path, make_config, monkeypatch):
+    """The two snippets together, through build_dataloaders, Trainer.fit and a checkpoint reload."""
+    namespace = {"__name__": "own_dataset"}
+    exec(snippet(OWN_DATASET), namespace)
+    monkeypatch.setattr(data, "build_datasets", namespace["build_datasets"])
+    name = register_own_model(monkeypatch)
+
+    # The guide's example data: two classes, inputs shaped as its info says (checked below).
+    root = tmp_path / "mine"
+    root.mkdir()
+    shape_info = {"in_channels": 3, "image_size": 32, "num_features": 8}
+    generator = torch.Generator().manual_seed(0)
+    for split, n in (("train", 40), ("val", 12)):
+        inputs = example_inputs(n, shape_info)
+        torch.save((inputs, torch.randint(0, 2, (n,), generator=generator)), root / f"{split}.pt")
+
+    cfg = make_config(**{"data.root": str(root), "model.name": name, "data.batch_size": 8})
+    if hasattr(cfg.trainer, "tensorboard"):
+        cfg.trainer.tensorboard = False  # not what this test is about
+    train_loader, val_loader, info = data.build_dataloaders(cfg)
+    assert info["num_classes"] == len(info["classes"]) == 2
+    for key in ("in_channels", "image_size") if IMAGE_DATA else ("num_features",):
+        assert info[key] == shape_info[key], f"the dataset snippet's data_info[{key!r}] does not match its inputs"
+    inputs, labels = next(iter(train_loader))
+    assert inputs.dtype == torch.float32 and labels.dtype == torch.int64
+
+    run_dir = tmp_path / "run"
+    history = Trainer(cfg, models.build_model(cfg, info), train_loader, val_loader, info, run_dir, "cpu").fit()
+    assert len(history) == 1 and math.isfinite(history[0]["train_loss"])
+
+    # Resume / evaluate.py path: the checkpoint's data_info comes back unchanged.
+    state = load_checkpoint(run_dir / "checkpoints" / "last.pt")
+    _, _, info_again = data.build_dataloaders(cfg, state["data_info"])
+    assert info_again == info
