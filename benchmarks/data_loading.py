@@ -28,9 +28,19 @@ TEMPLATE = Path(__file__).resolve().parents[1]
 
 
 def render(out: Path) -> tuple[Path, str]:
-    project = Path(cookiecutter(str(TEMPLATE), no_input=True, output_dir=str(out), extra_context={
-        "project_name": "bench data", "dataset_type": "image_folder", "gpu": "single", "use_prefetch": True,
-    }))  # fmt: skip
+    project = Path(
+        cookiecutter(
+            str(TEMPLATE),
+            no_input=True,
+            output_dir=str(out),
+            extra_context={
+                "project_name": "bench data",
+                "dataset_type": "image_folder",
+                "gpu": "single",
+                "use_prefetch": True,
+            },
+        )
+    )
     return project, "bench_data"
 
 
@@ -41,7 +51,7 @@ def write_images(root: Path, count: int, sample_module) -> None:
 
 def epoch_seconds(loader) -> float:
     start = time.perf_counter()
-    for inputs, targets in loader:
+    for _batch in loader:
         pass
     return time.perf_counter() - start
 
@@ -49,11 +59,20 @@ def epoch_seconds(loader) -> float:
 def bench_preload(pkg: str, data_root: Path, repeats: int, num_workers: int) -> None:
     config = importlib.import_module(f"{pkg}.config")
     data = importlib.import_module(f"{pkg}.data")
-    overrides = [f"data.root={data_root}", "trainer.device=cpu", "data.batch_size=64", "data.image_size=64",
-                 f"data.num_workers={num_workers}", "data.mean=[0.5,0.5,0.5]", "data.std=[0.25,0.25,0.25]"]  # fmt: skip
+    overrides = [
+        f"data.root={data_root}",
+        "trainer.device=cpu",
+        "data.batch_size=64",
+        "data.image_size=64",
+        f"data.num_workers={num_workers}",
+        "data.mean=[0.5,0.5,0.5]",
+        "data.std=[0.25,0.25,0.25]",
+    ]
     lazy, _, _ = data.build_dataloaders(config.load_config(None, overrides))
     start = time.perf_counter()
-    preloaded, _, _ = data.build_dataloaders(config.load_config(None, [*overrides, "data.preload=cpu"]))
+    preloaded, _, _ = data.build_dataloaders(
+        config.load_config(None, [*overrides, "data.preload=cpu"])
+    )
     decode_once = time.perf_counter() - start
     n = len(lazy.dataset)
     times = {"lazy": [], "preload": []}
@@ -61,14 +80,23 @@ def bench_preload(pkg: str, data_root: Path, repeats: int, num_workers: int) -> 
         times["lazy"].append(epoch_seconds(lazy))
         times["preload"].append(epoch_seconds(preloaded))
     lazy_s, pre_s = statistics.median(times["lazy"]), statistics.median(times["preload"])
-    print(f"image folder, {n} train images 64x64, batch 64, num_workers={num_workers}, augmentation on:")
+    print(
+        f"image folder, {n} train images 64x64, batch 64, num_workers={num_workers}, "
+        "augmentation on:"
+    )
     print(f"  lazy       {n / lazy_s:10.0f} samples/s  ({lazy_s:.3f} s/epoch)")
-    print(f"  preload    {n / pre_s:10.0f} samples/s  ({pre_s:.3f} s/epoch; one-time decode {decode_once:.2f} s)")
+    print(
+        f"  preload    {n / pre_s:10.0f} samples/s  ({pre_s:.3f} s/epoch; "
+        f"one-time decode {decode_once:.2f} s)"
+    )
     print(f"  ratio preload/lazy samples/s: {lazy_s / pre_s:.1f}x")
 
 
 class SlowDataset(torch.utils.data.Dataset):
-    """Fixed tensors behind a simulated I/O latency per sample (time.sleep releases the GIL, as real I/O does)."""
+    """Fixed tensors behind a simulated I/O latency per sample.
+
+    time.sleep releases the GIL, as real I/O does.
+    """
 
     def __init__(self, n: int, latency_s: float):
         self.x = torch.randn(n, 256)
@@ -83,18 +111,24 @@ class SlowDataset(torch.utils.data.Dataset):
         return self.x[i], self.y[i]
 
 
-def bench_prefetch(pkg: str, repeats: int, batches: int = 20, batch_size: int = 8, latency_ms: float = 2.0) -> None:
+def bench_prefetch(
+    pkg: str, repeats: int, batches: int = 20, batch_size: int = 8, latency_ms: float = 2.0
+) -> None:
     Prefetcher = importlib.import_module(f"{pkg}.data.prefetch").Prefetcher
     dataset = SlowDataset(batches * batch_size, latency_ms / 1000)
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=0)
-    model = torch.nn.Sequential(torch.nn.Linear(256, 256), torch.nn.ReLU(), torch.nn.Linear(256, 10))
+    model = torch.nn.Sequential(
+        torch.nn.Linear(256, 256), torch.nn.ReLU(), torch.nn.Linear(256, 10)
+    )
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
     load_s = batches * batch_size * latency_ms / 1000
 
     def step(inputs, targets, repeat):
         for _ in range(repeat):
             optimizer.zero_grad(set_to_none=True)
-            torch.nn.functional.cross_entropy(model(inputs.repeat(16, 1)), targets.repeat(16)).backward()
+            torch.nn.functional.cross_entropy(
+                model(inputs.repeat(16, 1)), targets.repeat(16)
+            ).backward()
             optimizer.step()
 
     # Calibrate the step to cost about as much as loading one batch.
@@ -116,18 +150,35 @@ def bench_prefetch(pkg: str, repeats: int, batches: int = 20, batch_size: int = 
         times["plain"].append(epoch(loader))
         times["prefetch"].append(epoch(Prefetcher(loader, torch.device("cpu"), depth=2)))
     plain, fetched = statistics.median(times["plain"]), statistics.median(times["prefetch"])
-    print(f"slow loading ({latency_ms:.0f} ms/sample, {batches} batches of {batch_size}), step about as costly, CPU:")
-    print(f"  load alone {load_s:.3f} s, step alone {step_s:.3f} s: sum {load_s + step_s:.3f} s, max {max(load_s, step_s):.3f} s")
+    print(
+        f"slow loading ({latency_ms:.0f} ms/sample, {batches} batches of {batch_size}), "
+        "step about as costly, CPU:"
+    )
+    print(
+        f"  load alone {load_s:.3f} s, step alone {step_s:.3f} s: "
+        f"sum {load_s + step_s:.3f} s, max {max(load_s, step_s):.3f} s"
+    )
     print(f"  no prefetch  {plain:.3f} s/epoch")
     print(f"  prefetch 2   {fetched:.3f} s/epoch")
-    print(f"  ratio no-prefetch/prefetch: {plain / fetched:.2f}x; prefetch/max(load, step): {fetched / max(load_s, step_s):.2f}")
+    print(
+        f"  ratio no-prefetch/prefetch: {plain / fetched:.2f}x; "
+        f"prefetch/max(load, step): {fetched / max(load_s, step_s):.2f}"
+    )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--images", type=int, default=2000, help="train images in the image-folder benchmark")
-    parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats per side (median reported)")
-    parser.add_argument("--num-workers", type=int, default=2, help="DataLoader workers of the lazy loader")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--images", type=int, default=2000, help="train images in the image-folder benchmark"
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="interleaved repeats per side (median reported)"
+    )
+    parser.add_argument(
+        "--num-workers", type=int, default=2, help="DataLoader workers of the lazy loader"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         project, pkg = render(Path(tmp))

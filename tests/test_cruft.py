@@ -144,7 +144,7 @@ def test_check_and_diff_are_clean_right_after_create(created, git_env):
 
 
 def test_link_a_plain_cookiecutter_project(template_repo, tmp_path, git_env):
-    """Rendered with cookiecutter, linked afterwards with the answers from its replay file."""
+    """Rendered with cookiecutter, linked afterwards with the answers the project recorded."""
     from cookiecutter.config import get_user_config
     from cookiecutter.main import cookiecutter
 
@@ -152,10 +152,16 @@ def test_link_a_plain_cookiecutter_project(template_repo, tmp_path, git_env):
     project = cookiecutter(
         str(template_repo), no_input=True, extra_context=answers, output_dir=str(tmp_path)
     )
+    # The project keeps every answer (none of cookiecutter's private keys), the same
+    # ones cookiecutter's replay file holds.
+    recorded = json.loads(
+        (tmp_path / DERIVED["project_slug"] / ".template-answers.json").read_text("utf-8")
+    )
     replay = get_user_config()["replay_dir"]
     with open(os.path.join(replay, f"{template_repo.name}.json"), encoding="utf-8") as f:
-        recorded = {k: v for k, v in json.load(f)["cookiecutter"].items() if not k.startswith("_")}
-    assert {key: recorded[key] for key in answers} == answers
+        replayed = {k: v for k, v in json.load(f)["cookiecutter"].items() if not k.startswith("_")}
+    assert recorded == replayed
+    assert {key: recorded[key] for key in {**answers, **DERIVED}} == {**answers, **DERIVED}
 
     cruft(
         "link", template_repo, "--project-dir", project, "--no-input",

@@ -33,14 +33,15 @@ def expected_files(answers, package):
         "train.py", "evaluate.py", "predict.py", "tests/test_predict.py", "tests/test_plot.py",
         "tests/conftest.py", "tests/test_config.py", "tests/test_data.py",
         "tests/test_models.py", "tests/test_checkpoint.py", "tests/test_train.py",
-        "tests/test_preload.py",
-        ".pre-commit-config.yaml", "Makefile", "docs/GUIDE.md", "tests/test_guide.py",
+        "tests/test_preload.py", "tests/test_guide.py", "docs/GUIDE.md",
+        ".pre-commit-config.yaml", "Makefile", ".template-answers.json",
     }  # fmt: skip
     files |= {
         f"{package}/{name}"
         for name in [
             "__init__.py", "config.py", "checkpoint.py", "trainer.py", "plot.py",
-            "data/__init__.py", "data/common.py", "data/dataset.py", "data/sample.py", "data/preload.py",
+            "data/__init__.py", "data/common.py", "data/dataset.py", "data/sample.py",
+            "data/preload.py",
             "models/__init__.py", "models/layers.py",
             "utils/__init__.py", "utils/logs.py", "utils/seeding.py", "utils/device.py",
         ]
@@ -48,7 +49,11 @@ def expected_files(answers, package):
     if answers["dataset_type"] == "tabular_csv":
         files |= {f"{package}/models/mlp.py"}
     else:
-        files |= {f"{package}/models/cnn.py", f"{package}/models/resnet.py", f"{package}/data/images.py"}
+        files |= {
+            f"{package}/models/cnn.py",
+            f"{package}/models/resnet.py",
+            f"{package}/data/images.py",
+        }
         files.add("tests/test_images.py")
     if answers["use_prefetch"]:
         files |= {f"{package}/data/prefetch.py", "tests/test_prefetch.py"}
@@ -116,7 +121,9 @@ class ProjectChecks:
         project.data_args = cls.data_args
         if project.answers["dataset_type"] == "torchvision":
             # No downloads here: write MNIST's real file format with the project's own writer.
-            proc = project.python("-m", f"{project.package}.data.sample", "data/mnist", "--name", "MNIST")
+            proc = project.python(
+                "-m", f"{project.package}.data.sample", "data/mnist", "--name", "MNIST"
+            )
             assert proc.returncode == 0, explain(proc)
         return project
 
@@ -262,7 +269,7 @@ class TestImageListSingleGpu(ProjectChecks):
         "use_prefetch": False,
         "use_tensorboard": False,
         "use_github_actions": True,
-        "project_name": "List <of> \"Images\"",
+        "project_name": 'List <of> "Images"',
         "license": "Apache-2.0",
     }
     image_size = ("data.image_size=32",)
