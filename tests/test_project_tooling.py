@@ -34,6 +34,7 @@ ANSWERS = {
         "dataset_type": "tabular_csv",
         "gpu": "none",
         "license": "none",
+        "use_tensorboard": True,
     },
 }
 CPU_INDEX = "--index-url https://download.pytorch.org/whl/cpu"
@@ -137,7 +138,10 @@ def test_workflow_installs_lints_tests_and_smoke_trains(project):
     torch = "torch" if project.answers["dataset_type"] == "tabular_csv" else "torch torchvision"
     expected = [
         f"pip install {torch} {CPU_INDEX}",
-        'pip install -e ".[dev]"',
+        # With TensorBoard chosen its extra is installed, so the project's own tests of it run.
+        'pip install -e ".[dev,tensorboard]"'
+        if project.answers.get("use_tensorboard")
+        else 'pip install -e ".[dev]"',
         "ruff check .",
         "ruff format --check .",
     ]

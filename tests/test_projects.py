@@ -16,6 +16,7 @@ import shutil
 import pytest
 import yaml
 from helpers import COOKIECUTTER_JSON, explain, python, render, run
+from PIL import Image
 
 try:
     import tomllib
@@ -33,7 +34,7 @@ def expected_files(answers, package):
         "train.py", "evaluate.py", "predict.py", "tests/test_predict.py", "tests/test_plot.py",
         "tests/conftest.py", "tests/test_config.py", "tests/test_data.py",
         "tests/test_models.py", "tests/test_checkpoint.py", "tests/test_train.py",
-        "tests/test_preload.py", "tests/test_guide.py", "docs/GUIDE.md",
+        "tests/test_preload.py", "tests/test_guide.py", "docs/GUIDE.md", "tests/test_progress.py",
         ".pre-commit-config.yaml", "Makefile", ".template-answers.json",
     }  # fmt: skip
     files |= {
@@ -187,6 +188,10 @@ class ProjectChecks:
         assert 1 <= len(rows) <= config["trainer"]["epochs"]
         assert all(math.isfinite(r["train_loss"]) and math.isfinite(r["val_loss"]) for r in rows)
         assert rows[-1]["val_acc"] > 0.8, f"the sample data was not learnt: {rows}"
+        # matplotlib is installed here, so training ends by drawing its curves.
+        with Image.open(smoke / "curves.png") as curves:
+            curves.verify()
+            assert curves.format == "PNG"
 
     def test_evaluate_prints_json(self, project, smoke):
         proc = project.python("evaluate.py", str(smoke / "checkpoints" / "best.pt"))

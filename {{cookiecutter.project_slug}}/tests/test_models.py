@@ -15,6 +15,8 @@ from {{ cookiecutter.package_name }}.models import (
     feature_map_size,
     find_module,
     freeze_parameters,
+    grad_norm,
+    input_gradient,
 )
 from {{ cookiecutter.package_name }}.trainer import build_optimizer
 
@@ -328,3 +330,33 @@ def test_forward_makes_no_layers(make_config, name, monkeypatch):
     assert {id(p) for p in model.parameters()} == params
     assert list(model.state_dict()) == keys
     assert torch.equal(first, second)  # same weights on every call
+
+
+def test_grad_norm_is_what_clipping_measures(make_config):
+    model = build_model(make_config(), data_info())
+    assert grad_norm(model) == 0  # no gradients yet
+    info = data_info()
+    x = inputs(info)
+    nn.functional.cross_entropy(model(x), torch.arange(x.shape[0]) % NUM_CLASSES).backward()
+    before = [p.grad.clone() for p in model.parameters()]
+    norm = grad_norm(model)
+    assert norm > 0
+    assert all(torch.equal(p.grad, g) for p, g in zip(model.parameters(), before, strict=True))  # not clipped
+    assert torch.allclose(norm, nn.utils.clip_grad_norm_(model.parameters(), max_norm=float("inf")))
+
+
+def test_input_gradient_is_the_loss_gradient_of_the_inputs_alone(make_config):
+    model = build_model(make_config(), data_info())
+    model.train()
+    info = data_info()
+    x = inputs(info)
+    targets = torch.arange(x.shape[0]) % NUM_CLASSES
+    with torch.inference_mode():  # works from evaluation code too
+        gradient = input_gradient(model, x, targets)
+    assert gradient.shape == x.shape and gradient.abs().sum() > 0
+    assert model.training and all(p.grad is None for p in model.parameters())  # the model is left as it was
+    # the same as backward() through a leaf copy of the inputs, in eval mode
+    leaf = x.clone().requires_grad_(True)
+    model.eval()
+    nn.functional.cross_entropy(model(leaf), targets).backward()
+    assert torch.allclose(gradient, leaf.grad)

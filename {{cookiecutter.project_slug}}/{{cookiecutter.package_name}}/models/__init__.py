@@ -6,7 +6,15 @@ from ..config import ConfigError
 {% if cookiecutter.dataset_type != "tabular_csv" %}
 from .cnn import SimpleCNN
 {% endif %}
-from .layers import conv_output_size, feature_map_size, find_module, freeze_parameters, init_weights
+from .layers import (
+    conv_output_size,
+    feature_map_size,
+    find_module,
+    freeze_parameters,
+    grad_norm,
+    init_weights,
+    input_gradient,
+)
 {% if cookiecutter.dataset_type != "tabular_csv" %}
 from .resnet import ResNet18
 
@@ -27,7 +35,7 @@ MODELS = {
 {% endif %}
 
 __all__ = ["MODELS", "build_model", "conv_output_size", "feature_map_size", "find_module", "freeze_parameters"]
-__all__ += ["init_weights"]
+__all__ += ["grad_norm", "init_weights", "input_gradient"]
 
 
 def build_model(cfg, data_info: dict) -> nn.Module:

@@ -1,10 +1,12 @@
-"""Model helpers: conv output sizes, weight init, finding and freezing layers by name."""
+"""Model helpers: conv output sizes, weight init, finding and freezing layers by name, gradients."""
 
 import difflib
 import fnmatch
 import math
 
+import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 INIT_SCHEMES = ("default", "kaiming_normal", "kaiming_uniform", "xavier_normal", "xavier_uniform", "orthogonal")
 
@@ -113,3 +115,34 @@ def freeze_parameters(model: nn.Module, patterns: list[str]) -> list[str]:
         if name in frozen:
             param.requires_grad_(False)
     return frozen
+
+
+def grad_norm(model: nn.Module, norm_type: float = 2.0) -> torch.Tensor:
+    """The global norm of the gradients, as `clip_grad_norm_` measures it, without clipping.
+
+    Handy to choose `trainer.grad_clip_norm`: a norm that spikes now and then is what clipping tames.
+    Frozen parameters and those without a gradient yet are left out; with none it is 0.
+    """
+    norms = [p.grad.detach().norm(norm_type) for p in model.parameters() if p.grad is not None]
+    if not norms:
+        return torch.zeros(())
+    return torch.stack([n.to(norms[0].device) for n in norms]).norm(norm_type)
+
+
+def input_gradient(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """d(loss)/d(inputs): how sensitive the loss is to each input value (a saliency map for images).
+
+    `torch.autograd.grad` differentiates with respect to `inputs` alone, so the model's own `.grad`
+    are left as they were (`backward()` would accumulate into them). Eval mode: no dropout noise.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        # Also from evaluation code: under inference_mode/no_grad nothing would be recorded.
+        with torch.inference_mode(False), torch.enable_grad():
+            inputs = inputs.detach().clone().requires_grad_(True)  # a leaf; an inference tensor becomes normal
+            loss = F.cross_entropy(model(inputs), targets)
+            (gradient,) = torch.autograd.grad(loss, inputs)
+    finally:
+        model.train(was_training)
+    return gradient
