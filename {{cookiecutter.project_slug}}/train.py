@@ -124,7 +124,7 @@ def run(args) -> int:
     device = resolve_device(cfg.trainer.device)
 {% endif %}
     # Build everything before touching the run dir: a bad setting leaves nothing behind.
-    train_loader, val_loader, data_info = build_dataloaders(cfg, state["data_info"] if state else None)
+    train_loader, val_loader, data_info = build_dataloaders(cfg, state["data_info"] if state else None, device)
     model = build_model(cfg, data_info)
 {% if cookiecutter.gpu == "multi" %}
     if get_rank():

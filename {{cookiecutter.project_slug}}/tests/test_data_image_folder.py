@@ -103,6 +103,20 @@ def test_channels_are_in_rgb_order(tmp_path, make_config, color, channel):
         assert torch.allclose(x[other], torch.zeros(SIZE, SIZE), atol=1e-5)
 
 
+def test_normalisation_is_computed_from_train_images_only(tmp_path, make_config):
+    root = tmp_path / "two_colours"
+    train_colour, val_colour = (200, 100, 50), (0, 40, 250)  # very different: a mix would show
+    for i in range(3):
+        save_image(root / "train" / "ab"[i % 2] / f"{i}.png", size=(20 + i, 12), color=train_colour)
+    save_image(root / "val" / "a" / "0.png", color=val_colour)
+    save_image(root / "val" / "b" / "0.png", color=val_colour)
+    _, val_set, info = build_datasets(make_config(**{"data.root": root, "data.mean": [], "data.std": []}))
+    assert info["mean"] == pytest.approx([c / 255 for c in train_colour], abs=1e-3)
+    assert info["std"] == pytest.approx([1e-3] * 3)  # one flat colour: the floor, not val's spread
+    x = denormalise(val_set[0][0], info)  # val is normalised with train's statistics and undoes exactly
+    assert torch.allclose(x[:, 0, 0], torch.tensor(val_colour) / 255, atol=1e-3)
+
+
 def test_val_split_from_val_fraction_is_disjoint_seeded_and_sized(tmp_path, make_config):
     root = tmp_path / "no_val"
     write_folder(root, "train", {"a": 10, "b": 10})

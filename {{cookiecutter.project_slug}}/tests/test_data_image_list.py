@@ -172,6 +172,21 @@ def test_missing_image_names_its_path_when_read_or_is_skipped(tmp_path, make_con
     assert take_skipped(train_loader) == 0
 
 
+def test_normalisation_is_computed_from_train_images_only(tmp_path, make_config):
+    root = tmp_path / "two_colours"
+    train_colour, val_colour = (200, 100, 50), (0, 40, 250)  # very different: a mix would show
+    for i in range(3):
+        save_image(root / "img" / f"train_{i}.png", color=train_colour, size=(20 + i, 12))
+    save_image(root / "img" / "val_0.png", color=val_colour)
+    write_list(root, "train.txt", [f"img/train_{i}.png {'ab'[i % 2]}" for i in range(3)])
+    write_list(root, "val.txt", ["img/val_0.png a"])
+    _, val_set, info = build_datasets(make_config(**{"data.root": root, "data.mean": [], "data.std": []}))
+    assert info["mean"] == pytest.approx([c / 255 for c in train_colour], abs=1e-3)
+    assert info["std"] == pytest.approx([1e-3] * 3)  # one flat colour: the floor, not val's spread
+    x = val_set[0][0] * torch.tensor(info["std"]).view(-1, 1, 1) + torch.tensor(info["mean"]).view(-1, 1, 1)
+    assert torch.allclose(x[:, 0, 0], torch.tensor(val_colour) / 255, atol=1e-3)  # normalised with train's stats
+
+
 def test_unknown_val_label_is_an_error(tmp_path, make_config):
     write_labelled(tmp_path, "train.txt", ["a", "b", "a"])
     write_list(tmp_path, "val.txt", ["x.png a", "y.png c"])

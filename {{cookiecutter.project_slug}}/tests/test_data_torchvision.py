@@ -3,6 +3,7 @@
 Nothing here touches the network: files are written by `write_sample`, and downloads are made to fail.
 """
 
+import math
 import os
 import pickle
 import urllib.error
@@ -17,6 +18,9 @@ import torchvision
 from {{ cookiecutter.package_name }}.data import DataError, build_dataloaders, build_datasets
 from {{ cookiecutter.package_name }}.data.dataset import PUBLISHED_STATS, read_cifar_pickle
 from {{ cookiecutter.package_name }}.data.sample import CIFAR_LABEL_NAMES, write_sample
+from {{ cookiecutter.package_name }}.data.sample import main as sample_main
+from {{ cookiecutter.package_name }}.models import build_model
+from {{ cookiecutter.package_name }}.trainer import Trainer
 
 NAMES = ["MNIST", "FashionMNIST", "CIFAR10"]
 SIZE = 16  # FAST data.image_size
@@ -123,16 +127,42 @@ def test_other_image_mode_converts_and_computes_stats(tmp_path, make_config, nam
         assert torch.allclose(x[0], x[1]) and torch.allclose(x[1], x[2])
 
 
-@pytest.mark.parametrize(("name", "folder"), [("MNIST", "MNIST/raw"), ("CIFAR10", "cifar-10-batches-py")])
-def test_missing_files_without_download_say_where_and_how(tmp_path, make_config, name, folder):
+@pytest.mark.parametrize(
+    ("name", "folder", "a_file"),
+    [
+        ("MNIST", "MNIST/raw", "train-images-idx3-ubyte"),
+        ("FashionMNIST", "FashionMNIST/raw", "t10k-labels-idx1-ubyte"),
+        ("CIFAR10", "cifar-10-batches-py", "data_batch_1"),
+    ],
+)
+def test_missing_files_without_download_say_where_and_how(tmp_path, make_config, name, folder, a_file):
     root = tmp_path / "empty"
     root.mkdir()
     with pytest.raises(DataError, match="data.download") as excinfo:
         build_dataloaders(make_config(**{"data.root": root, "data.name": name, "data.download": False}))
-    assert str(root / folder) in str(excinfo.value)
+    message = str(excinfo.value)
+    assert str(root / folder) in message and a_file in message  # where, and which files
+    assert "data.download=true" in message and f"copy them into {root / folder}" in message  # the two ways to get them
     assert list(root.iterdir()) == []  # nothing fetched or written
     with pytest.raises(DataError, match="data.download"):  # a missing root is caught first
         build_dataloaders(make_config(**{"data.root": tmp_path / "nowhere", "data.name": name}))
+
+
+@pytest.mark.parametrize("name", ["CIFAR10", "FashionMNIST"])
+def test_train_one_epoch_on_files_from_the_sample_writer(tmp_path, make_config, capsys, name):
+    root = tmp_path / "data"
+    sample_main([str(root), "--name", name, "--train-per-class", "3", "--val-per-class", "1"])  # its CLI
+    assert f"data.name={name}" in capsys.readouterr().out
+    cfg = make_config(**{"data.root": root, "data.name": name, "data.download": False})
+    train_loader, val_loader, info = build_dataloaders(cfg)
+    model = build_model(cfg, info)
+    run_dir = tmp_path / "run"
+    history = Trainer(cfg, model, train_loader, val_loader, info, run_dir, "cpu").fit()
+    assert len(history) == 1 and math.isfinite(history[0]["val_loss"]) and (run_dir / "metrics.csv").is_file()
+    state = torch.load(run_dir / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)
+    assert state["data_info"]["in_channels"] == CHANNELS[name]
+    first_conv = next(w for w in state["model"].values() if w.ndim == 4)
+    assert first_conv.shape[1] == CHANNELS[name]  # the model takes the dataset's channels (3 vs 1)
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -5,8 +5,14 @@ import logging
 
 import pytest
 import torch
+{% if cookiecutter.dataset_type != "torchvision" %}
+from conftest import write_tiny_sample
+{% endif %}
 from PIL import Image
 
+{% if cookiecutter.dataset_type != "torchvision" %}
+from {{ cookiecutter.package_name }}.data import build_dataloaders
+{% endif %}
 from {{ cookiecutter.package_name }}.data.common import DataError
 from {{ cookiecutter.package_name }}.data.images import (
     ImageDataset,
@@ -18,6 +24,10 @@ from {{ cookiecutter.package_name }}.data.images import (
     open_image,
     to_mode,
 )
+{% if cookiecutter.dataset_type != "torchvision" %}
+from {{ cookiecutter.package_name }}.models import build_model
+from {{ cookiecutter.package_name }}.trainer import Trainer
+{% endif %}
 
 SIZE = 16  # FAST data.image_size
 
@@ -124,6 +134,43 @@ def test_skips_in_worker_processes_are_counted(tmp_path, make_config):
     assert dataset.take_skipped() == 2
 
 
+{% if cookiecutter.dataset_type != "torchvision" %}
+def add_unreadable_train_images(root) -> int:
+    """Two garbage files and one truncated JPEG among the tiny sample's train images; returns how many."""
+    buffer = io.BytesIO()
+    Image.effect_noise((64, 64), 50).convert("RGB").save(buffer, "JPEG")
+    contents = {"zz_bad_0.png": b"not an image", "zz_bad_1.png": b"", "zz_cut.jpg": buffer.getvalue()[:-400]}
+{% if cookiecutter.dataset_type == "image_folder" %}
+    folder = next(p for p in sorted((root / "train").iterdir()) if p.is_dir())
+    for name, content in contents.items():
+        (folder / name).write_bytes(content)
+{% else %}
+    label = (root / "train.txt").read_text(encoding="utf-8").splitlines()[0].rsplit(" ", 1)[1]  # a listed class
+    with open(root / "train.txt", "a", encoding="utf-8") as file:
+        for name, content in contents.items():
+            (root / "images" / name).write_bytes(content)
+            file.write(f"images/{name} {label}\n")
+{% endif %}
+    return len(contents)
+
+
+def test_training_with_skip_corrupt_counts_the_skips_per_epoch(tmp_path, make_config, caplog):
+    root = write_tiny_sample(tmp_path / "data")
+    bad = add_unreadable_train_images(root)
+    # mean/std computed from train (reads the bad files too, but must not add them to the epoch's count).
+    cfg = make_config(**{"data.root": root, "data.skip_corrupt": True, "data.num_workers": 0})
+    run_dir = tmp_path / "run"
+    train_loader, val_loader, info = build_dataloaders(cfg)
+    assert len(train_loader.dataset) == 24 + bad and not train_loader.drop_last  # every file is read once
+    with caplog.at_level(logging.INFO):
+        history = Trainer(cfg, build_model(cfg, info), train_loader, val_loader, info, run_dir, "cpu").fit()
+    assert f"epoch 1: skipped {bad} unreadable train images" in caplog.text
+    assert "unreadable val images" not in caplog.text
+    assert len(history) == 1 and history[0]["epoch"] == 1
+    assert (run_dir / "checkpoints" / "last.pt").is_file() and (run_dir / "metrics.csv").is_file()
+
+
+{% endif %}
 def test_decode_transform_gives_resized_uint8(tmp_path):
     image = Image.new("RGB", (40, 10), (1, 2, 3))
     x = decode_transform(SIZE)(image)

@@ -1,5 +1,11 @@
-"""Prefetcher: the loader's batches unchanged and in order, at most depth + 1 alive, nothing left running."""
+"""Prefetcher: the loader's batches unchanged and in order, at most depth + 1 alive, nothing left running.
 
+Also `prefetch_depth`: when the trainer prefetches, and that prefetching leaves training unchanged.
+"""
+
+{% if cookiecutter.dataset_type != "tabular_csv" %}
+import logging
+{% endif %}
 import multiprocessing
 import threading
 import time
@@ -9,7 +15,10 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset, default_collate
 
+from {{ cookiecutter.package_name }}.data import build_dataloaders
 from {{ cookiecutter.package_name }}.data.prefetch import Prefetcher
+from {{ cookiecutter.package_name }}.models import build_model
+from {{ cookiecutter.package_name }}.trainer import Trainer, prefetch_depth
 
 CPU = torch.device("cpu")
 
@@ -190,3 +199,81 @@ def test_cuda_batches_arrive_on_the_device_equal_to_the_cpu_ones(pin_memory):
     torch.cuda.synchronize()
     for (x, (y, z)), (gx, (gy, gz)) in zip(loader, got, strict=True):
         assert torch.equal(gx.cpu(), x) and torch.equal(gy.cpu(), y) and torch.equal(gz.cpu(), z)
+
+
+{% if cookiecutter.dataset_type != "tabular_csv" %}
+AUGMENT_OFF = {"data.random_resized_crop": False, "data.horizontal_flip": False}
+CROP_ONLY = {"data.random_resized_crop": True, "data.horizontal_flip": False}
+FLIP_ONLY = {"data.random_resized_crop": False, "data.horizontal_flip": True}
+
+
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        ({"data.num_workers": 2}, 3),  # workers draw the augmentations: the thread only fetches
+        ({"data.num_workers": 2, **FLIP_ONLY}, 3),
+        ({"data.num_workers": 0, **AUGMENT_OFF}, 3),  # nothing random to race for
+        ({"data.num_workers": 0, "data.preload": "cpu", **AUGMENT_OFF}, 3),
+        ({"data.num_workers": 0, **CROP_ONLY}, 0),  # the thread would draw the crops itself
+        ({"data.num_workers": 0, **FLIP_ONLY}, 0),
+        ({"data.num_workers": 2, "data.preload": "cpu", **CROP_ONLY}, 0),  # preloaded: augmented in the thread
+        ({"data.num_workers": 2, "data.preload": "device", **FLIP_ONLY}, 0),
+        ({"data.num_workers": 0, "data.prefetch_batches": 0, **AUGMENT_OFF}, 0),  # off stays off
+    ],
+    ids=[
+        "workers",
+        "workers-flip",
+        "no-augment",
+        "no-augment-preload",
+        "crop-no-workers",
+        "flip-no-workers",
+        "crop-preload",
+        "flip-preload-device",
+        "off",
+    ],
+)
+def test_prefetch_depth_on_the_cpu(make_config, caplog, settings, expected):
+    cfg = make_config(**{"data.prefetch_batches": 3, **settings})
+    with caplog.at_level(logging.INFO):
+        assert prefetch_depth(cfg, CPU) == expected
+    disabled = expected == 0 and cfg.data.prefetch_batches
+    assert ("data.prefetch_batches is not used" in caplog.text) == bool(disabled)  # said why, only when it applies
+
+
+def test_prefetch_depth_on_cuda_is_always_prefetch_batches(make_config):
+    # CUDA prefetching only copies on a side stream (no thread, no RNG race).
+    cfg = make_config(**{"data.prefetch_batches": 3, "data.num_workers": 0, **CROP_ONLY})
+    assert prefetch_depth(cfg, torch.device("cuda")) == 3
+{% else %}
+@pytest.mark.parametrize("num_workers", [0, 2])
+@pytest.mark.parametrize("preload", ["false", "cpu"])
+@pytest.mark.parametrize("depth", [0, 1, 3])
+def test_prefetch_depth_is_prefetch_batches_for_tables(make_config, depth, preload, num_workers):
+    # Tables are not augmented: a loader thread draws nothing random, so it may always prefetch.
+    cfg = make_config(**{"data.prefetch_batches": depth, "data.preload": preload, "data.num_workers": num_workers})
+    assert prefetch_depth(cfg, CPU) == depth
+    assert prefetch_depth(cfg, torch.device("cuda")) == depth
+{% endif %}
+
+
+def fit_weights(make_config, tmp_path, depth: int) -> tuple[int, dict]:
+    """(depth the trainer used, final weights) of a seeded 1-epoch fit with data.prefetch_batches=depth."""
+{% if cookiecutter.dataset_type != "tabular_csv" %}
+    cfg = make_config(**{"data.prefetch_batches": depth, **AUGMENT_OFF})  # no workers: prefetched by the thread
+{% else %}
+    cfg = make_config(**{"data.prefetch_batches": depth})
+{% endif %}
+    torch.manual_seed(cfg.seed)
+    train_loader, val_loader, info = build_dataloaders(cfg)
+    model = build_model(cfg, info)
+    trainer = Trainer(cfg, model, train_loader, val_loader, info, tmp_path / f"run{depth}", "cpu")
+    trainer.fit()
+    return trainer.prefetch_batches, {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def test_prefetching_trains_to_the_same_weights(make_config, tmp_path):
+    used, prefetched = fit_weights(make_config, tmp_path, depth=2)
+    assert used == 2  # the Prefetcher did run
+    _, plain = fit_weights(make_config, tmp_path, depth=0)
+    assert prefetched.keys() == plain.keys()
+    assert all(torch.equal(prefetched[k], plain[k]) for k in plain)

@@ -63,6 +63,12 @@ def test_preloaded_batches_cover_each_sample_once_in_a_seeded_order(make_config)
     assert torch.equal(val_labels, val_loader.targets)  # validation in order, every sample
 
 
+def test_train_shards_are_padded_even_with_fewer_samples_than_ranks():
+    x, y = torch.zeros(1, 2), torch.arange(1)
+    shards = [PreloadedLoader(x, y, 4, shuffle=True, shard=(rank, 3)) for rank in range(3)]
+    assert [[b.tolist() for _, b in loader] for loader in shards] == [[[0]]] * 3  # no rank left without a batch
+
+
 def test_drop_last_only_for_a_single_leftover_sample():
     x, y = torch.zeros(9, 2), torch.arange(9)
     assert len(PreloadedLoader(x, y, batch_size=4, drop_last=True)) == 2
@@ -72,9 +78,8 @@ def test_drop_last_only_for_a_single_leftover_sample():
 def test_preload_logs_its_memory(make_config, caplog):
     with caplog.at_level(logging.INFO):
         build_dataloaders(make_config(**{"data.preload": "cpu"}))
-{% if cookiecutter.dataset_type != "tabular_csv" %}
-    assert "preloaded" in caplog.text and "MiB" in caplog.text
-{% endif %}
+    for split in ("train", "val"):
+        assert any(f" {split} " in m and m.startswith("preloaded") and "MiB" in m for m in caplog.messages), split
 
 
 def test_preload_larger_than_the_free_memory_share_is_refused(make_config, monkeypatch):

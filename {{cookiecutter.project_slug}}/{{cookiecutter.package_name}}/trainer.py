@@ -164,6 +164,17 @@ def prefetch_depth(cfg: Config, device: torch.device) -> int:
 
 
 {% endif %}
+{% if cookiecutter.gpu == "multi" %}
+def sync_batchnorm(cfg: Config, model: nn.Module, device: torch.device) -> nn.Module:
+    """Under `trainer.sync_batchnorm`, BatchNorm statistics over the global batch (CUDA only: NCCL)."""
+    if cfg.trainer.sync_batchnorm and device.type == "cuda":
+        return nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    if cfg.trainer.sync_batchnorm:
+        log.warning("trainer.sync_batchnorm needs CUDA devices; ignored on the CPU")
+    return model
+
+
+{% endif %}
 def write_metrics(path: Path, rows: list[dict]) -> None:
     """Rewrite metrics.csv from the history (atomically): after a resume it matches the checkpoint."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -201,10 +212,7 @@ class Trainer:
 {% if cookiecutter.gpu == "multi" %}
         self.ddp = None
         if is_distributed():  # started by torchrun
-            if cfg.trainer.sync_batchnorm and on_cuda:  # BatchNorm statistics over the global batch
-                model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-            elif cfg.trainer.sync_batchnorm:
-                log.warning("trainer.sync_batchnorm needs CUDA devices; ignored on the CPU")
+            model = sync_batchnorm(cfg, model, self.device)
             # Gradients are averaged over ranks during backward; rank 0's weights are broadcast first.
             model = self.ddp = DistributedDataParallel(model, device_ids=[self.device.index] if on_cuda else None)
         # Validation runs on the bare model: DDP's forward would sync buffers with ranks whose
@@ -233,6 +241,11 @@ class Trainer:
 {% endif %}
 {% if cookiecutter.use_prefetch %}
         self.prefetch_batches = prefetch_depth(cfg, self.device)
+        # Built once: on CUDA it owns a side stream, which every epoch's iter() reuses.
+        self.batches = train_loader
+        if self.prefetch_batches:
+            # Bounded: at most prefetch_batches ready ahead of this step (see data/prefetch.py).
+            self.batches = Prefetcher(train_loader, self.device, self.prefetch_batches)
 {% endif %}
 {% if cookiecutter.use_tensorboard %}
         writes = {{ "self.is_main" if cookiecutter.gpu == "multi" else "True" }}
@@ -330,10 +343,19 @@ class Trainer:
 {% else %}
             val = evaluate(self.eval_model, self.val_loader, self.device, progress=self.show_bars)
 {% endif %}
+{% if cookiecutter.gpu == "multi" %}
+            # Each rank counts its own shard's skips: rank 0 reports the sum over ranks.
+            skipped = torch.tensor([take_skipped(self.train_loader), take_skipped(self.val_loader)], device=self.device)
+            all_reduce_sum(skipped)
+            for split, count in zip(("train", "val"), skipped.tolist(), strict=True):
+                if count and self.is_main:
+                    log.warning("epoch %d: skipped %d unreadable %s images", epoch + 1, count, split)
+{% else %}
             for split, loader in (("train", self.train_loader), ("val", self.val_loader)):
                 skipped = take_skipped(loader)
                 if skipped:
                     log.warning("epoch %d: skipped %d unreadable %s images", epoch + 1, skipped, split)
+{% endif %}
             lr = self.optimizer.param_groups[0]["lr"]
             if self.scheduler:
                 self.scheduler.step()
@@ -403,14 +425,8 @@ class Trainer:
         correct = torch.zeros((), dtype=torch.int64, device=self.device)
         seen = 0
         start = time.perf_counter()
-{% if cookiecutter.use_prefetch %}
-        batches = self.train_loader
-        if self.prefetch_batches:
-            # Bounded: at most prefetch_batches ready ahead of this step (see data/prefetch.py).
-            batches = Prefetcher(self.train_loader, self.device, self.prefetch_batches)
-{% endif %}
         bar = tqdm(
-            {{ "batches" if cookiecutter.use_prefetch else "self.train_loader" }},
+            {{ "self.batches" if cookiecutter.use_prefetch else "self.train_loader" }},
             desc=f"epoch {epoch + 1}/{cfg.epochs}",
             leave=False,
             disable=not self.show_bars,
@@ -419,15 +435,25 @@ class Trainer:
         accumulate, n_batches = cfg.accumulate_steps, len(bar)
         self.optimizer.zero_grad(set_to_none=True)
         for i, (inputs, targets) in enumerate(bar, start=1):
-{% if cookiecutter.dataset_type != "tabular_csv" %}
-            if targets.shape[0] == 0:  # every image in it was skipped as corrupt
-                continue
-{% endif %}
             # Gradients of `accumulate_steps` batches add up before one optimizer step; dividing the
             # loss by the group's size (the last group may be short) makes that step see their mean.
             group_start = (i - 1) // accumulate * accumulate
             group_size = min(accumulate, n_batches - group_start)
             sync = i - group_start == group_size
+{% if cookiecutter.dataset_type != "tabular_csv" %}
+            if targets.shape[0] == 0:  # every image in it was skipped as corrupt
+{% if cookiecutter.gpu == "multi" %}
+                if self.ddp is not None:
+                    # Every rank must join each backward's all-reduce: run an empty batch (zero gradients).
+                    inputs = self._empty_inputs()
+                else:
+                    self._skip_batch(sync)
+                    continue
+{% else %}
+                self._skip_batch(sync)
+                continue
+{% endif %}
+{% endif %}
 {% if cookiecutter.gpu == "multi" %}
             # DDP all-reduces gradients during backward: skip that for all but a group's last batch.
             sync_context = self.ddp.no_sync() if self.ddp is not None and not sync else nullcontext()
@@ -439,7 +465,11 @@ class Trainer:
             with sync_context:
                 with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
                     logits = self.model(inputs)
+{% if cookiecutter.gpu == "multi" and cookiecutter.dataset_type != "tabular_csv" %}
+                    loss = F.cross_entropy(logits, targets) if len(targets) else logits.sum() * 0.0  # no NaN mean
+{% else %}
                     loss = F.cross_entropy(logits, targets)
+{% endif %}
                 self.scaler.scale(loss / group_size).backward()
 {% else %}
             inputs, targets = move_batch(inputs, targets, self.device)
@@ -475,6 +505,21 @@ class Trainer:
             )
         return train_loss, correct.item() / seen
 
+{% if cookiecutter.gpu == "multi" and cookiecutter.dataset_type != "tabular_csv" %}
+    def _empty_inputs(self) -> torch.Tensor:
+        """A batch of no images, shaped like a real one (convolutions and BatchNorm accept N=0)."""
+        size = self.data_info["image_size"]
+        shape = (0, self.data_info["in_channels"], size, size)
+        return torch.zeros(shape, device=self.device).contiguous(memory_format=self.memory_format)
+
+{% endif %}
+{% if cookiecutter.dataset_type != "tabular_csv" %}
+    def _skip_batch(self, sync: bool) -> None:
+        # The group's step still happens when its last batch is empty, so groups stay in step.
+        if sync and any(p.grad is not None for p in self.model.parameters()):
+            self._optimizer_step()
+
+{% endif %}
     def _optimizer_step(self) -> None:
         clip = self.cfg.trainer.grad_clip_norm
 {% if cookiecutter.gpu != "none" %}

@@ -25,9 +25,10 @@ from torch.utils.data import DataLoader
 {% if cookiecutter.dataset_type != "torchvision" %}
 from ..config import SAMPLE_DATA_ROOT
 {% endif %}
-from ..utils.device import resolve_device
 {% if cookiecutter.gpu == "multi" %}
-from ..utils.distributed import get_rank, get_world_size
+from ..utils.distributed import get_rank, get_world_size, rank_device
+{% else %}
+from ..utils.device import resolve_device
 {% endif %}
 from .common import DataError
 from .dataset import EXPECTED_LAYOUT, build_datasets
@@ -35,7 +36,7 @@ from .dataset import EXPECTED_LAYOUT, build_datasets
 from .images import BatchTransform, collate_skipping_none, preload_images
 from .preload import PreloadedLoader
 {% else %}
-from .preload import PreloadedLoader, check_fits
+from .preload import PreloadedLoader, check_fits, gib
 {% endif %}
 
 __all__ = ["DataError", "build_dataloaders", "build_datasets", "ensure_data_root", "take_skipped"]
@@ -110,10 +111,11 @@ def take_skipped(loader) -> int:
     return take() if take else 0
 
 
-def build_dataloaders(cfg, data_info: dict | None = None):
+def build_dataloaders(cfg, data_info: dict | None = None, device=None):
     """Return (train_loader, val_loader, data_info).
 
-    Pass a checkpoint's `data_info` to reuse its classes and normalisation (evaluation).
+    Pass a checkpoint's `data_info` to reuse its classes and normalisation (evaluation), and
+    the training device (default: from trainer.device) to hold data.preload=device data on it.
     The train loader's generator is reseeded every epoch (see `Trainer`) so shuffling and
     worker seeds depend only on (seed, epoch): resuming replays the exact same batches.
     For the same reason workers are not persistent: each epoch's workers start from that seed.
@@ -130,7 +132,15 @@ def build_dataloaders(cfg, data_info: dict | None = None):
     drop_last = per_rank % cfg.data.batch_size == 1 and per_rank > 1
     generator = torch.Generator().manual_seed(cfg.seed)
     if cfg.data.preload != "false":
-        device = resolve_device(cfg.trainer.device) if cfg.data.preload == "device" else torch.device("cpu")
+        if cfg.data.preload != "device":
+            device = torch.device("cpu")
+        elif device is None:
+{% if cookiecutter.gpu == "multi" %}
+            device = rank_device(cfg.trainer.device)  # under torchrun: this rank's GPU, as setup_distributed
+{% else %}
+            device = resolve_device(cfg.trainer.device)
+{% endif %}
+        device = torch.device(device)
         loaders = []
         for split, dataset, train in (("train", train_set, True), ("val", val_set, False)):
 {% if cookiecutter.dataset_type != "tabular_csv" %}
@@ -138,8 +148,10 @@ def build_dataloaders(cfg, data_info: dict | None = None):
             transform = BatchTransform(cfg, data_info["mean"], data_info["std"], train)
 {% else %}
             # Tables are parsed into tensors already; preloading batches them by indexing (on the GPU too).
-            check_fits(dataset.features.nbytes, device, cfg, f"{len(dataset)} {split} rows")
+            what = f"{len(dataset)} {split} rows"
+            check_fits(dataset.features.nbytes, device, cfg, what)
             inputs, targets, transform = dataset.features.to(device), dataset.labels.to(device), None
+            log.info("preloaded %s into %s memory: %s", what, device.type.upper(), gib(inputs.nbytes))
 {% endif %}
             batching = dict(shuffle=True, drop_last=drop_last, generator=generator) if train else {}
 {% if cookiecutter.gpu == "multi" %}

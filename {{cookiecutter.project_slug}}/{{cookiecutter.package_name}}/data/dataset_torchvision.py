@@ -133,8 +133,10 @@ def download_failed(name: str, root: Path, err: Exception, needed: str) -> DataE
 
 def missing_files(name: str, folder: Path, missing: list[str]) -> DataError:
     return DataError(
-        f"{name} files missing under {folder}: {', '.join(missing)}, and data.download is false. Set "
-        f"data.download=true to fetch them, or copy them there. Expected under data.root:\n{EXPECTED_LAYOUT}"
+        f"{name} files missing under {folder}: {', '.join(missing)}, and data.download is false. Either run with "
+        f"data.download=true to fetch them, or (offline) copy them into {folder} from a machine where "
+        f"torchvision.datasets.{name}(root, download=True) fetched them under root. Expected under data.root:\n"
+        f"{EXPECTED_LAYOUT}"
     )
 
 

@@ -92,8 +92,9 @@ class PreloadedLoader:
         n = len(self.targets)
         order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
         if self.world_size > 1:
-            if self.shuffle:  # pad by wrapping around, as DistributedSampler does
-                order = torch.cat([order, order[: self.num_samples() * self.world_size - n]])
+            if self.shuffle:  # pad by repeating the order, as DistributedSampler does (even when n < world_size)
+                total = self.num_samples() * self.world_size
+                order = order.repeat(-(-total // n))[:total]
             order = order[self.rank :: self.world_size]
         order = order.to(self.targets.device)
         for start in range(0, len(self) * self.batch_size, self.batch_size):

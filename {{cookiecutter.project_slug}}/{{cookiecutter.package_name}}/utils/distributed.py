@@ -32,13 +32,21 @@ def is_main_process() -> bool:
     return get_rank() == 0
 
 
-def setup_distributed(device_name: str) -> torch.device:
-    """Join torchrun's process group (NCCL on GPUs, gloo on CPU) and return this rank's device."""
+def rank_device(device_name: str) -> torch.device:
+    """This process's device: under torchrun cuda:LOCAL_RANK (any index in `device_name` is
+    ignored: one GPU per local rank), or the CPU; otherwise `device_name` resolved."""
     if "LOCAL_RANK" not in os.environ:  # not started by torchrun: one process
         return resolve_device(device_name)
-    local_rank = int(os.environ["LOCAL_RANK"])
     use_cuda = device_name != "cpu" and torch.cuda.is_available()
-    device = torch.device("cuda", local_rank) if use_cuda else torch.device("cpu")
+    return torch.device("cuda", int(os.environ["LOCAL_RANK"])) if use_cuda else torch.device("cpu")
+
+
+def setup_distributed(device_name: str) -> torch.device:
+    """Join torchrun's process group (NCCL on GPUs, gloo on CPU) and return this rank's device."""
+    device = rank_device(device_name)
+    if "LOCAL_RANK" not in os.environ:
+        return device
+    use_cuda = device.type == "cuda"
     if use_cuda:
         torch.cuda.set_device(device)  # one device per local rank
     # A bounded timeout: a rank stuck in a collective fails instead of hanging for the default 30 min.
