@@ -22,26 +22,11 @@ import time
 from pathlib import Path
 
 import torch
-from cookiecutter.main import cookiecutter
-
-TEMPLATE = Path(__file__).resolve().parents[1]
+from rendering import render_image_folder_project
 
 
 def render(out: Path) -> tuple[Path, str]:
-    project = Path(
-        cookiecutter(
-            str(TEMPLATE),
-            no_input=True,
-            output_dir=str(out),
-            extra_context={
-                "project_name": "bench data",
-                "dataset_type": "image_folder",
-                "gpu": "single",
-                "use_prefetch": True,
-            },
-        )
-    )
-    return project, "bench_data"
+    return render_image_folder_project(out, "bench data", use_prefetch=True), "bench_data"
 
 
 def write_images(root: Path, count: int, sample_module) -> None:

@@ -56,42 +56,15 @@ from types import SimpleNamespace
 
 import torch
 import torch.nn.functional as F
-from cookiecutter.main import cookiecutter
+from rendering import render_image_folder_project
 
-TEMPLATE = Path(__file__).resolve().parents[1]
 PKG = "bench_overhead"
 
 
-@contextlib.contextmanager
-def quiet_stdout():
-    """Silence fd 1 (the post-gen hook runs as a subprocess and prints "Created ... Next:")."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    try:
-        with open(os.devnull, "w") as sink:
-            os.dup2(sink.fileno(), 1)
-            yield
-    finally:
-        os.dup2(saved, 1)
-        os.close(saved)
-
-
 def render(out: Path) -> Path:
-    with quiet_stdout():
-        return Path(
-            cookiecutter(
-                str(TEMPLATE),
-                no_input=True,
-                output_dir=str(out),
-                extra_context={
-                    "project_name": "bench overhead",
-                    "dataset_type": "image_folder",
-                    "gpu": "single",
-                    "use_prefetch": False,
-                    "use_github_actions": False,
-                },
-            )
-        )
+    return render_image_folder_project(
+        out, "bench overhead", use_prefetch=False, use_github_actions=False
+    )
 
 
 def import_project(project: Path) -> SimpleNamespace:

@@ -279,7 +279,7 @@ def test_an_all_corrupt_batch_still_joins_the_ddp_step(make_config, tmp_path, on
     assert trainer.step == math.ceil(n / 2) and math.isfinite(history[0]["train_loss"])
 
 
-def test_without_ddp_an_all_corrupt_batch_is_skipped_but_its_group_still_steps(make_config, tmp_path):
+def test_without_ddp_an_all_corrupt_batch_still_ends_its_group_with_a_step(make_config, tmp_path):
     cfg = make_config(**{"trainer.accumulate_steps": 2})
     trainer = make_trainer(cfg, tmp_path / "alone", EmptySecondBatch)
     assert trainer.ddp is None

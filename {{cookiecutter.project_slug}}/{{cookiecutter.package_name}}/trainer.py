@@ -343,19 +343,15 @@ class Trainer:
 {% else %}
             val = evaluate(self.eval_model, self.val_loader, self.device, progress=self.show_bars)
 {% endif %}
+            skipped = [take_skipped(self.train_loader), take_skipped(self.val_loader)]
 {% if cookiecutter.gpu == "multi" %}
-            # Each rank counts its own shard's skips: rank 0 reports the sum over ranks.
-            skipped = torch.tensor([take_skipped(self.train_loader), take_skipped(self.val_loader)], device=self.device)
-            all_reduce_sum(skipped)
-            for split, count in zip(("train", "val"), skipped.tolist(), strict=True):
-                if count and self.is_main:
-                    log.warning("epoch %d: skipped %d unreadable %s images", epoch + 1, count, split)
-{% else %}
-            for split, loader in (("train", self.train_loader), ("val", self.val_loader)):
-                skipped = take_skipped(loader)
-                if skipped:
-                    log.warning("epoch %d: skipped %d unreadable %s images", epoch + 1, skipped, split)
+            counts = torch.tensor(skipped, device=self.device)
+            all_reduce_sum(counts)  # each rank counted its own shard's skips
+            skipped = counts.tolist() if self.is_main else [0, 0]  # rank 0 reports the sum
 {% endif %}
+            for split, count in zip(("train", "val"), skipped, strict=True):
+                if count:
+                    log.warning("epoch %d: skipped %d unreadable %s images", epoch + 1, count, split)
             lr = self.optimizer.param_groups[0]["lr"]
             if self.scheduler:
                 self.scheduler.step()
@@ -442,17 +438,9 @@ class Trainer:
             sync = i - group_start == group_size
 {% if cookiecutter.dataset_type != "tabular_csv" %}
             if targets.shape[0] == 0:  # every image in it was skipped as corrupt
-{% if cookiecutter.gpu == "multi" %}
-                if self.ddp is not None:
-                    # Every rank must join each backward's all-reduce: run an empty batch (zero gradients).
-                    inputs = self._empty_inputs()
-                else:
-                    self._skip_batch(sync)
-                    continue
-{% else %}
-                self._skip_batch(sync)
-                continue
-{% endif %}
+                # Run it empty (zero loss and gradients) rather than skip it, so that accumulation groups
+                # stay in step{{ " and every rank joins DDP's all-reduce" if cookiecutter.gpu == "multi" else "" }}.
+                inputs = self._empty_images()
 {% endif %}
 {% if cookiecutter.gpu == "multi" %}
             # DDP all-reduces gradients during backward: skip that for all but a group's last batch.
@@ -465,7 +453,7 @@ class Trainer:
             with sync_context:
                 with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
                     logits = self.model(inputs)
-{% if cookiecutter.gpu == "multi" and cookiecutter.dataset_type != "tabular_csv" %}
+{% if cookiecutter.dataset_type != "tabular_csv" %}
                     loss = F.cross_entropy(logits, targets) if len(targets) else logits.sum() * 0.0  # no NaN mean
 {% else %}
                     loss = F.cross_entropy(logits, targets)
@@ -475,7 +463,11 @@ class Trainer:
             inputs, targets = move_batch(inputs, targets, self.device)
             with sync_context:
                 logits = self.model(inputs)
+{% if cookiecutter.dataset_type != "tabular_csv" %}
+                loss = F.cross_entropy(logits, targets) if len(targets) else logits.sum() * 0.0  # no NaN mean
+{% else %}
                 loss = F.cross_entropy(logits, targets)
+{% endif %}
                 (loss / group_size).backward()
 {% endif %}
             if sync:
@@ -505,19 +497,11 @@ class Trainer:
             )
         return train_loss, correct.item() / seen
 
-{% if cookiecutter.gpu == "multi" and cookiecutter.dataset_type != "tabular_csv" %}
-    def _empty_inputs(self) -> torch.Tensor:
+{% if cookiecutter.dataset_type != "tabular_csv" %}
+    def _empty_images(self) -> torch.Tensor:
         """A batch of no images, shaped like a real one (convolutions and BatchNorm accept N=0)."""
         size = self.data_info["image_size"]
-        shape = (0, self.data_info["in_channels"], size, size)
-        return torch.zeros(shape, device=self.device).contiguous(memory_format=self.memory_format)
-
-{% endif %}
-{% if cookiecutter.dataset_type != "tabular_csv" %}
-    def _skip_batch(self, sync: bool) -> None:
-        # The group's step still happens when its last batch is empty, so groups stay in step.
-        if sync and any(p.grad is not None for p in self.model.parameters()):
-            self._optimizer_step()
+        return torch.zeros(0, self.data_info["in_channels"], size, size)
 
 {% endif %}
     def _optimizer_step(self) -> None:
