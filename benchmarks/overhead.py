@@ -1,7 +1,7 @@
 """Trainer overhead: the generated Trainer vs the shortest raw PyTorch loop doing the same work.
 
     python benchmarks/overhead.py [--epochs 3] [--pairs 6] [--images 1856] [--image-size 64]
-                                  [--batch-size 64] [--device auto] [--profile]
+                                  [--batch-size 64] [--device auto] [--profile] [--template DIR]
 
 It renders the template (image_folder, gpu=single, use_prefetch=false) into a temp folder,
 writes the project's own sample images (1856 train images: 29 steps per epoch at the
@@ -9,10 +9,12 @@ default batch size 64), builds the loaders once with `data.preload=cpu` (decoded
 held in memory as tensors, batched by indexing) and trains the project's default model
 (simple_cnn) for the same epochs two ways, on the same tensors, from the same seed:
 
-* trainer: exactly as `train.py` runs it: `setup_logging(run_dir/"train.log")`, then
-  `Trainer(...).fit()` with `trainer.progress_bar=true`. Bars are shown only when stderr is
+* trainer: exactly as `train.py` runs it: `setup_logging(run_dir/"train.log")`, then the
+  project's training call (`fit_generated` in rendering.py: `Trainer(...).fit()` of
+  `PKG.engine`, or of `PKG.trainer` in the layout before it) with
+  `trainer.progress_bar=true`. Bars are shown only when stderr is
   a terminal (`show_progress` checks isatty), so the benchmark forces them on by patching
-  the trainer module's `show_progress` to return the config value, and points stderr at
+  the package's `show_progress` to return the config value, and points stderr at
   os.devnull while it runs: tqdm's formatting and writes (and the console log lines) are
   counted, your terminal's rendering is not. Each epoch it also writes best/last
   checkpoints (atomically, fsynced), metrics.csv and train.log: all part of its work.
@@ -42,36 +44,32 @@ more often than the raw loop (by extra own time), and the cumulative time of its
 import argparse
 import contextlib
 import cProfile
-import importlib
 import io
-import logging
 import os
 import pstats
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import torch
 import torch.nn.functional as F
-from rendering import render_image_folder_project
+from rendering import (
+    close_logging,
+    fit_generated,
+    force_progress_bars,
+    import_project,
+    render_image_folder_project,
+    seed,
+    seed_epoch,
+    start_logging,
+)
 
-PKG = "bench_overhead"
 
-
-def render(out: Path) -> Path:
+def render(out: Path, template: Path | None = None) -> Path:
     return render_image_folder_project(
-        out, "bench overhead", use_prefetch=False, use_github_actions=False
+        out, "bench overhead", template, use_prefetch=False, use_github_actions=False
     )
-
-
-def import_project(project: Path) -> SimpleNamespace:
-    sys.path.insert(0, str(project))
-    names = "config data data.sample models trainer utils.logs utils.seeding utils.device".split()
-    mods = {name.split(".")[-1]: importlib.import_module(f"{PKG}.{name}") for name in names}
-    return SimpleNamespace(**mods)
 
 
 def sync(device: torch.device) -> None:
@@ -92,51 +90,52 @@ class Clock:
         return time.perf_counter() - self.wall, time.process_time() - self.cpu
 
 
-def close_logging() -> None:
-    logger = logging.getLogger(PKG)
-    for handler in list(logger.handlers):
-        logger.removeHandler(handler)
-        handler.close()
+def autocast_dtype(cfg, device: torch.device):
+    """The Trainer's autocast dtype: bf16 where supported, else fp16; None off CUDA or amp off."""
+    if device.type != "cuda" or not getattr(cfg.trainer, "amp", False):
+        return None
+    choice = getattr(cfg.trainer, "amp_dtype", "auto")
+    if choice == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return {"bfloat16": torch.bfloat16, "float16": torch.float16}[choice]
 
 
 def run_trainer(m, cfg, loaders, device, run_dir: Path) -> tuple[tuple[float, float], dict]:
     """What train.py does after building data and model: logging to run_dir, Trainer.fit()."""
-    train_loader, val_loader, data_info = loaders
-    m.seeding.seed_everything(cfg.seed)
-    model = m.models.build_model(cfg, data_info)
+    seed(m, cfg.seed)
+    model = m.models.build_model(cfg, loaders[2])
     # Bars and console log lines are rendered and written, to os.devnull.
     with open(os.devnull, "w") as sink, contextlib.redirect_stderr(sink):
         clock = Clock(device)
         (run_dir / "checkpoints").mkdir(parents=True)
-        m.logs.setup_logging(run_dir / "train.log")
-        history = m.trainer.Trainer(
-            cfg, model, train_loader, val_loader, data_info, run_dir, device
-        ).fit()
+        start_logging(m, run_dir / "train.log")
+        history = fit_generated(m, cfg, model, loaders, run_dir, device)
         elapsed = clock.stop()
-        close_logging()
+        close_logging(m)
     return elapsed, history[-1]
 
 
 def run_raw(m, cfg, loaders, device, run_dir: Path) -> tuple[tuple[float, float], dict]:
     """The shortest hand-written loop doing the Trainer's work (no bars, no logs)."""
     train_loader, val_loader, data_info = loaders
-    m.seeding.seed_everything(cfg.seed)
+    seed(m, cfg.seed)
     model = m.models.build_model(cfg, data_info)
     clock = Clock(device)
     run_dir.mkdir(parents=True)
     on_cuda = device.type == "cuda"
-    amp_dtype = m.trainer.amp_dtype_for(cfg, device)
-    fmt = torch.channels_last if on_cuda and cfg.trainer.channels_last else torch.preserve_format
-    torch.backends.cudnn.benchmark = on_cuda and cfg.trainer.cudnn_benchmark
+    amp_dtype = autocast_dtype(cfg, device)
+    nhwc = on_cuda and getattr(cfg.trainer, "channels_last", False)
+    fmt = torch.channels_last if nhwc else torch.preserve_format
+    torch.backends.cudnn.benchmark = on_cuda and getattr(cfg.trainer, "cudnn_benchmark", False)
     if hasattr(cfg.trainer, "matmul_precision"):  # the same TF32 setting as the Trainer's
         torch.set_float32_matmul_precision(cfg.trainer.matmul_precision)
     bare = model.to(device, memory_format=fmt)
     model = torch.compile(bare) if getattr(cfg.trainer, "compile", False) else bare
-    optimizer = m.trainer.build_optimizer(cfg, bare)
-    scheduler = m.trainer.build_scheduler(cfg, optimizer)
+    optimizer = m.loop.build_optimizer(cfg, bare)
+    scheduler = m.loop.build_scheduler(cfg, optimizer)
     scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
     for epoch in range(cfg.trainer.epochs):
-        train_loader.generator.manual_seed(cfg.seed + epoch)  # same batches as the Trainer's
+        seed_epoch(m, cfg, train_loader, epoch)  # same batches and dropout as the Trainer's
         model.train()
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), dtype=torch.int64, device=device)
@@ -214,7 +213,7 @@ def profile_sides(m, cfg, loaders, device, runs: Path, top: int) -> None:
         "_update_best", "take_skipped",
     }  # fmt: skip
     for func, v in sorted(t_stats.items(), key=lambda kv: -kv[1][3]):
-        if func[2] in parts and any(k in func[0] for k in (PKG, "tqdm", "logging")):
+        if func[2] in parts and any(k in func[0] for k in (m.pkg, "tqdm", "logging")):
             print(f"  {v[3] * 1e3:9.1f} ms {v[1]:7d} calls  {label(func)}")
 
 
@@ -264,12 +263,12 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64, help="data.batch_size")
     parser.add_argument("--device", default="auto", help="trainer.device: auto | cpu | cuda")
     parser.add_argument("--profile", action="store_true", help="cProfile one run of each side")
+    parser.add_argument("--template", type=Path, help="template to render (default: this one)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        m = import_project(render(tmp))
-        # Bars on, as on a terminal (see the docstring); trainer.progress_bar still decides.
-        m.trainer.show_progress = lambda enabled: enabled
+        m = import_project(render(tmp, args.template))
+        force_progress_bars(m)  # bars on, as on a terminal (see the docstring)
         data_root = tmp / "images"
         per_class = -(-args.images // len(m.sample.CLASSES))
         m.sample.write_sample(data_root, train_per_class=per_class, val_per_class=per_class // 4)
@@ -280,7 +279,7 @@ def main() -> None:
         ]  # fmt: skip
         cfg = m.config.load_config(None, [*overrides, f"trainer.epochs={args.epochs}"])
         warm_cfg = m.config.load_config(None, [*overrides, "trainer.epochs=1"])
-        device = m.device.resolve_device(cfg.trainer.device)
+        device = m.resolve_device(cfg.trainer.device)
         loaders = m.data.build_dataloaders(cfg)  # built once: both sides index the same tensors
         train_loader, val_loader, _ = loaders
         on_cuda = device.type == "cuda"

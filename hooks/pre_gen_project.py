@@ -43,14 +43,14 @@ EMAIL_RULE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 # Names the package must not take: modules the generated project imports, tools
 # it runs, and the project's own top-level files and folders (data/ holds the
-# sample data, runs/ the outputs, train.py and evaluate.py sit next to the
+# sample data, runs/ the outputs, train.py, evaluate.py and predict.py sit next to the
 # package). Compared lowercased: `Torch/` shadows `torch` on macOS and Windows.
 TAKEN = {
     "torch", "torchvision", "yaml", "tqdm", "numpy", "pil", "pillow",
     "pytest", "_pytest", "ruff", "setuptools", "pkg_resources", "pip", "wheel",
-    "cookiecutter", "jinja2", "tomli", "typing_extensions",
+    "cookiecutter", "jinja2", "tomli", "typing_extensions", "matplotlib", "tensorboard",
     "test", "tests", "configs", "config", "data", "models", "utils", "runs",
-    "train", "evaluate", "checkpoint", "trainer", "src", "docs", "build", "dist",
+    "train", "evaluate", "predict", "checkpoint", "trainer", "src", "docs", "build", "dist",
 }  # fmt: skip
 TAKEN |= {name.lower() for name in getattr(sys, "stdlib_module_names", ())}
 
@@ -82,9 +82,9 @@ def check():
         errors.append(
             f"package_name {PACKAGE_NAME!r} would shadow a module or folder of that "
             "name that the generated project needs (a standard-library module, torch, "
-            "torchvision, yaml, tqdm, numpy, PIL, pytest, or the project's own tests/, "
-            "data/, configs/, runs/, train.py, evaluate.py): choose another name, for "
-            f"example {PACKAGE_NAME.lower() + '_project'!r}."
+            "torchvision, yaml, tqdm, numpy, PIL, matplotlib, pytest, or the project's "
+            "own tests/, data/, configs/, runs/, train.py, evaluate.py, predict.py): "
+            f"choose another name, for example {PACKAGE_NAME.lower() + '_project'!r}."
         )
 
     if not EMAIL_RULE.fullmatch(EMAIL):
@@ -99,7 +99,10 @@ def check():
             errors.append(f"{name} {value!r} is not one of the valid options: {valid}.")
     for name, value in FLAGS.items():
         if not isinstance(value, bool):
-            errors.append(f"{name} {value!r} is not a yes/no answer: use true or false (yes/no, 1/0 on the CLI).")
+            errors.append(
+                f"{name} {value!r} is not a yes/no answer: use true or false "
+                "(yes/no, 1/0 on the CLI)."
+            )
     return errors
 
 

@@ -1,15 +1,33 @@
-"""Bad answers are refused by hooks/pre_gen_project.py, clearly and without leftovers."""
+"""The hooks: bad answers are refused by pre_gen_project.py, clearly and without
+leftovers; post_gen_project.py honours every row of the variant table (`_files` in
+cookiecutter.json) and the marker lines."""
 
 import ast
 import copy
+import itertools
 import json
+import shutil
 import sys
+from pathlib import Path
 
 import pytest
 from cookiecutter.exceptions import FailedHookException
 from cookiecutter.main import cookiecutter
 from cookiecutter.prompt import prompt_for_config
-from helpers import COOKIECUTTER_JSON, TEMPLATE_DIR, explain, render, run
+from helpers import (
+    COOKIECUTTER_JSON,
+    FILES_TABLE,
+    PACKAGE_DIR,
+    TEMPLATE_DIR,
+    TEMPLATE_PROJECT,
+    chosen,
+    default_answers,
+    expected_files,
+    explain,
+    render,
+    run,
+    template_files,
+)
 
 HOOK = TEMPLATE_DIR / "hooks" / "pre_gen_project.py"
 BAD_ANSWERS = [
@@ -19,6 +37,7 @@ BAD_ANSWERS = [
     ("package_name", "test"),
     ("package_name", "my-pkg"),
     ("package_name", "Yaml"),
+    ("package_name", "predict"),
     ("project_slug", "My Project"),
     ("email", "not an address"),
     ("dataset_type", "video"),
@@ -104,3 +123,153 @@ def test_hook_choices_match_cookiecutter_json():
     hook_choices = ast.literal_eval(node.value)
     listed = {k: v for k, v in COOKIECUTTER_JSON.items() if isinstance(v, list) and k[0] != "_"}
     assert hook_choices == listed
+
+
+# --- post_gen_project.py: the variant table ----------------------------------------------
+
+CHOICES = {k: v for k, v in COOKIECUTTER_JSON.items() if isinstance(v, list) and k[0] != "_"}
+FLAGS = [k for k, v in COOKIECUTTER_JSON.items() if isinstance(v, bool)]
+MARKERS = COOKIECUTTER_JSON["_markers"]  # marker name -> the answers that keep its lines
+
+
+def every_combination():
+    """Every combination of the answers the table may name (choices and yes/no)."""
+    keys = [*CHOICES, *FLAGS]
+    values = [*CHOICES.values(), *([True, False] for _ in FLAGS)]
+    for combo in itertools.product(*values):
+        yield dict(zip(keys, combo, strict=True))
+
+
+@pytest.mark.parametrize("name", sorted(FILES_TABLE))
+def test_table_row_is_well_formed(name):
+    row = FILES_TABLE[name]
+    assert set(row) <= {"when", "as"} and row["when"], f"{name}: {row}"
+    check_when(name, row["when"])
+
+
+@pytest.mark.parametrize("name", sorted(MARKERS))
+def test_marker_row_is_well_formed(name):
+    assert MARKERS[name], name
+    check_when(name, MARKERS[name])
+
+
+def check_when(name, when):
+    for key, value in when.items():
+        if key in CHOICES:
+            values = value if isinstance(value, list) else [value]
+            assert values and set(values) <= set(CHOICES[key]), f"{name}: {key} {value!r}"
+        else:
+            assert key in FLAGS and isinstance(value, bool), f"{name}: {key} {value!r}"
+
+
+def test_table_names_only_template_files():
+    files = template_files()
+    folders = {"/".join(f.split("/")[:end]) for f in files for end in range(1, f.count("/") + 1)}
+    missing = sorted(name for name in FILES_TABLE if name not in files | folders)
+    assert not missing, f"in the table, not in the template: {missing}"
+
+
+def test_every_combination_gives_each_file_one_source():
+    """No two chosen rows land on one name; a rename never replaces an unlisted file."""
+    renamed_to = {row["as"] for row in FILES_TABLE.values() if "as" in row} - set(FILES_TABLE)
+    clash = sorted(renamed_to & template_files())
+    assert not clash, f"variants renamed onto files the template always ships: {clash}"
+    for answers in every_combination():
+        landed = [
+            row.get("as", name)
+            for name, row in FILES_TABLE.items()
+            if chosen(row["when"], answers)
+        ]
+        assert len(landed) == len(set(landed)), f"{answers}: {sorted(landed)}"
+
+
+def is_folder_row(name):
+    return (TEMPLATE_PROJECT / name.replace("PKG", PACKAGE_DIR, 1)).is_dir()
+
+
+# A template with the same hooks, cookiecutter.json and table, whose files each hold
+# their own table path: a render shows which rows the hook kept, renamed and deleted.
+MARKED = [
+    "always = 1",
+    *(f"{name} = 1  # {name}" for name in MARKERS),
+    "    indented = 1    # use_prefetch",
+]
+NOT_MARKED = [
+    "spaced = 1 # use_prefetch",  # one space: not a marker
+    "unknown = 1  # use_nothing",  # not a marker of the table
+    "# use_prefetch",  # no code before it
+]
+
+
+def marked_expected(answers, newline="\n"):
+    """marked.py as rendered: each marked line kept (without its marker) or deleted."""
+    kept = ["always = 1", *(f"{name} = 1" for name, when in MARKERS.items() if chosen(when, answers))]
+    if chosen(MARKERS["use_prefetch"], answers):
+        kept.append("    indented = 1")
+    return newline.join([*kept, *NOT_MARKED, ""])
+
+
+@pytest.fixture(scope="module")
+def table_template(tmp_path_factory):
+    root = tmp_path_factory.mktemp("table-template")
+    for name in ("cookiecutter.json", "local_extensions.py"):
+        shutil.copy(TEMPLATE_DIR / name, root)
+    shutil.copytree(TEMPLATE_DIR / "hooks", root / "hooks")
+    project = root / TEMPLATE_PROJECT.name
+    for name in ["README.md", "PKG/__init__.py", *FILES_TABLE]:
+        path = project / name.replace("PKG", PACKAGE_DIR, 1)
+        if name in FILES_TABLE and is_folder_row(name):
+            path = path / "inside.txt"  # a folder row: the folder goes or stays whole
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"{name}\n", encoding="utf-8")
+    for name, newline in (("marked.py", b"\n"), ("marked-crlf.txt", b"\r\n")):
+        text = newline.join(line.encode() for line in [*MARKED, *NOT_MARKED, ""])
+        (project / name).write_bytes(text)
+    return root
+
+
+def table_cases():
+    """Each dataset_type x gpu, once with every yes/no answer yes, once with every one no."""
+    for dataset_type, gpu in itertools.product(CHOICES["dataset_type"], CHOICES["gpu"]):
+        for yes in (True, False):
+            license = "MIT" if yes else "none"
+            flags = dict.fromkeys(FLAGS, yes)
+            yield {"dataset_type": dataset_type, "gpu": gpu, "license": license, **flags}
+
+
+TABLE_CASES = [default_answers() | case for case in table_cases()]
+
+
+def case_id(answers):
+    flags = "yes" if answers["use_prefetch"] else "no"
+    return f"{answers['dataset_type']}-{answers['gpu']}-{flags}"
+
+
+def test_table_cases_meet_every_row_both_ways():
+    for name, row in FILES_TABLE.items():
+        outcomes = {chosen(row["when"], answers) for answers in TABLE_CASES}
+        assert outcomes == {True, False}, (
+            f"the cases never {'delete' if True in outcomes else 'keep'} {name}"
+        )
+
+
+@pytest.mark.parametrize("answers", TABLE_CASES, ids=case_id)
+def test_hook_honours_the_table_and_the_markers(answers, table_template, tmp_path):
+    out = cookiecutter(
+        str(table_template),
+        no_input=True,
+        extra_context={**answers, "project_name": "Table Test"},
+        output_dir=tmp_path,
+    )
+    project, package = Path(out), "table_test"
+    found = {p.relative_to(project).as_posix() for p in project.rglob("*") if p.is_file()}
+    template = table_template / TEMPLATE_PROJECT.name
+    assert found == expected_files(answers, package, template=template)
+    for name, row in FILES_TABLE.items():
+        if chosen(row["when"], answers) and not is_folder_row(name):
+            # The chosen variant sits under its rendered name, not another variant.
+            target = project / row.get("as", name).replace("PKG", package, 1)
+            assert target.read_text(encoding="utf-8") == f"{name}\n", name
+    assert (project / "marked.py").read_bytes().decode() == marked_expected(answers)
+    crlf = (project / "marked-crlf.txt").read_bytes().decode()
+    assert crlf == marked_expected(answers, newline="\r\n")

@@ -1,4 +1,5 @@
-"""Rendering beyond the answer combinations: the CLI, any Unicode text, a wheel build."""
+"""Rendering beyond the answer combinations: the CLI, any Unicode text, a wheel build,
+one install command everywhere."""
 
 import sys
 import zipfile
@@ -10,6 +11,9 @@ except ModuleNotFoundError:  # Python 3.10
 
 from helpers import TEMPLATE_DIR, explain, render, run
 
+# The one install command: template README quick start, post-gen message, generated README.
+INSTALL = 'python -m pip install -e ".[dev]"'
+
 
 def test_cli_renders_tabular_cpu_project(tmp_path):
     proc = run(
@@ -19,6 +23,7 @@ def test_cli_renders_tabular_cpu_project(tmp_path):
     )  # fmt: skip
     assert proc.returncode == 0, explain(proc)
     project = tmp_path / "image-classifier"  # slug of the default project_name
+    assert f"\n  {INSTALL}\n" in proc.stdout, "the post-gen message gives another install"
     assert (project / "train.py").is_file()
     assert (project / "image_classifier" / "models" / "mlp.py").is_file()
     assert not (project / "image_classifier" / "models" / "cnn.py").exists()
@@ -45,6 +50,19 @@ def test_builds_as_wheel_offline(tmp_path):
     assert proc.returncode == 0, explain(proc)
     (wheel,) = (tmp_path / "dist").glob("*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    assert "image_classifier/trainer.py" in names
+    assert "image_classifier/engine.py" in names
     assert "image_classifier/models/cnn.py" in names
     assert not [n for n in names if n.split("/")[0] in ("tests", "configs", "data")], names
+
+
+def test_one_install_command_everywhere(tmp_path):
+    """The quick start, the post-gen message and the generated README install alike."""
+    readme = (TEMPLATE_DIR / "README.md").read_text(encoding="utf-8")
+    quick_start = next(line for line in readme.splitlines() if "cookiecutter --no-input" in line)
+    assert f"&& {INSTALL} &&" in quick_start, quick_start
+    hook = (TEMPLATE_DIR / "hooks" / "post_gen_project.py").read_text(encoding="utf-8")
+    assert f"INSTALL = {INSTALL!r}" in hook  # what the message prints (checked in the CLI test)
+    project = render(tmp_path, dataset_type="tabular_csv", gpu="none")
+    generated = (project / "README.md").read_text(encoding="utf-8")
+    installs = [line.split("#")[0].strip() for line in generated.splitlines() if "-e " in line]
+    assert INSTALL in installs, installs

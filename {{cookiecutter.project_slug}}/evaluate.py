@@ -13,13 +13,16 @@ import json
 import sys
 from pathlib import Path
 
-from {{ cookiecutter.package_name }}.checkpoint import CheckpointError, load_checkpoint, load_model_weights
-from {{ cookiecutter.package_name }}.config import ConfigError, load_config
-from {{ cookiecutter.package_name }}.data import DataError, build_dataloaders
+import torch.nn as nn
+
+from {{ cookiecutter.package_name }}.checkpoint import load_checkpoint, load_model_weights
+from {{ cookiecutter.package_name }}.config import load_config
+from {{ cookiecutter.package_name }}.data import build_dataloaders
+from {{ cookiecutter.package_name }}.device import setup_device
+from {{ cookiecutter.package_name }}.engine import evaluate
+from {{ cookiecutter.package_name }}.errors import CheckpointError, ConfigError, DataError
 from {{ cookiecutter.package_name }}.models import build_model
-from {{ cookiecutter.package_name }}.trainer import evaluate
-from {{ cookiecutter.package_name }}.utils.device import resolve_device
-from {{ cookiecutter.package_name }}.utils.logs import error_message, setup_logging, show_progress
+from {{ cookiecutter.package_name }}.utils import error_message, setup_logging
 
 
 def main(argv=None) -> int:
@@ -31,14 +34,12 @@ def main(argv=None) -> int:
 
     state = load_checkpoint(args.checkpoint)
     cfg = load_config(base=state["config"], overrides=args.overrides)
-    device = resolve_device(cfg.trainer.device)
-    _, val_loader, data_info = build_dataloaders(cfg, state["data_info"])
+    device = setup_device(cfg)
+    _, val_loader, data_info = build_dataloaders(cfg, state["data_info"], device)
     model = build_model(cfg, data_info).to(device)
     load_model_weights(model, state, args.checkpoint)
-{% if cookiecutter.gpu != "none" %}
-    # Plain fp32 here: the numbers must not depend on the GPU's AMP support.
-{% endif %}
-    metrics = evaluate(model, val_loader, device, progress=show_progress(cfg.trainer.progress_bar))
+    # The same criterion and evaluate() as training's validation: the numbers match its metrics.csv.
+    metrics = evaluate(model, nn.CrossEntropyLoss(), val_loader, device, cfg)
     result = {**metrics, "epoch": state["epoch"], "checkpoint": str(args.checkpoint)}
     print(json.dumps(result))
     return 0

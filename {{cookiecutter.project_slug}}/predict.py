@@ -1,33 +1,19 @@
 """Predict classes for new inputs with a trained checkpoint; write one CSV row per input.
 
 Examples:
-{% if cookiecutter.dataset_type == "tabular_csv" %}
-    python predict.py runs/baseline new_rows.csv                 # writes predictions.csv here
-    python predict.py runs/baseline/checkpoints/best.pt a.csv b.csv --output preds.csv
-    python predict.py runs/baseline new_rows.csv trainer.device=cpu --batch-size 1024
+    python predict.py runs/baseline INPUT...                     # writes predictions.csv here
+    python predict.py runs/baseline/checkpoints/best.pt INPUT... --output preds.csv
+    python predict.py runs/baseline INPUT... trainer.device=cpu --batch-size 128
 
-Inputs are CSV files with a header holding the checkpoint's feature columns (by name, in
-any order); a label column and any other column are ignored. Rows are named `file:row`,
-row 1 being the first row under the header.
-{% else %}
-    python predict.py runs/baseline photos/                      # a folder, searched recursively
-    python predict.py runs/baseline/checkpoints/best.pt a.jpg b.png --output preds.csv
-    python predict.py runs/baseline list.txt trainer.device=cpu --batch-size 128
-
-Inputs are image files, folders (searched recursively for image files, sorted) and .txt
-lists of image paths, one per line (relative paths are relative to the list's folder; an
-image-list `path label` line works too: the label is ignored; `#` starts a comment line).
-{% endif %}
-
-Inputs are preprocessed as validation data was in training, with the checkpoint's own
-saved preprocessing (its data_info: {% if cookiecutter.dataset_type == "tabular_csv" %}feature columns, mean, std{% else %}image size, mode, mean, std{% endif %}), never the current
-config's. key=value overrides change the rest (trainer.device, data.num_workers, ...).
-The CSV has the columns input, prediction (a class name), probability (of the
-prediction) and one p_<class> column per class.
+What an INPUT is depends on the data type: see INPUT in `python predict.py --help`. Inputs are
+preprocessed as validation data was, with the checkpoint's saved preprocessing (its data_info),
+never the current config's; key=value overrides change the rest (trainer.device, ...). The CSV
+has the columns input, prediction (a class name), probability (of it) and p_<class> per class.
 """
 
 import argparse
 import csv
+import io
 import logging
 import math
 import os
@@ -36,25 +22,15 @@ import sys
 from pathlib import Path
 
 import torch
-{% if cookiecutter.dataset_type != "tabular_csv" %}
-from torch.utils.data import DataLoader
-{% endif %}
 from tqdm import tqdm
 
-from {{ cookiecutter.package_name }}.checkpoint import (
-    CheckpointError,
-    load_checkpoint,
-    load_model_weights,
-    resolve_checkpoint_path,
-)
-from {{ cookiecutter.package_name }}.config import ConfigError, load_config
-from {{ cookiecutter.package_name }}.data import DataError
-{% if cookiecutter.dataset_type != "tabular_csv" %}
-from {{ cookiecutter.package_name }}.data.images import IMAGE_EXTENSIONS, ImageDataset, build_transforms, open_image
-{% endif %}
+from {{ cookiecutter.package_name }}.checkpoint import load_checkpoint, load_model_weights, resolve_checkpoint_path
+from {{ cookiecutter.package_name }}.config import load_config
+from {{ cookiecutter.package_name }}.data.dataset import PREDICT_INPUTS, predict_inputs
+from {{ cookiecutter.package_name }}.device import resolve_device
+from {{ cookiecutter.package_name }}.errors import CheckpointError, ConfigError, DataError
 from {{ cookiecutter.package_name }}.models import build_model
-from {{ cookiecutter.package_name }}.utils.device import resolve_device
-from {{ cookiecutter.package_name }}.utils.logs import error_message, setup_logging, show_progress
+from {{ cookiecutter.package_name }}.utils import atomic_write_text, error_message, setup_logging, show_progress
 
 log = logging.getLogger("{{ cookiecutter.package_name }}.predict")
 
@@ -72,14 +48,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoint", type=Path, help="a .pt file, or a run dir (uses its last.pt)")
     parser.add_argument(
-        "inputs",
-        nargs="+",
-        metavar="INPUT",
-{% if cookiecutter.dataset_type == "tabular_csv" %}
-        help="CSV files with the checkpoint's feature columns; key=value config overrides may be mixed in",
-{% else %}
-        help="image files, folders or .txt lists of image paths; key=value config overrides may be mixed in",
-{% endif %}
+        "inputs", nargs="+", metavar="INPUT", help=f"{PREDICT_INPUTS}; key=value config overrides may be mixed in"
     )
     parser.add_argument("--output", type=Path, default=Path("predictions.csv"), help="default: %(default)s")
     parser.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
@@ -91,121 +60,27 @@ def parse_args(argv=None):
     return args
 
 
-{% if cookiecutter.dataset_type == "tabular_csv" %}
-def is_number(text) -> bool:
-    try:
-        float(text)
-    except (TypeError, ValueError):
-        return False
-    return True
-
-
-def read_features(inputs: list[str], data_info: dict) -> tuple[list[str], torch.Tensor]:
-    """(row names `file:row`, features standardised with the checkpoint's mean/std) of every CSV input."""
-    columns = data_info["feature_columns"]
-    names, rows = [], []
-    for text in inputs:
-        path = Path(text)
-        if not path.is_file():
-            raise DataError(f"input {path} {'is a folder' if path.is_dir() else 'does not exist'}; give CSV files")
-        # utf-8-sig: tables saved by Excel start with a byte-order mark.
-        with open(path, newline="", encoding="utf-8-sig") as file:
-            reader = csv.DictReader(file)
-            header = reader.fieldnames or []
-            missing = [c for c in columns if c not in header]
-            if missing:
-                raise DataError(
-                    f"{path} has no feature column {', '.join(map(repr, missing))}; the checkpoint expects the "
-                    f"columns {columns} (by name, in any order; other columns are ignored)"
-                )
-            for row, record in enumerate(reader, start=1):
-                try:
-                    rows.append([float(record[c]) for c in columns])  # by name: the training column order
-                except (TypeError, ValueError):
-                    bad = next(c for c in columns if not is_number(record[c]))
-                    raise DataError(
-                        f"{path} line {reader.line_num}: column {bad!r} = {record[bad]!r} is not a number"
-                    ) from None
-                names.append(f"{path}:{row}")
-    if not rows:
-        raise DataError(f"no rows found in {', '.join(inputs) or 'the inputs (none given)'}")
-    # The same float32 arithmetic as the training data pipeline (data/dataset.py).
-    features = torch.tensor(rows, dtype=torch.float32)
-    return names, (features - torch.tensor(data_info["mean"])) / torch.tensor(data_info["std"])
-{% else %}
-def read_path_list(path: Path) -> list[Path]:
-    """Image paths of a .txt list, one per line; `path label` lines (image-list format) give their path."""
-    images = []
-    with open(path, encoding="utf-8-sig") as file:
-        for line_number, line in enumerate(file, start=1):
-            text = line.strip()
-            if not text or text.startswith("#"):
-                continue
-            # The whole line, else the part before the last run of whitespace (paths may contain spaces).
-            candidates = [path.parent / text]
-            if len(text.split()) > 1:
-                candidates.append(path.parent / text.rsplit(None, 1)[0])
-            found = next((p for p in candidates if p.is_file()), None)
-            if found is None:
-                tried = " or ".join(str(p) for p in candidates)
-                raise DataError(f"{path} line {line_number}: no image file {tried} (paths are relative to the list)")
-            images.append(found)
-    return images
-
-
-def find_images(inputs: list[str]) -> list[Path]:
-    """Image files named directly, found under folders (recursively, sorted) or listed in .txt files."""
-    extensions = ", ".join(sorted(IMAGE_EXTENSIONS))
-    images = []
-    for text in inputs:
-        path = Path(text)
-        suffix = path.suffix.lower()
-        if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
-            if not found:
-                log.warning("no images (%s) under %s", extensions, path)
-            images += found
-        elif path.is_file() and suffix == ".txt":
-            images += read_path_list(path)
-        elif path.is_file() and suffix in IMAGE_EXTENSIONS:
-            images.append(path)
-        elif not path.exists():
-            raise DataError(f"input {path} does not exist")
-        else:
-            raise DataError(f"input {path} is not an image ({extensions}), a folder or a .txt list of image paths")
-    if not images:
-        raise DataError(f"no images ({extensions}) found in {', '.join(inputs) or 'the inputs (none given)'}")
-    return images
-{% endif %}
-
-
 @torch.inference_mode()
 def predict_probabilities(model, batches, device, total: int, progress: bool) -> torch.Tensor:
     """Softmax probabilities (N, num_classes) on the CPU, one batch at a time."""
     model.eval()
     probabilities = []
     for inputs in tqdm(batches, total=total, desc="predict", leave=False, disable=not progress, dynamic_ncols=True):
-        logits = model(inputs.to(device, non_blocking=True))
+        logits = model(inputs.to(device))
         probabilities.append(logits.float().softmax(dim=1).cpu())
     return torch.cat(probabilities)
 
 
 def write_predictions(path: Path, names: list[str], probabilities: torch.Tensor, classes: list[str]) -> None:
-    """Write the CSV to a temp file beside `path`, then rename: never half a file at `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    """Write the CSV beside `path`, then rename: never half a file at `path`."""
     confidence, predicted = probabilities.max(dim=1)
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow(["input", "prediction", "probability", *(f"p_{name}" for name in classes)])
     rows = zip(names, predicted.tolist(), confidence.tolist(), probabilities.tolist(), strict=True)
-    try:
-        with open(tmp, "w", newline="", encoding="utf-8") as file:
-            writer = csv.writer(file)
-            writer.writerow(["input", "prediction", "probability", *(f"p_{name}" for name in classes)])
-            for name, index, probability, row in rows:
-                writer.writerow([name, classes[index], f"{probability:.6g}", *(f"{p:.6g}" for p in row)])
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    for name, index, probability, row in rows:
+        writer.writerow([name, classes[index], f"{probability:.6g}", *(f"{p:.6g}" for p in row)])
+    atomic_write_text(path, text.getvalue())
 
 
 def main(argv=None) -> int:
@@ -224,27 +99,11 @@ def main(argv=None) -> int:
     device = resolve_device(cfg.trainer.device)
     batch_size = args.batch_size or cfg.data.batch_size
     # Read every input before the model is built: a bad input fails fast.
-{% if cookiecutter.dataset_type == "tabular_csv" %}
-    names, features = read_features(args.inputs, data_info)
-    batches = features.split(batch_size)  # already in memory: batch by slicing
-{% else %}
-    images = find_images(args.inputs)
-    names = [str(path) for path in images]
-    cfg.data.image_size = data_info["image_size"]  # the checkpoint's size, whatever the overrides say
-    transform = build_transforms(cfg, data_info["mean"], data_info["std"], train=False)
-    # The validation pipeline of training: decode, convert to the saved mode, resize, normalise.
-    # Labels are unknown here; 0 is a placeholder. An unreadable file is a DataError naming it.
-    dataset = ImageDataset([(str(path), 0) for path in images], open_image, data_info["image_mode"], transform)
-    pin_memory = device.type == "cuda"  # lets the host->GPU copy overlap compute
-    loader = DataLoader(dataset, batch_size=batch_size, num_workers=cfg.data.num_workers, pin_memory=pin_memory)
-    batches = (inputs for inputs, _ in loader)
-{% endif %}
+    names, batches = predict_inputs(args.inputs, data_info, cfg, batch_size)
 
     model = build_model(cfg, data_info).to(device)
     load_model_weights(model, state, ckpt_path)
-{% if cookiecutter.gpu != "none" %}
-    # Plain fp32 here, as in evaluate.py: the numbers must not depend on the GPU's AMP support.
-{% endif %}
+    # Plain fp32: the probabilities do not depend on mixed-precision support.
     total = math.ceil(len(names) / batch_size)
     probabilities = predict_probabilities(model, batches, device, total, show_progress(cfg.trainer.progress_bar))
     write_predictions(args.output, names, probabilities, classes)

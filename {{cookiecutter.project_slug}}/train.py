@@ -1,52 +1,38 @@
-"""Train a model: parse args -> config -> data -> model -> Trainer.fit.
+"""Train a model: config -> loaders -> model, criterion, optimizer, scheduler -> Trainer.fit.
 
 Examples:
     python train.py                                   # configs/default.yaml, sample data
     python train.py trainer.epochs=20 data.root=/data/mine
     python train.py --config configs/my.yaml run_name=baseline
     python train.py --resume runs/baseline            # continue where it stopped
-{% if cookiecutter.gpu == "multi" %}
-    torchrun --standalone --nproc-per-node=4 train.py # DistributedDataParallel on 4 GPUs
-{% endif %}
 """
 
 import argparse
 import logging
-{% if cookiecutter.gpu == "multi" %}
-import os
-{% endif %}
 import sys
 import time
 from pathlib import Path
 
-from {{ cookiecutter.package_name }}.checkpoint import CheckpointError, load_checkpoint, resolve_checkpoint_path
-from {{ cookiecutter.package_name }}.config import ConfigError, load_config, save_config
-from {{ cookiecutter.package_name }}.data import DataError, build_dataloaders
+import torch.nn as nn
+
+from {{ cookiecutter.package_name }}.checkpoint import load_checkpoint, resolve_checkpoint_path
+from {{ cookiecutter.package_name }}.config import load_config, save_config
+from {{ cookiecutter.package_name }}.data import build_dataloaders
+from {{ cookiecutter.package_name }}.data.prefetch import with_prefetch  # use_prefetch
+from {{ cookiecutter.package_name }}.device import setup_device
+from {{ cookiecutter.package_name }}.engine import Trainer, build_optimizer, build_scheduler
+from {{ cookiecutter.package_name }}.errors import CheckpointError, ConfigError, DataError
 from {{ cookiecutter.package_name }}.models import build_model
 from {{ cookiecutter.package_name }}.plot import plot_curves
-from {{ cookiecutter.package_name }}.trainer import Trainer
-{% if cookiecutter.gpu == "multi" %}
-from {{ cookiecutter.package_name }}.utils.distributed import (
-    broadcast_from_main,
-    cleanup_distributed,
-    get_rank,
-    is_main_process,
-    setup_distributed,
-)
-{% else %}
-from {{ cookiecutter.package_name }}.utils.device import resolve_device
-{% endif %}
-from {{ cookiecutter.package_name }}.utils.logs import error_message, setup_logging
-from {{ cookiecutter.package_name }}.utils.seeding import seed_everything
-
-DEFAULT_CONFIG = Path(__file__).parent / "configs" / "default.yaml"
+from {{ cookiecutter.package_name }}.tensorboard import TensorBoardLogger  # use_tensorboard
+from {{ cookiecutter.package_name }}.utils import derive_seed, error_message, seed_everything, setup_logging
 
 log = logging.getLogger("{{ cookiecutter.package_name }}.train")
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", type=Path, help=f"YAML config (default: {DEFAULT_CONFIG.name})")
+    parser.add_argument("--config", type=Path, help="YAML config (default: configs/default.yaml)")
     parser.add_argument("--resume", type=Path, metavar="RUN_DIR_OR_CKPT", help="continue a run from its last.pt")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides")
     return parser.parse_intermixed_args(argv)  # options and key=value in any order
@@ -70,83 +56,47 @@ def new_run_dir(cfg) -> Path:
     return run_dir
 
 
+def load_run(args):
+    """(cfg, checkpoint state, checkpoint path) for a resumed run; (cfg, None, None) for a new one."""
+    if not args.resume:
+        return load_config(args.config, args.overrides), None, None
+    if args.config:
+        raise ConfigError("--resume uses the run's own config; pass changes as key=value overrides instead")
+    ckpt_path = resolve_checkpoint_path(args.resume)
+    if ckpt_path.parent.name != "checkpoints":
+        raise ConfigError(
+            f"--resume {args.resume}: expected a run dir or <run_dir>/checkpoints/*.pt, "
+            "so the run continues in its own folder"
+        )
+    state = load_checkpoint(ckpt_path)
+    return load_config(base=state["config"], overrides=args.overrides), state, ckpt_path
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     setup_logging()
-{% if cookiecutter.gpu == "multi" %}
-    try:
-        return run(args)
-    finally:
-        cleanup_distributed()
-
-
-def run(args) -> int:
-{% endif %}
-    state = None
-    if args.resume:
-        if args.config:
-            raise ConfigError("--resume uses the run's own config; pass changes as key=value overrides instead")
-        ckpt_path = resolve_checkpoint_path(args.resume)
-        if ckpt_path.parent.name != "checkpoints":
-            raise ConfigError(
-                f"--resume {args.resume}: expected a run dir or <run_dir>/checkpoints/*.pt, "
-                "so the run continues in its own folder"
-            )
-        state = load_checkpoint(ckpt_path)
-        cfg = load_config(base=state["config"], overrides=args.overrides)
-        run_dir = ckpt_path.parent.parent  # <run_dir>/checkpoints/last.pt
-    else:
-        cfg = load_config(args.config or DEFAULT_CONFIG, args.overrides)
-{% if cookiecutter.gpu == "multi" %}
-        run_dir = None
-{% else %}
-        run_dir = new_run_dir(cfg)
-{% endif %}
-{% if cookiecutter.gpu == "multi" %}
-
-    device = setup_distributed(cfg.trainer.device)  # torchrun: join the process group
-    main_process = is_main_process()
-    if not main_process:
-        setup_logging(level=logging.WARNING)  # rank 0 reports; other ranks only warnings and errors
-    if run_dir is None:
-        # Rank 0 picks the run dir (timestamps could differ between ranks) and tells the others.
-        picked = broadcast_from_main(_try(new_run_dir, cfg) if main_process else None)
-        if isinstance(picked, Exception):
-            raise picked
-        run_dir = picked
-{% endif %}
+    cfg, state, ckpt_path = load_run(args)
+    run_dir = ckpt_path.parent.parent if state else new_run_dir(cfg)  # <run_dir>/checkpoints/last.pt
     cfg.output_dir, cfg.run_name = str(run_dir.parent), run_dir.name  # as resolved, for config.yaml
+    seed_everything(derive_seed(cfg.seed, "init"), cfg.trainer.deterministic)
+    device = setup_device(cfg)
 
-{% if cookiecutter.gpu == "multi" %}
-    seed_everything(cfg.seed, cfg.trainer.deterministic)  # the same model init on every rank
-{% else %}
-    seed_everything(cfg.seed, cfg.trainer.deterministic)
-    device = resolve_device(cfg.trainer.device)
-{% endif %}
     # Build everything before touching the run dir: a bad setting leaves nothing behind.
     train_loader, val_loader, data_info = build_dataloaders(cfg, state["data_info"] if state else None, device)
-    model = build_model(cfg, data_info)
-{% if cookiecutter.gpu == "multi" %}
-    if get_rank():
-        seed_everything(cfg.seed + get_rank(), cfg.trainer.deterministic)  # distinct dropout/augmentation per rank
-
-    if main_process:
-        (run_dir / "checkpoints").mkdir(parents=True, exist_ok=state is not None)
-        setup_logging(run_dir / "train.log")
-        save_config(cfg, run_dir / "config.yaml")  # on resume: with this session's overrides
-{% else %}
+    train_loader = with_prefetch(train_loader, cfg, device)  # use_prefetch
+    model = build_model(cfg, data_info).to(device)
+    criterion = nn.CrossEntropyLoss()
+    optimizer = build_optimizer(cfg, model)
+    scheduler = build_scheduler(cfg, optimizer)
+    trainer = Trainer(cfg, model, criterion, optimizer, scheduler, train_loader, val_loader, data_info, run_dir, device)
+    if state is not None:
+        trainer.load_state_dict(state, ckpt_path)
 
     (run_dir / "checkpoints").mkdir(parents=True, exist_ok=state is not None)
     setup_logging(run_dir / "train.log")
     save_config(cfg, run_dir / "config.yaml")  # on resume: with this session's overrides
-{% endif %}
-    trainer = Trainer(cfg, model, train_loader, val_loader, data_info, run_dir, device)
+    trainer.epoch_callbacks.append(TensorBoardLogger(run_dir / "tensorboard", trainer.eval_model, val_loader))  # use_tensorboard
     if state is not None:
-        trainer.load_state_dict(state, ckpt_path)
-{% if cookiecutter.gpu == "multi" %}
-        if get_rank():  # the checkpoint holds rank 0's RNG state: move the others off it
-            seed_everything(cfg.seed + 1000 * trainer.epoch + get_rank(), cfg.trainer.deterministic)
-{% endif %}
         log.info("Resumed %s at epoch %d (step %d).", ckpt_path, trainer.epoch, trainer.step)
         if ckpt_path.name != "last.pt":
             log.warning("Resuming from %s, not last.pt: later epochs of this run will be replaced.", ckpt_path.name)
@@ -159,35 +109,15 @@ def run(args) -> int:
     except KeyboardInterrupt:
         log.warning("Interrupted. Continue with: python train.py --resume %s", run_dir)
         return 130
-    best = "n/a" if trainer.best_metric is None else f"{trainer.best_metric:.4f}"
+    best = "n/a" if trainer.best.best is None else f"{trainer.best.best:.4f}"
     log.info("Done. best %s = %s; checkpoints in %s", cfg.trainer.monitor, best, run_dir / "checkpoints")
-{% if cookiecutter.gpu == "multi" %}
-    if main_process:
-        plot_curves(run_dir)  # curves.png; without matplotlib one warning, never an error
-{% else %}
-    plot_curves(run_dir)  # curves.png; without matplotlib one warning, never an error
-{% endif %}
+    plot_curves(run_dir)  # curves.png
     return 0
-{% if cookiecutter.gpu == "multi" %}
-
-
-def _try(function, *args):
-    """function(*args), or the ConfigError it raised (to hand to the other ranks)."""
-    try:
-        return function(*args)
-    except ConfigError as err:
-        return err
-{% endif %}
 
 
 if __name__ == "__main__":
     try:
         sys.exit(main())
     except (ConfigError, DataError, CheckpointError, FloatingPointError) as err:
-{% if cookiecutter.gpu == "multi" %}
-        rank = os.environ.get("RANK")  # set by torchrun
-        print(f"error{f' (rank {rank})' if rank else ''}: {error_message(err)}", file=sys.stderr)
-{% else %}
         print(f"error: {error_message(err)}", file=sys.stderr)
-{% endif %}
         sys.exit(2)

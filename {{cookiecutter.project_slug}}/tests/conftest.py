@@ -9,28 +9,17 @@ import sys
 from pathlib import Path
 
 import pytest
+from tiny_data import FAST_DATA, write_tiny_sample
 
 from {{ cookiecutter.package_name }}.config import load_config
-from {{ cookiecutter.package_name }}.data.sample import write_sample
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT_DIR / "configs" / "default.yaml"
 PACKAGE = "{{ cookiecutter.package_name }}"
 
-# Fast settings: tiny inputs and model, one epoch, no worker processes, no bars, on the CPU.
+# Fast settings: one epoch, no worker processes, no bars, on the CPU (tiny data: tiny_data.py).
 FAST = {
-{% if cookiecutter.dataset_type != "tabular_csv" %}
-    "data.image_size": 16,
-    "data.batch_size": 8,
-    "model.channels": [4, 8],
-{% if cookiecutter.dataset_type == "torchvision" %}
-    "data.name": "MNIST",
-    "data.download": False,  # tests never touch the network: files are written in MNIST's own format
-{% endif %}
-{% else %}
-    "data.batch_size": 16,
-    "model.hidden_sizes": [16, 16],
-{% endif %}
+    **FAST_DATA,
     "data.num_workers": 0,
     "trainer.epochs": 1,
     "trainer.device": "cpu",
@@ -47,18 +36,6 @@ def as_overrides(settings: dict) -> list[str]:
 def fast_overrides(tmp_path: Path, data_root: Path, **settings) -> list[str]:
     """Command-line overrides for a fast run with data and outputs under tmp_path."""
     return as_overrides({**FAST, "data.root": data_root, "output_dir": tmp_path / "runs", **settings})
-
-
-def write_tiny_sample(root: Path) -> Path:
-    """The project's own sample format, at a few samples per class (>= 3 train batches of FAST size)."""
-{% if cookiecutter.dataset_type == "torchvision" %}
-    write_sample(root, "MNIST", train_per_class=6, val_per_class=2)  # 10 classes: 60 train, 20 val images
-    return root
-{% elif cookiecutter.dataset_type != "tabular_csv" %}
-    return write_sample(root, train_per_class=6, val_per_class=2)  # 4 classes: 24 train, 8 val images
-{% else %}
-    return write_sample(root, train_rows=60, val_rows=30)  # 3 classes
-{% endif %}
 
 
 @pytest.fixture(scope="session")

@@ -1,12 +1,13 @@
 """Checkpoints: full round trip, atomic writes, safe loading, clear errors, wrapper prefixes."""
 
-import random
+from pathlib import Path
 
 import pytest
 import torch
 import torch.nn as nn
+from conftest import fast_overrides
+from tiny_data import FAST_DATA, MODEL_WIDTH_KEY
 
-from {{ cookiecutter.package_name }} import checkpoint as checkpoint_module
 from {{ cookiecutter.package_name }}.checkpoint import (
     CheckpointError,
     load_checkpoint,
@@ -16,16 +17,14 @@ from {{ cookiecutter.package_name }}.checkpoint import (
     strip_prefixes,
     unwrap_model,
 )
+from {{ cookiecutter.package_name }}.config import load_config
 from {{ cookiecutter.package_name }}.data import build_dataloaders
+from {{ cookiecutter.package_name }}.engine import Trainer, build_optimizer, build_scheduler
 from {{ cookiecutter.package_name }}.models import build_model
-from {{ cookiecutter.package_name }}.trainer import Trainer
-{% if cookiecutter.dataset_type != "tabular_csv" %}
+from {{ cookiecutter.package_name }}.utils import atomic_write
 
-OTHER_SHAPE = {"model.channels": [4, 16]}  # FAST uses [4, 8]
-{% else %}
-
-OTHER_SHAPE = {"model.hidden_sizes": [16, 32]}  # FAST uses [16, 16]
-{% endif %}
+OTHER_SHAPE = {MODEL_WIDTH_KEY: [2 * width for width in FAST_DATA[MODEL_WIDTH_KEY]]}  # a model of other widths
+SETTINGS = {"optim.name": "sgd", "optim.scheduler": "step"}  # momentum buffers and a scheduler to restore
 
 
 class NotATensor:
@@ -36,17 +35,28 @@ class NotATensor:
 
 
 def make_trainer(cfg, run_dir) -> Trainer:
-    (run_dir / "checkpoints").mkdir(parents=True)  # as train.py does
+    """What train.py builds, on the CPU."""
     train_loader, val_loader, info = build_dataloaders(cfg)
     model = build_model(cfg, info)
-    return Trainer(cfg, model, train_loader, val_loader, info, run_dir, "cpu")
+    optimizer = build_optimizer(cfg, model)
+    scheduler = build_scheduler(cfg, optimizer)
+    criterion = nn.CrossEntropyLoss()
+    return Trainer(cfg, model, criterion, optimizer, scheduler, train_loader, val_loader, info, run_dir, "cpu")
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory, data_root) -> Path:
+    """A run trained for one epoch (checkpoints/last.pt and best.pt), shared by the module: read it, never change it."""
+    tmp_path = tmp_path_factory.mktemp("checkpoint")
+    make_trainer(load_config(overrides=fast_overrides(tmp_path, data_root, **SETTINGS)), tmp_path / "run").fit()
+    return tmp_path / "run"
 
 
 @pytest.fixture
-def trained(make_config, tmp_path):
-    """A trainer after one epoch, with its run dir holding checkpoints/last.pt and best.pt."""
-    trainer = make_trainer(make_config(**{"optim.name": "sgd", "optim.scheduler": "step"}), tmp_path / "run")
-    trainer.fit()
+def trained(run_dir, make_config):
+    """A fresh trainer holding that run's state (its own to change)."""
+    trainer = make_trainer(make_config(**SETTINGS), run_dir)
+    trainer.load_state_dict(load_checkpoint(run_dir))
     return trainer
 
 
@@ -65,49 +75,58 @@ def assert_same_tensors(a, b):
         assert a == b
 
 
-def test_round_trip_restores_everything(trained, make_config, tmp_path):
+def test_round_trip_restores_everything(make_config, tmp_path):
+    trained = make_trainer(make_config(**SETTINGS), tmp_path / "run")
+    trained.fit()
     path = tmp_path / "run" / "checkpoints" / "last.pt"
     assert path.is_file() and (path.parent / "best.pt").is_file()
-    state = trained.state_dict()
-    save_checkpoint(state, tmp_path / "copy.pt")
-    expected_draws = (torch.rand(5), random.random())  # what the RNGs give right after the snapshot
+    save_checkpoint(trained.state_dict(), tmp_path / "copy.pt")
 
-    torch.manual_seed(1234)  # a fresh trainer with other weights and scrambled RNGs
-    random.seed(1234)
-    other = make_trainer(make_config(**{"optim.name": "sgd", "optim.scheduler": "step"}), tmp_path / "run2")
+    torch.manual_seed(1234)  # a fresh trainer with other weights
+    other = make_trainer(make_config(**SETTINGS), tmp_path / "run2")
     assert not torch.equal(next(iter(other.model.parameters())), next(iter(trained.model.parameters())))
     other.load_state_dict(load_checkpoint(tmp_path / "copy.pt"))
 
     assert_same_tensors(other.model.state_dict(), trained.model.state_dict())
     assert_same_tensors(other.optimizer.state_dict(), trained.optimizer.state_dict())
     assert other.scheduler.state_dict() == trained.scheduler.state_dict()
-    assert (other.epoch, other.step, other.best_metric) == (trained.epoch, trained.step, trained.best_metric)
-    assert other.bad_epochs == trained.bad_epochs
+    assert (other.epoch, other.step) == (trained.epoch, trained.step)
+    assert (other.best.best, other.best.bad_epochs) == (trained.best.best, trained.best.bad_epochs)
     assert other.history == trained.history and len(other.history) == 1
-    assert_same_tensors((torch.rand(5), random.random()), expected_draws)
+    assert_same_tensors(other.state_dict(), trained.state_dict())  # and whatever else the engine saves
 
 
-def test_numpy_rng_is_restored(trained, tmp_path):
-    np = pytest.importorskip("numpy")
-    save_checkpoint(trained.state_dict(), tmp_path / "copy.pt")
-    expected = np.random.rand(4)
-    np.random.seed(99)
-    trained.load_state_dict(load_checkpoint(tmp_path / "copy.pt"))
-    assert np.array_equal(np.random.rand(4), expected)
-
-
-def test_checkpoint_holds_what_resume_and_evaluate_need(trained, tmp_path):
-    state = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)
-    for key in ["model", "optimizer", "scheduler", "epoch", "step", "best_metric", "rng", "config", "data_info"]:
+def test_checkpoint_holds_what_resume_and_evaluate_need(trained, run_dir):
+    state = torch.load(run_dir / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)
+    for key in ["model", "optimizer", "scheduler", "epoch", "step", "best_metric", "bad_epochs", "history"]:
         assert key in state, key
+    assert "config" in state and "data_info" in state
     assert state["epoch"] == 1 and state["step"] > 0
     assert state["config"]["data"]["root"] == trained.cfg.data.root
     assert state["data_info"]["classes"] == trained.data_info["classes"]
-    best = torch.load(tmp_path / "run" / "checkpoints" / "best.pt", map_location="cpu", weights_only=True)
+    best = torch.load(run_dir / "checkpoints" / "best.pt", map_location="cpu", weights_only=True)
     assert_same_tensors(best["model"], state["model"])
 
 
-def test_atomic_write_keeps_the_old_file_on_failure(trained, tmp_path, monkeypatch):
+@pytest.mark.parametrize("error", [OSError("No space left on device"), KeyboardInterrupt()])
+def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path, error):
+    path = tmp_path / "out" / "last.pt"
+    atomic_write(path, lambda file: file.write(b"the old file"))
+
+    def broken_write(file):
+        file.write(b"half a file")
+        raise error
+
+    with pytest.raises(type(error)):
+        atomic_write(path, broken_write)
+    assert path.read_bytes() == b"the old file"
+    assert [p.name for p in path.parent.iterdir()] == ["last.pt"]  # no temp file left behind
+    with pytest.raises(type(error)):
+        atomic_write(tmp_path / "new" / "first.pt", broken_write)
+    assert list((tmp_path / "new").iterdir()) == []  # nothing at all, not half a file
+
+
+def test_save_checkpoint_is_atomic(trained, tmp_path, monkeypatch):
     path = tmp_path / "ckpt" / "last.pt"
     save_checkpoint(trained.state_dict(), path)
     before = path.read_bytes()
@@ -116,27 +135,13 @@ def test_atomic_write_keeps_the_old_file_on_failure(trained, tmp_path, monkeypat
         file.write(b"half a checkpoint")
         raise OSError("No space left on device")
 
-    monkeypatch.setattr(checkpoint_module.torch, "save", broken_save)
+    monkeypatch.setattr(torch, "save", broken_save)
     with pytest.raises(OSError, match="No space"):
         save_checkpoint(trained.state_dict(), path)
     monkeypatch.undo()
     assert path.read_bytes() == before
-    assert [p.name for p in path.parent.iterdir()] == ["last.pt"]  # no temp file left behind
+    assert [p.name for p in path.parent.iterdir()] == ["last.pt"]
     load_checkpoint(path)
-
-
-def test_atomic_write_survives_an_interrupt_while_saving(trained, tmp_path, monkeypatch):
-    path = tmp_path / "ckpt" / "last.pt"
-
-    def interrupted_save(obj, file, *args, **kwargs):
-        file.write(b"partial")
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(checkpoint_module.torch, "save", interrupted_save)
-    with pytest.raises(KeyboardInterrupt):
-        save_checkpoint(trained.state_dict(), path)
-    assert not path.exists()
-    assert list(path.parent.iterdir()) == []
 
 
 def assert_clean_error(err: pytest.ExceptionInfo, *fragments: str) -> str:
@@ -150,8 +155,8 @@ def assert_clean_error(err: pytest.ExceptionInfo, *fragments: str) -> str:
     return message
 
 
-def test_truncated_file(trained, tmp_path):
-    data = (tmp_path / "run" / "checkpoints" / "last.pt").read_bytes()
+def test_truncated_file(run_dir, tmp_path):
+    data = (run_dir / "checkpoints" / "last.pt").read_bytes()
     path = tmp_path / "truncated.pt"
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(CheckpointError) as err:
@@ -188,8 +193,8 @@ def test_torch_file_without_a_model_entry(tmp_path):
         assert_clean_error(err, str(tmp_path / name), "model")
 
 
-def test_checkpoint_of_another_model_names_it(trained, make_config, tmp_path):
-    state = load_checkpoint(tmp_path / "run")
+def test_checkpoint_of_another_model_names_it(trained, run_dir, make_config, tmp_path):
+    state = load_checkpoint(run_dir)
     cfg = make_config(**OTHER_SHAPE)
     model = build_model(cfg, trained.data_info)
     with pytest.raises(CheckpointError) as err:
@@ -201,8 +206,8 @@ def test_checkpoint_of_another_model_names_it(trained, make_config, tmp_path):
         other.load_state_dict(state)
 
 
-def test_missing_and_unexpected_keys(trained, tmp_path):
-    state = load_checkpoint(tmp_path / "run")
+def test_missing_and_unexpected_keys(trained, run_dir):
+    state = load_checkpoint(run_dir)
     weights = dict(state["model"])
     name = next(iter(weights))
     weights["extra.weight"] = weights.pop(name)
@@ -212,8 +217,8 @@ def test_missing_and_unexpected_keys(trained, tmp_path):
 
 
 @pytest.mark.parametrize("prefix", ["module.", "_orig_mod.", "module._orig_mod.", "_orig_mod.module."])
-def test_wrapper_prefixes_are_stripped(trained, make_config, tmp_path, prefix):
-    state = load_checkpoint(tmp_path / "run")
+def test_wrapper_prefixes_are_stripped(trained, run_dir, prefix):
+    state = load_checkpoint(run_dir)
     prefixed = {prefix + key: value for key, value in state["model"].items()}
     torch.manual_seed(5)
     model = build_model(trained.cfg, trained.data_info)
@@ -229,7 +234,7 @@ def test_strip_prefixes_only_at_the_front():
     }
 
 
-def test_wrapped_models_save_and_load_bare_weights(trained, tmp_path):
+def test_wrapped_models_save_and_load_bare_weights(trained):
     class Wrapper(nn.Module):  # stands in for DataParallel/DDP (.module) and torch.compile (._orig_mod)
         def __init__(self, inner, attribute):
             super().__init__()
@@ -245,8 +250,7 @@ def test_wrapped_models_save_and_load_bare_weights(trained, tmp_path):
     assert list(trained.state_dict()["model"]) == list(trained.model.module.state_dict())
 
 
-def test_resolve_checkpoint_path(trained, tmp_path):
-    run_dir = tmp_path / "run"
+def test_resolve_checkpoint_path(run_dir, tmp_path):
     assert resolve_checkpoint_path(run_dir) == run_dir / "checkpoints" / "last.pt"
     best = run_dir / "checkpoints" / "best.pt"
     assert resolve_checkpoint_path(best) == best
@@ -256,8 +260,8 @@ def test_resolve_checkpoint_path(trained, tmp_path):
         assert str(missing) in str(err.value)
 
 
-def test_evaluate_cli_reports_a_bad_checkpoint_without_traceback(trained, tmp_path, run_script):
-    data = (tmp_path / "run" / "checkpoints" / "last.pt").read_bytes()
+def test_evaluate_cli_reports_a_bad_checkpoint_without_traceback(run_dir, tmp_path, run_script):
+    data = (run_dir / "checkpoints" / "last.pt").read_bytes()
     path = tmp_path / "truncated.pt"
     path.write_bytes(data[: len(data) // 2])
     proc = run_script("evaluate.py", path)

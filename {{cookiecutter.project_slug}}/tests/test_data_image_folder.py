@@ -1,14 +1,19 @@
 """Image-folder data: layout, shapes, dtypes, explicit RGB, labels, val split and clear errors."""
 
 import logging
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
 from PIL import Image
+from test_images import APPLE_DOUBLE, check_skip_corrupt_training, unreadable_files
+from test_images import bad_predict_inputs as bad_predict_inputs  # run by test_predict.py
+from test_images import cli_bad_predict_input as cli_bad_predict_input
+from test_images import mixed_predict_inputs as mixed_predict_inputs
 
-from {{ cookiecutter.package_name }}.config import SAMPLE_DATA_ROOT
 from {{ cookiecutter.package_name }}.data import DataError, build_dataloaders, build_datasets
+from {{ cookiecutter.package_name }}.data.common import SAMPLE_DATA_ROOT
 from {{ cookiecutter.package_name }}.data.sample import CLASSES, write_sample
 
 SIZE = 16  # FAST data.image_size
@@ -25,6 +30,11 @@ def write_folder(root: Path, split: str, counts: dict, size=(6, 4)) -> None:
     for name, count in counts.items():
         for i in range(count):
             save_image(root / split / name / f"{name}_{i:03d}.png", size=size, color=(10 * i, 20, 30))
+
+
+def val_inputs(data_root: Path, val_set, tmp_path: Path) -> tuple[list[str], list[str]]:
+    """(predict.py inputs, the `input` name predict.py gives each val sample, in val order)."""
+    return [str(data_root / "val")], [str(Path(path)) for path, _ in val_set.samples]
 
 
 def denormalise(x: torch.Tensor, info: dict) -> torch.Tensor:
@@ -252,3 +262,32 @@ def test_loader_with_worker_processes_gives_the_same_batches(make_config):
     assert len(serial) == len(parallel)
     for (x0, y0), (x1, y1) in zip(serial, parallel, strict=True):
         assert torch.equal(x0, x1) and torch.equal(y0, y1)
+
+
+def test_hidden_files_and_macosx_folders_are_skipped_and_counted(data_root, tmp_path, make_config, caplog):
+    """A folder unzipped from a Mac: AppleDouble `._*.png` files beside the images, `__MACOSX/` folders."""
+    root = shutil.copytree(data_root, tmp_path / "from_a_mac")
+    name = sorted(CLASSES)[0]
+    for path in (
+        root / "train" / name / f"._{name}_0000.png",
+        root / "train" / name / "__MACOSX" / f"._{name}_0001.png",
+        root / "train" / "__MACOSX" / name / f"._{name}_0002.png",  # not a class folder
+        root / "val" / name / f"._{name}_0000.png",
+    ):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(APPLE_DOUBLE)
+    with caplog.at_level(logging.INFO):
+        train_loader, val_loader, info = build_dataloaders(make_config(**{"data.root": root}))
+        assert sum(len(targets) for _, targets in train_loader) == 6 * len(CLASSES)  # reads every image
+        assert sum(len(targets) for _, targets in val_loader) == 2 * len(CLASSES)
+    assert info["classes"] == sorted(CLASSES)
+    assert f"skipped 3 hidden file(s) in {root / 'train'}" in caplog.text
+    assert f"skipped 1 hidden file(s) in {root / 'val'}" in caplog.text
+
+
+def test_training_with_skip_corrupt_counts_the_skips_per_epoch(tmp_path, cli_overrides, capsys):
+    root = write_sample(tmp_path / "data", train_per_class=6, val_per_class=2)
+    bad = unreadable_files()
+    for name, content in bad.items():
+        (root / "train" / sorted(CLASSES)[0] / name).write_bytes(content)
+    check_skip_corrupt_training(root, tmp_path, cli_overrides, capsys, len(bad))

@@ -1,14 +1,20 @@
 """Image-list data: .txt and .csv lists, labels and classes, val split, lazy reading and clear errors."""
 
 import logging
+import os
+import re
+import shutil
 from pathlib import Path
 
 import pytest
+import test_images
 import torch
 from PIL import Image
+from test_images import APPLE_DOUBLE, check_skip_corrupt_training, unreadable_files
+from test_images import cli_bad_predict_input as cli_bad_predict_input  # run by test_predict.py
 
-from {{ cookiecutter.package_name }}.config import SAMPLE_DATA_ROOT
 from {{ cookiecutter.package_name }}.data import DataError, build_dataloaders, build_datasets, take_skipped
+from {{ cookiecutter.package_name }}.data.common import SAMPLE_DATA_ROOT
 from {{ cookiecutter.package_name }}.data.dataset import read_list
 from {{ cookiecutter.package_name }}.data.sample import CLASSES, write_sample
 
@@ -37,6 +43,32 @@ def write_labelled(root: Path, name: str, labels) -> list[str]:
         save_image(root / path, color=(10 * i, 20, 30))
     write_list(root, name, [f"{path} {label}" for path, label in zip(paths, labels, strict=True)])
     return paths
+
+
+def val_inputs(data_root: Path, val_set, tmp_path: Path) -> tuple[list[str], list[str]]:
+    """(predict.py inputs, the `input` name predict.py gives each val sample, in val order): val.txt itself."""
+    return [str(data_root / "val.txt")], [str(Path(path)) for path, _ in val_set.samples]
+
+
+def mixed_predict_inputs(data_root: Path, names: list[str], tmp_path: Path):
+    """The image types' inputs, then a .txt and a .csv list of them (paths relative to the list; labels ignored)."""
+    inputs, expected, same = test_images.mixed_predict_inputs(data_root, names, tmp_path)
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    relative = os.path.relpath(inputs[1], lists)  # the file with a space in its name
+    # A bare path, a comment, a blank line, `path label` lines (the label is ignored), a hidden file.
+    (lists / "todo.txt").write_text(f"# to classify\n{relative}\n\n{names[0]} some_label\n{relative} 3\n._x.png\n")
+    (lists / "todo.csv").write_text(f'label,path\ncat,"{relative}"\n')
+    listed = str(lists / relative)
+    inputs += [str(lists / "todo.txt"), str(lists / "todo.csv")]
+    return inputs, [*expected, listed, names[0], listed, listed], [*same, (listed, inputs[1])]
+
+
+def bad_predict_inputs(tmp_path: Path) -> list[tuple[list[str], str]]:
+    """The image types' bad inputs, and a list naming a missing image."""
+    listing = tmp_path / "list.txt"
+    listing.write_text("# header\nnowhere.png cat\n")
+    return [*test_images.bad_predict_inputs(tmp_path), ([str(listing)], re.escape(f"{listing} line 2: no image file"))]
 
 
 def test_sample_data_layout_and_batches(data_root, make_config):
@@ -262,3 +294,29 @@ def test_default_root_gets_the_sample_written(tmp_path, make_config, monkeypatch
     assert len(train_loader.dataset) > 0 and len(val_loader.dataset) > 0
     assert "sample" in caplog.text
     assert not list(tmp_path.glob("data/.*"))  # no temp folder left behind
+
+
+def test_hidden_files_and_macosx_paths_are_skipped_and_counted(data_root, tmp_path, make_config, caplog):
+    """A list made with `find` in a folder unzipped from a Mac names AppleDouble files and `__MACOSX/` paths."""
+    root = shutil.copytree(data_root, tmp_path / "from_a_mac")
+    hidden = ["images/._img_00000.png", "__MACOSX/images/._img_00001.png"]
+    for path in hidden:
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_bytes(APPLE_DOUBLE)
+    with open(root / "train.txt", "a", encoding="utf-8") as file:
+        file.writelines(f"{path} {CLASSES[0]}\n" for path in hidden)
+    with caplog.at_level(logging.INFO):
+        train_loader, _, info = build_dataloaders(make_config(**{"data.root": root}))
+        assert sum(len(targets) for _, targets in train_loader) == 6 * len(CLASSES)  # reads every image
+    assert info["classes"] == sorted(CLASSES)
+    assert f"skipped 2 hidden file(s) in {root / 'train.txt'}" in caplog.text
+
+
+def test_training_with_skip_corrupt_counts_the_skips_per_epoch(tmp_path, cli_overrides, capsys):
+    root = write_sample(tmp_path / "data", train_per_class=6, val_per_class=2)
+    bad = unreadable_files()
+    with open(root / "train.txt", "a", encoding="utf-8") as file:
+        for name, content in bad.items():
+            (root / "images" / name).write_bytes(content)
+            file.write(f"images/{name} {CLASSES[0]}\n")
+    check_skip_corrupt_training(root, tmp_path, cli_overrides, capsys, len(bad))

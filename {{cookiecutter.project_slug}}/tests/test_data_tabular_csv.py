@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from {{ cookiecutter.package_name }}.config import SAMPLE_DATA_ROOT
 from {{ cookiecutter.package_name }}.data import DataError, build_dataloaders, build_datasets
+from {{ cookiecutter.package_name }}.data.common import SAMPLE_DATA_ROOT
 from {{ cookiecutter.package_name }}.data.sample import CLASS_CENTRES, COLUMNS, write_sample
 
 
@@ -24,6 +24,48 @@ def write_csv(path: Path, header: list[str], rows: list[list]) -> Path:
 def read_rows(path: Path) -> list[dict]:
     with open(path, newline="", encoding="utf-8") as file:
         return list(csv.DictReader(file))
+
+
+# What predict.py takes here: CSV files. tests/test_predict.py runs these.
+
+
+def val_inputs(data_root: Path, val_set, tmp_path: Path) -> tuple[list[str], list[str]]:
+    """(predict.py inputs, the `input` name predict.py gives each val sample, in val order)."""
+    val_csv = data_root / "val.csv"
+    return [str(val_csv)], [f"{val_csv}:{row}" for row in range(1, len(val_set) + 1)]
+
+
+def mixed_predict_inputs(data_root: Path, names: list[str], tmp_path: Path):
+    """(inputs, the names predict.py must give, in order; pairs of names that must get the same numbers).
+
+    Columns by name in any order, an extra id column, no label column, several files: the same numbers as val.csv.
+    """
+    records = read_rows(data_root / "val.csv")
+    columns = [c for c in records[0] if c != "label"]
+    first_rows = [[i, *(r[c] for c in reversed(columns))] for i, r in enumerate(records[:5])]
+    first = write_csv(tmp_path / "first.csv", ["id", *reversed(columns)], first_rows)
+    second = write_csv(tmp_path / "second.csv", columns, [[r[c] for c in columns] for r in records[5:7]])
+    expected = [f"{first}:{i}" for i in range(1, 6)] + [f"{second}:1", f"{second}:2", *names]
+    same = list(zip(expected[:7], names[:7], strict=True))
+    return [str(first), str(second), str(data_root / "val.csv")], expected, same
+
+
+def bad_predict_inputs(tmp_path: Path) -> list[tuple[list[str], str]]:
+    """(inputs, the error they must raise, as a regex) for predict.py."""
+    columns = ["x1", "x2", "x3", "income", "noise"]
+    cases = [
+        (["x1", "x2", "x3", "noise", "label"], [[0, 0, 0, 0, "alpha"]], r"no feature column 'income'; .*\['x1'"),
+        (columns, [[0, 0, "oops", 0, 0]], r"line 2: column 'x3' = 'oops' is not a number"),
+        (columns, [], "no rows found"),
+    ]
+    found = [([str(write_csv(tmp_path / f"bad{i}.csv", *case[:2]))], case[2]) for i, case in enumerate(cases)]
+    return [*found, ([str(tmp_path / "missing.csv")], "does not exist"), ([str(tmp_path)], "is a folder")]
+
+
+def cli_bad_predict_input(tmp_path: Path) -> tuple[list[str], str]:
+    """(predict.py arguments, how its one-line error starts)."""
+    bad = write_csv(tmp_path / "bad.csv", ["x1", "x2", "x3", "label"], [[0, 0, 0, "alpha"]])
+    return [str(bad)], f"error: {bad} has no feature column 'income', 'noise'"
 
 
 def raw(dataset, info) -> torch.Tensor:

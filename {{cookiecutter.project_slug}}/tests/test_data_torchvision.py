@@ -3,6 +3,7 @@
 Nothing here touches the network: files are written by `write_sample`, and downloads are made to fail.
 """
 
+import csv
 import math
 import os
 import pickle
@@ -14,13 +15,15 @@ import numpy as np
 import pytest
 import torch
 import torchvision
+from test_images import bad_predict_inputs as bad_predict_inputs  # run by test_predict.py
+from test_images import cli_bad_predict_input as cli_bad_predict_input
+from test_images import mixed_predict_inputs as mixed_predict_inputs
 
+import train
 from {{ cookiecutter.package_name }}.data import DataError, build_dataloaders, build_datasets
 from {{ cookiecutter.package_name }}.data.dataset import PUBLISHED_STATS, read_cifar_pickle
 from {{ cookiecutter.package_name }}.data.sample import CIFAR_LABEL_NAMES, write_sample
 from {{ cookiecutter.package_name }}.data.sample import main as sample_main
-from {{ cookiecutter.package_name }}.models import build_model
-from {{ cookiecutter.package_name }}.trainer import Trainer
 
 NAMES = ["MNIST", "FashionMNIST", "CIFAR10"]
 SIZE = 16  # FAST data.image_size
@@ -35,6 +38,21 @@ NATIVE_SIZE = {"MNIST": 28, "FashionMNIST": 28, "CIFAR10": 32}
 
 def write_tiny(root: Path, name: str, seed: int = 0) -> Path:
     return write_sample(root, name, train_per_class=3, val_per_class=2, seed=seed)  # 30 train, 20 val
+
+
+def val_inputs(data_root: Path, val_set, tmp_path: Path) -> tuple[list[str], list[str]]:
+    """(predict.py inputs, the `input` name predict.py gives each val sample, in val order).
+
+    The val images live inside the dataset's own files, so they are written out as PNGs (lossless) first.
+    """
+    folder = tmp_path / "val_png"
+    folder.mkdir()
+    names = []
+    for i, (source, _) in enumerate(val_set.samples):
+        path = folder / f"{i:04d}.png"
+        val_set.load(source).save(path)
+        names.append(str(path))
+    return [str(folder)], names
 
 
 def read_written(root: Path, name: str, split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -149,16 +167,16 @@ def test_missing_files_without_download_say_where_and_how(tmp_path, make_config,
 
 
 @pytest.mark.parametrize("name", ["CIFAR10", "FashionMNIST"])
-def test_train_one_epoch_on_files_from_the_sample_writer(tmp_path, make_config, capsys, name):
+def test_train_one_epoch_on_files_from_the_sample_writer(tmp_path, cli_overrides, capsys, name):
     root = tmp_path / "data"
     sample_main([str(root), "--name", name, "--train-per-class", "3", "--val-per-class", "1"])  # its CLI
     assert f"data.name={name}" in capsys.readouterr().out
-    cfg = make_config(**{"data.root": root, "data.name": name, "data.download": False})
-    train_loader, val_loader, info = build_dataloaders(cfg)
-    model = build_model(cfg, info)
-    run_dir = tmp_path / "run"
-    history = Trainer(cfg, model, train_loader, val_loader, info, run_dir, "cpu").fit()
-    assert len(history) == 1 and math.isfinite(history[0]["val_loss"]) and (run_dir / "metrics.csv").is_file()
+    settings = {"data.root": root, "data.name": name, "run_name": "run", "output_dir": tmp_path / "runs"}
+    assert train.main(cli_overrides(**settings)) == 0
+    run_dir = tmp_path / "runs" / "run"
+    with open(run_dir / "metrics.csv", newline="", encoding="utf-8") as file:
+        history = list(csv.DictReader(file))
+    assert len(history) == 1 and math.isfinite(float(history[0]["val_loss"]))
     state = torch.load(run_dir / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)
     assert state["data_info"]["in_channels"] == CHANNELS[name]
     first_conv = next(w for w in state["model"].values() if w.ndim == 4)

@@ -1,33 +1,34 @@
-"""Image decoding shared by the image dataset types: modes, EXIF, corrupt files, augmentation, normalisation."""
+"""Image decoding and augmentation shared by the image dataset types: modes, EXIF, corrupt and hidden files,
+the per-image and batched augmentation twins, normalisation; and the image inputs of predict.py."""
 
 import io
 import logging
+import re
+import shutil
+from pathlib import Path
 
 import pytest
 import torch
-{% if cookiecutter.dataset_type != "torchvision" %}
-from conftest import write_tiny_sample
-{% endif %}
 from PIL import Image
 
-{% if cookiecutter.dataset_type != "torchvision" %}
-from {{ cookiecutter.package_name }}.data import build_dataloaders
-{% endif %}
-from {{ cookiecutter.package_name }}.data.common import DataError
-from {{ cookiecutter.package_name }}.data.images import (
-    ImageDataset,
+import train
+from {{ cookiecutter.package_name }}.data.augment import (
+    Augmentation,
+    BatchTransform,
     augment_batch,
     build_transforms,
-    collate_skipping_none,
-    compute_mean_std,
     decode_transform,
+)
+from {{ cookiecutter.package_name }}.data.images import (
+    IMAGE_EXTENSIONS,
+    ImageDataset,
+    compute_mean_std,
+    is_hidden,
     open_image,
+    skip_hidden,
     to_mode,
 )
-{% if cookiecutter.dataset_type != "torchvision" %}
-from {{ cookiecutter.package_name }}.models import build_model
-from {{ cookiecutter.package_name }}.trainer import Trainer
-{% endif %}
+from {{ cookiecutter.package_name }}.errors import DataError
 
 SIZE = 16  # FAST data.image_size
 
@@ -105,8 +106,8 @@ def dataset_of(tmp_path, make_config, names, **settings):
         if not path.exists():
             save(path, Image.new("RGB", (20, 12), (40 * i, 100, 200)))
         samples.append((str(path), i % 2))
-    transform = build_transforms(cfg, [0.5] * 3, [0.25] * 3, train=False)
-    return cfg, ImageDataset(samples, open_image, "RGB", transform, cfg.data.skip_corrupt)
+    transform = build_transforms(SIZE, [0.5] * 3, [0.25] * 3)
+    return cfg, ImageDataset(samples, open_image, "RGB", SIZE, transform, cfg.data.skip_corrupt)
 
 
 def test_skip_corrupt_logs_drops_and_counts(tmp_path, make_config, caplog):
@@ -117,60 +118,28 @@ def test_skip_corrupt_logs_drops_and_counts(tmp_path, make_config, caplog):
         strict[1]
     _, lenient = dataset_of(tmp_path, make_config, names, **{"data.skip_corrupt": True})
     with caplog.at_level(logging.WARNING):
-        batch = collate_skipping_none([lenient[i] for i in range(3)])
+        batch = lenient.collate_fn([lenient[i] for i in range(3)])
     assert "broken.png" in caplog.text
     assert batch[0].shape == (2, 3, SIZE, SIZE) and batch[1].tolist() == [0, 0]
     assert lenient.take_skipped() == 1 and lenient.take_skipped() == 0  # counted once, then reset
-    empty = collate_skipping_none([None, None])
-    assert empty[0].numel() == 0 and empty[1].shape == (0,)
+    inputs, targets = lenient.collate_fn([None, None])  # all skipped: empty, but shaped like a real batch
+    assert inputs.shape == (0, 3, SIZE, SIZE) and inputs.dtype == torch.float32
+    assert targets.shape == (0,) and targets.dtype == torch.int64
 
 
-def test_skips_in_worker_processes_are_counted(tmp_path, make_config):
+@pytest.mark.parametrize("start", ["fork", "forkserver"])  # forkserver, the default from Python 3.14, pickles it
+def test_skips_in_worker_processes_are_counted(tmp_path, make_config, start):
     (tmp_path / "broken.png").write_bytes(b"garbage")
     names = ["a.png", "broken.png", "b.png", "c.png", "broken.png"]
     _, dataset = dataset_of(tmp_path, make_config, names, **{"data.skip_corrupt": True})
-    loader = torch.utils.data.DataLoader(dataset, batch_size=2, num_workers=2, collate_fn=collate_skipping_none)
+    workers = 2 if start == "fork" else 1  # a forkserver worker imports torch afresh: seconds each
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=2, num_workers=workers, collate_fn=dataset.collate_fn, multiprocessing_context=start
+    )
     assert sum(len(y) for _, y in loader) == 3
     assert dataset.take_skipped() == 2
 
 
-{% if cookiecutter.dataset_type != "torchvision" %}
-def add_unreadable_train_images(root) -> int:
-    """Two garbage files and one truncated JPEG among the tiny sample's train images; returns how many."""
-    buffer = io.BytesIO()
-    Image.effect_noise((64, 64), 50).convert("RGB").save(buffer, "JPEG")
-    contents = {"zz_bad_0.png": b"not an image", "zz_bad_1.png": b"", "zz_cut.jpg": buffer.getvalue()[:-400]}
-{% if cookiecutter.dataset_type == "image_folder" %}
-    folder = next(p for p in sorted((root / "train").iterdir()) if p.is_dir())
-    for name, content in contents.items():
-        (folder / name).write_bytes(content)
-{% else %}
-    label = (root / "train.txt").read_text(encoding="utf-8").splitlines()[0].rsplit(" ", 1)[1]  # a listed class
-    with open(root / "train.txt", "a", encoding="utf-8") as file:
-        for name, content in contents.items():
-            (root / "images" / name).write_bytes(content)
-            file.write(f"images/{name} {label}\n")
-{% endif %}
-    return len(contents)
-
-
-def test_training_with_skip_corrupt_counts_the_skips_per_epoch(tmp_path, make_config, caplog):
-    root = write_tiny_sample(tmp_path / "data")
-    bad = add_unreadable_train_images(root)
-    # mean/std computed from train (reads the bad files too, but must not add them to the epoch's count).
-    cfg = make_config(**{"data.root": root, "data.skip_corrupt": True, "data.num_workers": 0})
-    run_dir = tmp_path / "run"
-    train_loader, val_loader, info = build_dataloaders(cfg)
-    assert len(train_loader.dataset) == 24 + bad and not train_loader.drop_last  # every file is read once
-    with caplog.at_level(logging.INFO):
-        history = Trainer(cfg, build_model(cfg, info), train_loader, val_loader, info, run_dir, "cpu").fit()
-    assert f"epoch 1: skipped {bad} unreadable train images" in caplog.text
-    assert "unreadable val images" not in caplog.text
-    assert len(history) == 1 and history[0]["epoch"] == 1
-    assert (run_dir / "checkpoints" / "last.pt").is_file() and (run_dir / "metrics.csv").is_file()
-
-
-{% endif %}
 def test_decode_transform_gives_resized_uint8(tmp_path):
     image = Image.new("RGB", (40, 10), (1, 2, 3))
     x = decode_transform(SIZE)(image)
@@ -195,27 +164,133 @@ def halves(size=SIZE) -> torch.Tensor:
     return x
 
 
-def test_batch_flip_is_per_sample(make_config):
-    cfg = make_config(**{"data.random_resized_crop": False, "data.horizontal_flip": True})
+def test_augmentation_is_read_from_the_config(make_config):
+    crop = {"data.random_resized_crop": True, "data.crop_scale": [0.2, 0.5], "data.horizontal_flip": False}
+    assert Augmentation.from_config(make_config(**crop)) == Augmentation(crop_scale=(0.2, 0.5), flip=False)
+    plain = {"data.random_resized_crop": False, "data.horizontal_flip": True}
+    assert Augmentation.from_config(make_config(**plain)) == Augmentation(crop_scale=None, flip=True)
+
+
+def test_batch_flip_is_per_sample():
     torch.manual_seed(0)
-    out = augment_batch(halves().repeat(64, 1, 1, 1), cfg)
+    out = augment_batch(halves().repeat(64, 1, 1, 1), Augmentation(flip=True))
     flipped = out[:, 0, 0, 0] == 255
     assert 0 < int(flipped.sum()) < 64  # some flipped, some not: drawn per sample
     assert torch.equal(out[flipped], halves().float().flip(-1).expand(int(flipped.sum()), -1, -1, -1))
 
 
-def test_batch_crop_is_per_sample_and_keeps_the_size(make_config):
-    crop_only = {"data.random_resized_crop": True, "data.crop_scale": [0.2, 0.5], "data.horizontal_flip": False}
-    cfg = make_config(**crop_only)
+def test_batch_crop_is_per_sample_and_keeps_the_size():
     torch.manual_seed(0)
     x = torch.arange(SIZE * SIZE, dtype=torch.uint8).view(1, 1, SIZE, SIZE).repeat(8, 3, 1, 1)
-    out = augment_batch(x, cfg)
+    out = augment_batch(x, Augmentation(crop_scale=(0.2, 0.5)))
     assert out.shape == x.shape and out.dtype == torch.float32
     assert len({tuple(sample.flatten().tolist()) for sample in out}) == 8  # a different crop for each
     assert float(out.min()) >= 0 and float(out.max()) <= 255
 
 
-def test_no_augmentation_is_identity(make_config):
-    cfg = make_config(**{"data.random_resized_crop": False, "data.horizontal_flip": False})
-    x = torch.randint(0, 256, (4, 3, SIZE, SIZE), dtype=torch.uint8)
-    assert torch.equal(augment_batch(x, cfg), x.float())
+@pytest.mark.parametrize(
+    "augment",
+    [Augmentation(), Augmentation(crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0)), Augmentation(flip=True)],
+    ids=["none", "full-crop", "flip"],
+)
+def test_the_per_image_and_batched_twins_agree(augment):
+    """Both implementations give the same image for each draw they can make (flip: either view; none: itself)."""
+    torch.manual_seed(0)
+    image = Image.fromarray(torch.randint(0, 256, (SIZE, SIZE, 3), dtype=torch.uint8).numpy())
+    mean, std = [0.5, 0.4, 0.3], [0.2, 0.25, 0.3]
+    plain = build_transforms(SIZE, mean, std)(image)
+    views = [plain, plain.flip(-1)] if augment.flip else [plain]
+    per_image = [build_transforms(SIZE, mean, std, augment)(image) for _ in range(16)]
+    batched = list(BatchTransform(mean, std, augment)(decode_transform(SIZE)(image).repeat(16, 1, 1, 1)))
+    for outputs in (per_image, batched):
+        drawn = {next(i for i, view in enumerate(views) if torch.allclose(x, view, atol=1e-4)) for x in outputs}
+        assert drawn == set(range(len(views)))  # only these views, and each of them
+
+
+@pytest.mark.parametrize(
+    ("path", "within", "hidden"),
+    [
+        ("data/train/cat/._photo.png", None, True),
+        ("__MACOSX/train/cat/photo.png", None, True),
+        ("data/train/cat/photo.png", None, False),
+        ("./images/photo.png", None, False),
+        ("/home/me/.cache/images/photo.png", None, False),  # a listed path: only its own name counts
+        ("train/cat/.ipynb_checkpoints/photo.png", "train", True),  # found in a folder: hidden folders count
+    ],
+)
+def test_hidden_files(path, within, hidden, caplog):
+    assert is_hidden(path, within) is hidden
+    with caplog.at_level(logging.INFO):
+        assert skip_hidden([path], "here", within=within) == ([] if hidden else [path])
+    assert ("skipped 1 hidden file(s) in here" in caplog.text) is hidden
+
+
+# Helpers of the image dataset tests (test_data.py), and the image inputs that tests/test_predict.py runs.
+
+APPLE_DOUBLE = b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X"  # what a `._photo.png` holds: not an image
+
+
+def unreadable_files() -> dict[str, bytes]:
+    """Two garbage files and one truncated JPEG, by file name."""
+    buffer = io.BytesIO()
+    Image.effect_noise((64, 64), 50).convert("RGB").save(buffer, "JPEG")
+    return {"zz_bad_0.png": b"not an image", "zz_bad_1.png": b"", "zz_cut.jpg": buffer.getvalue()[:-400]}
+
+
+def check_skip_corrupt_training(root: Path, tmp_path: Path, cli_overrides, capsys, bad: int) -> None:
+    """One epoch with data.skip_corrupt on data that holds `bad` unreadable train images: each counted once."""
+    # mean/std computed from train reads the bad files too, but must not add them to the epoch's count.
+    settings = {"data.root": root, "data.skip_corrupt": True, "run_name": "run", "output_dir": tmp_path / "runs"}
+    assert train.main(cli_overrides(**settings)) == 0
+    log = capsys.readouterr().err
+    assert f"epoch 1: skipped {bad} unreadable train images" in log
+    assert "unreadable val images" not in log
+    assert (tmp_path / "runs" / "run" / "checkpoints" / "last.pt").is_file()
+
+
+def mixed_predict_inputs(data_root: Path, names: list[str], tmp_path: Path):
+    """(inputs, the names predict.py must give, in order; pairs of names that must get the same numbers).
+
+    A folder (recursive, sorted, non-images and hidden files ignored), a file with a space in its name, files.
+    """
+    originals = [Path(name) for name in names[:4]]
+    inbox = tmp_path / "inbox"
+    (inbox / "b" / "deeper").mkdir(parents=True)
+    (inbox / "__MACOSX").mkdir()
+    copies = [inbox / "b" / "deeper" / "z", inbox / "b" / "y", inbox / "a"]
+    copies = [copy.with_suffix(original.suffix) for copy, original in zip(copies, originals[:3], strict=True)]
+    for original, copy in zip(originals[:3], copies, strict=True):
+        shutil.copyfile(original, copy)
+    for hidden in (inbox / "b" / "._y.png", inbox / "__MACOSX" / "._a.png"):
+        hidden.write_bytes(APPLE_DOUBLE)
+    (inbox / "notes.md").write_text("not an image")
+    spaced = tmp_path / "my scans" / f"scan 1{originals[3].suffix}"
+    spaced.parent.mkdir()
+    shutil.copyfile(originals[3], spaced)
+    inputs = [inbox, spaced, originals[0], originals[2]]
+    expected = [*sorted(copies), *inputs[1:]]
+    same = [(str(copies[0]), names[0]), (str(copies[2]), names[2])]
+    return [str(p) for p in inputs], [str(p) for p in expected], same
+
+
+def bad_predict_inputs(tmp_path: Path) -> list[tuple[list[str], str]]:
+    """(inputs, the error they must raise, as a regex) for predict.py."""
+    broken, notes = tmp_path / "broken.png", tmp_path / "notes.md"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    notes.write_text("hi")
+    (tmp_path / "empty").mkdir()
+    cases = [
+        ([broken], f"cannot read image {broken}"),
+        ([tmp_path / "missing.png"], "does not exist"),
+        ([tmp_path / "empty"], f"no images ({', '.join(sorted(IMAGE_EXTENSIONS))}) found under {tmp_path / 'empty'}"),
+        ([notes], f"{notes} is not an image"),
+        (["trainer.device=cpu"], "no images given"),  # overrides are not inputs
+    ]
+    return [([str(p) for p in inputs], re.escape(message)) for inputs, message in cases]
+
+
+def cli_bad_predict_input(tmp_path: Path) -> tuple[list[str], str]:
+    """(predict.py arguments, how its one-line error starts): an unreadable image met in a DataLoader worker."""
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff truncated")
+    return [str(broken), "data.num_workers=1"], f"error: cannot read image {broken}"

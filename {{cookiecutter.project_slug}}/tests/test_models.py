@@ -1,4 +1,4 @@
-"""Models: output shapes, init took effect, conv-size arithmetic, find/freeze by name, no layers made in forward."""
+"""Models (each of MODELS, on a batch of tests/tiny_data.py): shapes, init, conv sizes, find/freeze, forward, grads."""
 
 import itertools
 import math
@@ -6,8 +6,12 @@ import math
 import pytest
 import torch
 import torch.nn as nn
+from conftest import fast_overrides
+from tiny_data import MODEL_WIDTH_KEY
 
-from {{ cookiecutter.package_name }}.config import ConfigError
+from {{ cookiecutter.package_name }}.config import ConfigError, load_config
+from {{ cookiecutter.package_name }}.data import build_dataloaders
+from {{ cookiecutter.package_name }}.engine import build_optimizer
 from {{ cookiecutter.package_name }}.models import (
     MODELS,
     build_model,
@@ -18,172 +22,121 @@ from {{ cookiecutter.package_name }}.models import (
     grad_norm,
     input_gradient,
 )
-from {{ cookiecutter.package_name }}.trainer import build_optimizer
 
-NUM_CLASSES = 3
-{% if cookiecutter.dataset_type != "tabular_csv" %}
-FIRST_LAYER = "features.block1.conv"
-FIRST_BLOCK = "features.block1.*"
+INIT_SCHEMES = ["kaiming_normal", "kaiming_uniform", "xavier_normal", "xavier_uniform", "orthogonal"]  # + default
 
 
-def data_info(image_size=32, in_channels=3) -> dict:
-    return {"num_classes": NUM_CLASSES, "in_channels": in_channels, "image_size": image_size}
-
-
-def inputs(info: dict, batch=2) -> torch.Tensor:
-    return torch.randn(batch, info["in_channels"], info["image_size"], info["image_size"])
-{% else %}
-FIRST_LAYER = "features.layer1.linear"
-FIRST_BLOCK = "features.layer1.*"
-
-
-def data_info(num_features=6) -> dict:
-    return {"num_classes": NUM_CLASSES, "num_features": num_features}
-
-
-def inputs(info: dict, batch=4) -> torch.Tensor:
-    return torch.randn(batch, info["num_features"])
-{% endif %}
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory, data_root):
+    """(data_info, inputs, targets): the tiny dataset's info and a batch of it (as models get it), every class."""
+    cfg = load_config(overrides=fast_overrides(tmp_path_factory.mktemp("models"), data_root))
+    _, val_loader, info = build_dataloaders(cfg)
+    inputs, _ = next(iter(val_loader))
+    assert inputs.shape[0] > 1  # BatchNorm in train mode needs two samples
+    return info, inputs, torch.arange(inputs.shape[0]) % info["num_classes"]
 
 
 def weight_layers(model: nn.Module):
     return [(n, m) for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
 
 
+def first_layer(model: nn.Module) -> str:
+    """The name of the first conv or linear layer, e.g. `features.block1.conv`."""
+    return weight_layers(model)[0][0]
+
+
+def first_block(model: nn.Module) -> str:
+    """The prefix of the first layer's block, e.g. `features.block1.`."""
+    return first_layer(model).rpartition(".")[0] + "."
+
+
 @pytest.mark.parametrize("name", sorted(MODELS))
-def test_output_shape_for_every_model(make_config, name):
-    cfg = make_config(**{"model.name": name})
-    info = data_info()
-    model = build_model(cfg, info)
+def test_output_shape_for_every_model(make_config, tiny, name):
+    info, inputs, _ = tiny
+    model = build_model(make_config(**{"model.name": name}), info)
     for training in (True, False):
         model.train(training)
-        out = model(inputs(info))
-        assert out.shape == (inputs(info).shape[0], NUM_CLASSES)
+        out = model(inputs)
+        assert out.shape == (inputs.shape[0], info["num_classes"])
         assert out.dtype == torch.float32 and torch.isfinite(out).all()
-{% if cookiecutter.dataset_type != "tabular_csv" %}
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
-@pytest.mark.parametrize(("image_size", "in_channels"), [(17, 1), (40, 3)])
-def test_other_sizes_and_grayscale(make_config, name, image_size, in_channels):
-    info = data_info(image_size, in_channels)
-    model = build_model(make_config(**{"model.name": name}), info).eval()
-    assert model(inputs(info)).shape == (2, NUM_CLASSES)
-
-
-def test_head_is_sized_from_the_input_size(make_config):
-    cfg = make_config(**{"model.name": "simple_cnn", "model.channels": [4, 8]})
-    for size, side in [(16, 4), (17, 4), (33, 8), (64, 16)]:
-        model = build_model(cfg, data_info(size))
-        assert model.classifier.fc.in_features == 8 * side * side
-
-
-def test_image_size_too_small_for_the_conv_blocks(make_config):
-    cfg = make_config(**{"model.name": "simple_cnn", "model.channels": [4, 8, 16], "data.image_size": 4})
-    with pytest.raises(ConfigError, match="image_size"):
-        build_model(cfg, data_info(cfg.data.image_size))
-    build_model(cfg, data_info(8))  # 8 -> 4 -> 2 -> 1 is fine
-{% endif %}
-
-
-def test_unknown_model_name(make_config):
-    cfg = make_config(**{"model.name": "vgg"})
+def test_unknown_model_name(make_config, tiny):
     with pytest.raises(ConfigError) as err:
-        build_model(cfg, data_info())
-    assert "'vgg'" in str(err.value)
-    for name in MODELS:
-        assert name in str(err.value)
+        build_model(make_config(**{"model.name": "vgg"}), tiny[0])
+    assert "'model.name'" in str(err.value) and "'vgg'" in str(err.value)
+    assert all(name in str(err.value) for name in MODELS)
 
 
 # ---- init took effect ------------------------------------------------------------------------------------
-def big_model(make_config, init: str) -> nn.Module:
-    """A model with a big layer (`big`): 256 inputs per unit, ~65k weights, so sample std is within 1%."""
-{% if cookiecutter.dataset_type != "tabular_csv" %}
-    cfg = make_config(**{"model.name": "simple_cnn", "model.channels": [16, 64, 128], "model.init": init})
-    model = build_model(cfg, data_info(8))
-    model.big = model.features.block3.conv  # 128 x 64 x 3 x 3: fan_in 576
-{% else %}
-    cfg = make_config(**{"model.hidden_sizes": [256, 256], "model.init": init})
-    model = build_model(cfg, data_info(256))
-    model.big = model.features.layer2.linear  # 256 x 256: fan_in 256
-{% endif %}
-    return model
+def big_layer(make_config, info: dict, init: str) -> nn.Module:
+    """The largest layer of the default model made wide (256 x 256 and more): sample stds are within 1%."""
+    model = build_model(make_config(**{MODEL_WIDTH_KEY: [256, 256], "model.init": init}), info)
+    return max((m for _, m in weight_layers(model)), key=lambda m: m.weight.numel())
 
 
 def fan_in(weight: torch.Tensor) -> int:
     return weight[0].numel()
 
 
-def test_kaiming_normal_std(make_config):
-    weight = big_model(make_config, "kaiming_normal").big.weight.detach()
-    assert weight.std().item() == pytest.approx(math.sqrt(2 / fan_in(weight)), rel=0.03)
+@pytest.mark.parametrize(
+    ("init", "std"),
+    [
+        ("kaiming_normal", lambda fan_in, fan_out: math.sqrt(2 / fan_in)),
+        ("kaiming_uniform", lambda fan_in, fan_out: math.sqrt(2 / fan_in)),
+        ("xavier_normal", lambda fan_in, fan_out: math.sqrt(2 / (fan_in + fan_out))),
+        ("xavier_uniform", lambda fan_in, fan_out: math.sqrt(2 / (fan_in + fan_out))),
+    ],
+)
+def test_scheme_std(make_config, tiny, init, std):
+    weight = big_layer(make_config, tiny[0], init).weight.detach()
+    expected = std(fan_in(weight), weight.shape[0] * weight[0, 0].numel())
+    assert weight.std().item() == pytest.approx(expected, rel=0.03)
     assert abs(weight.mean().item()) < 0.01
+    if init.endswith("uniform"):  # U(-bound, bound) has std bound / sqrt(3)
+        assert weight.abs().max().item() <= math.sqrt(3) * expected + 1e-6
 
 
-def test_default_init_is_pytorch_kaiming_uniform(make_config):
-    weight = big_model(make_config, "default").big.weight.detach()
+def test_default_init_is_pytorch_kaiming_uniform(make_config, tiny):
+    weight = big_layer(make_config, tiny[0], "default").weight.detach()
     bound = 1 / math.sqrt(fan_in(weight))  # kaiming_uniform_(a=sqrt(5)) draws from U(-bound, bound)
     assert weight.abs().max().item() <= bound
     assert weight.abs().max().item() > 0.99 * bound
     assert weight.std().item() == pytest.approx(bound / math.sqrt(3), rel=0.03)
 
 
-def test_xavier_uniform_bound(make_config):
-    weight = big_model(make_config, "xavier_uniform").big.weight.detach()
-    fan_out = weight.shape[0] * weight[0, 0].numel()
-    bound = math.sqrt(6 / (fan_in(weight) + fan_out))
-    assert weight.abs().max().item() <= bound + 1e-6
-    assert weight.std().item() == pytest.approx(bound / math.sqrt(3), rel=0.03)
+def test_orthogonal_rows(make_config, tiny):
+    model = build_model(make_config(**{MODEL_WIDTH_KEY: [4, 8], "model.init": "orthogonal"}), tiny[0])
+    weights = [layer.weight.detach().flatten(1) for _, layer in weight_layers(model)]
+    wide = [w for w in weights if w.shape[0] <= w.shape[1]]  # out <= in: the rows are orthonormal
+    assert len(wide) >= 2 and all(torch.allclose(w @ w.T, torch.eye(w.shape[0]), atol=1e-5) for w in wide)
 
 
-def test_orthogonal_rows(make_config):
-{% if cookiecutter.dataset_type != "tabular_csv" %}
-    cfg = make_config(**{"model.name": "simple_cnn", "model.channels": [4, 8], "model.init": "orthogonal"})
-    model = build_model(cfg, data_info(8))
-{% else %}
-    cfg = make_config(**{"model.hidden_sizes": [4, 4], "model.init": "orthogonal"})
-    model = build_model(cfg, data_info(6))
-{% endif %}
-    for name, layer in weight_layers(model):
-        w = layer.weight.detach().flatten(1)
-        if w.shape[0] <= w.shape[1]:  # out <= in: the rows are orthonormal
-            assert torch.allclose(w @ w.T, torch.eye(w.shape[0]), atol=1e-5), name
-
-
-@pytest.mark.parametrize("init", ["kaiming_normal", "kaiming_uniform", "xavier_normal", "xavier_uniform", "orthogonal"])
-def test_schemes_zero_the_biases_and_reset_norms(make_config, init):
-    model = build_model(make_config(**{"model.init": init}), data_info())
+@pytest.mark.parametrize("init", INIT_SCHEMES)
+def test_schemes_zero_the_biases_and_reset_norms(make_config, tiny, init):
+    model = build_model(make_config(**{"model.init": init}), tiny[0])
     biases = [m.bias for _, m in weight_layers(model) if m.bias is not None]
-    assert biases
-    assert all(torch.count_nonzero(b) == 0 for b in biases)
+    assert biases and all(torch.count_nonzero(b) == 0 for b in biases)
     for module in model.modules():
         if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
             assert torch.all(module.weight == 1) and torch.all(module.bias == 0)
 
 
-def test_default_scheme_keeps_pytorch_biases(make_config):
-    model = build_model(make_config(**{"model.init": "default"}), data_info())
-    biases = [m.bias for _, m in weight_layers(model) if m.bias is not None]
-    assert biases
-    assert all(torch.count_nonzero(b) > 0 for b in biases)
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_every_model_applies_model_init(make_config, tiny, name):
+    """A named scheme zeroes the biases (so it ran); `default` keeps PyTorch's own, nonzero ones."""
+    for init, zeroed in (("xavier_normal", True), ("default", False)):
+        model = build_model(make_config(**{"model.name": name, "model.init": init}), tiny[0])
+        biases = [m.bias for _, m in weight_layers(model) if m.bias is not None]
+        assert biases and all((torch.count_nonzero(b) == 0) == zeroed for b in biases), init
 
 
-def test_init_differs_between_schemes(make_config):
-    torch.manual_seed(0)
-    default = big_model(make_config, "default").big.weight.detach().std()
-    torch.manual_seed(0)
-    kaiming = big_model(make_config, "kaiming_normal").big.weight.detach().std()
-    assert kaiming > 2 * default  # sqrt(2 / fan_in) vs 1 / sqrt(3 * fan_in)
-{% if cookiecutter.dataset_type != "tabular_csv" %}
-
-
-def test_resnet_init_scheme_applies(make_config):
-    model = build_model(make_config(**{"model.name": "resnet18", "model.init": "orthogonal"}), data_info())
-    fc = [m for m in model.modules() if isinstance(m, nn.Linear)][-1]
-    w = fc.weight.detach()
-    assert torch.allclose(w @ w.T, torch.eye(NUM_CLASSES), atol=1e-5)
-    assert torch.count_nonzero(fc.bias) == 0
-{% endif %}
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_unknown_init_scheme_names_the_valid_ones(make_config, tiny, name):
+    with pytest.raises(ConfigError) as err:
+        build_model(make_config(**{"model.name": name, "model.init": "he"}), tiny[0])
+    assert "'model.init'" in str(err.value) and "'he'" in str(err.value)
+    assert all(scheme in str(err.value) for scheme in ["default", *INIT_SCHEMES])
 
 
 # ---- conv arithmetic -------------------------------------------------------------------------------------
@@ -242,33 +195,28 @@ def test_feature_map_size_matches_a_real_forward():
     for stack, size in itertools.product(stacks, [(31, 31), (32, 45), (20, 21)]):
         assert feature_map_size(stack, size) == stack(torch.zeros(1, 1, *size)).shape[-2:], (stack, size)
     assert feature_map_size(stacks[0], 16) == (8, 8)  # an int means a square input
-{% if cookiecutter.dataset_type != "tabular_csv" %}
-
-
-@pytest.mark.parametrize("size", [8, 15, 16, 33])
-def test_feature_map_size_of_the_cnn(make_config, size):
-    model = build_model(make_config(**{"model.name": "simple_cnn", "model.channels": [4, 8, 4]}), data_info(size))
-    assert feature_map_size(model.features, size) == model.features(inputs(data_info(size))).shape[-2:]
-{% endif %}
 
 
 # ---- find and freeze by name -----------------------------------------------------------------------------
-def test_find_module_by_name(make_config):
-    model = build_model(make_config(), data_info())
-    layer = find_module(model, FIRST_LAYER)
-    assert layer is model.get_submodule(FIRST_LAYER)
+def test_find_module_by_name(make_config, tiny):
+    model = build_model(make_config(), tiny[0])
+    name = first_layer(model)
+    assert "." in name  # named blocks, e.g. features.block1.conv, not positions
+    layer = find_module(model, name)
+    assert layer is model.get_submodule(name)
     assert isinstance(layer, (nn.Conv2d, nn.Linear))
-    typo = FIRST_LAYER.replace("1", "l", 1)
+    typo = name[:-1]
     with pytest.raises(KeyError) as err:
         find_module(model, typo)
-    assert typo in str(err.value) and FIRST_LAYER in str(err.value)
+    assert repr(typo) in str(err.value) and name in str(err.value)
 
 
-def test_freeze_parameters_by_pattern(make_config):
+def test_freeze_parameters_by_pattern(make_config, tiny):
+    info, inputs, targets = tiny
     cfg = make_config()
-    model = build_model(cfg, data_info())
-    frozen = freeze_parameters(model, [FIRST_BLOCK])
-    prefix = FIRST_BLOCK.rstrip("*")
+    model = build_model(cfg, info)
+    prefix = first_block(model)
+    frozen = freeze_parameters(model, [prefix + "*"])
     assert frozen and all(name.startswith(prefix) for name in frozen)
     for name, param in model.named_parameters():
         assert param.requires_grad == (not name.startswith(prefix)), name
@@ -277,34 +225,27 @@ def test_freeze_parameters_by_pattern(make_config):
     assert in_optimizer == {id(p) for p in model.parameters() if p.requires_grad}
     # a train step leaves the frozen weights exactly as they were
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    info = data_info()
-    loss = nn.functional.cross_entropy(model(inputs(info)), torch.zeros(inputs(info).shape[0], dtype=torch.long))
-    loss.backward()
+    nn.functional.cross_entropy(model(inputs), targets).backward()
     optimizer.step()
     for name, param in model.named_parameters():
         assert torch.equal(param, before[name]) == (name in frozen), name
 
 
-def test_freeze_from_config(make_config):
-    model = build_model(make_config(**{"model.freeze": [FIRST_BLOCK]}), data_info())
-    prefix = FIRST_BLOCK.rstrip("*")
+def test_freeze_from_config(make_config, tiny):
+    prefix = first_block(build_model(make_config(), tiny[0]))
+    model = build_model(make_config(**{"model.freeze": [prefix + "*"]}), tiny[0])
     assert not any(p.requires_grad for n, p in model.named_parameters() if n.startswith(prefix))
     assert any(p.requires_grad for n, p in model.named_parameters() if not n.startswith(prefix))
-
-
-def test_freeze_pattern_matching_nothing(make_config):
-    model = build_model(make_config(), data_info())
-    with pytest.raises(ValueError, match="nope"):
+    with pytest.raises(ValueError, match="nope"):  # a pattern that matches nothing is a typo
         freeze_parameters(model, ["nope.*"])
-    assert all(p.requires_grad for p in model.parameters())
     with pytest.raises(ConfigError, match="nope"):
-        build_model(make_config(**{"model.freeze": ["nope.*"]}), data_info())
+        build_model(make_config(**{"model.freeze": ["nope.*"]}), tiny[0])
 
 
 # ---- no layers in forward --------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", sorted(MODELS))
-def test_forward_makes_no_layers(make_config, name, monkeypatch):
-    info = data_info()
+def test_forward_makes_no_layers(make_config, tiny, name, monkeypatch):
+    info, x, _ = tiny
     model = build_model(make_config(**{"model.name": name}), info)
     modules = {id(m) for m in model.modules()}
     params = {id(p) for p in model.parameters()}
@@ -317,7 +258,6 @@ def test_forward_makes_no_layers(make_config, name, monkeypatch):
         original_init(self, *args, **kwargs)
 
     monkeypatch.setattr(nn.Module, "__init__", counting_init)
-    x = inputs(info)
     for training in (True, True, False):
         model.train(training)
         model(x)
@@ -332,12 +272,11 @@ def test_forward_makes_no_layers(make_config, name, monkeypatch):
     assert torch.equal(first, second)  # same weights on every call
 
 
-def test_grad_norm_is_what_clipping_measures(make_config):
-    model = build_model(make_config(), data_info())
+def test_grad_norm_is_what_clipping_measures(make_config, tiny):
+    info, x, targets = tiny
+    model = build_model(make_config(), info)
     assert grad_norm(model) == 0  # no gradients yet
-    info = data_info()
-    x = inputs(info)
-    nn.functional.cross_entropy(model(x), torch.arange(x.shape[0]) % NUM_CLASSES).backward()
+    nn.functional.cross_entropy(model(x), targets).backward()
     before = [p.grad.clone() for p in model.parameters()]
     norm = grad_norm(model)
     assert norm > 0
@@ -345,12 +284,10 @@ def test_grad_norm_is_what_clipping_measures(make_config):
     assert torch.allclose(norm, nn.utils.clip_grad_norm_(model.parameters(), max_norm=float("inf")))
 
 
-def test_input_gradient_is_the_loss_gradient_of_the_inputs_alone(make_config):
-    model = build_model(make_config(), data_info())
+def test_input_gradient_is_the_loss_gradient_of_the_inputs_alone(make_config, tiny):
+    info, x, targets = tiny
+    model = build_model(make_config(), info)
     model.train()
-    info = data_info()
-    x = inputs(info)
-    targets = torch.arange(x.shape[0]) % NUM_CLASSES
     with torch.inference_mode():  # works from evaluation code too
         gradient = input_gradient(model, x, targets)
     assert gradient.shape == x.shape and gradient.abs().sum() > 0

@@ -1,12 +1,17 @@
-"""TensorBoard: the event files hold exactly metrics.csv's values; a missing package only costs a warning."""
+"""TensorBoard: the event files hold exactly metrics.csv's values; a missing package only costs a warning.
+
+Needs the `tensorboard` extra (pip install -e ".[dev,tensorboard]") to read the event files back.
+"""
 
 import csv
+import logging
 import sys
 
 import pytest
+import torch
 
 import train
-from {{ cookiecutter.package_name }}.utils import tensorboard
+from {{ cookiecutter.package_name }}.tensorboard import TAGS, TensorBoardLogger
 
 
 def read_metrics(run_dir) -> list[dict]:
@@ -14,16 +19,20 @@ def read_metrics(run_dir) -> list[dict]:
         return list(csv.DictReader(file))
 
 
-def test_scalars_equal_metrics_csv_and_the_graph_is_there(tmp_path, cli_overrides):
-    pytest.importorskip("tensorboard")
+def read_events(log_dir):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+    events = EventAccumulator(str(log_dir))
+    events.Reload()
+    return events
+
+
+def test_scalars_equal_metrics_csv_and_the_graph_is_there(tmp_path, cli_overrides):
     assert train.main(cli_overrides(run_name="tb", **{"trainer.epochs": 2})) == 0
     run_dir = tmp_path / "runs" / "tb"
-    events = EventAccumulator(str(run_dir / "tensorboard"))
-    events.Reload()
+    events = read_events(run_dir / "tensorboard")
     rows = read_metrics(run_dir)
-    for tag, column in tensorboard.TAGS.items():
+    for tag, column in TAGS.items():
         logged = [(event.step, event.value) for event in events.Scalars(tag)]
         expected = [(int(row["epoch"]), float(row[column])) for row in rows]
         assert [step for step, _ in logged] == [step for step, _ in expected], tag
@@ -44,6 +53,24 @@ def test_missing_tensorboard_is_one_warning_and_training_goes_on(tmp_path, cli_o
     assert not (run_dir / "tensorboard").exists()
 
 
-def test_switched_off_in_the_config(tmp_path, cli_overrides):
-    assert train.main(cli_overrides(run_name="off", **{"trainer.tensorboard": False})) == 0
-    assert not (tmp_path / "runs" / "off" / "tensorboard").exists()
+class Untraceable(torch.nn.Module):
+    """A model torch.jit.trace refuses: its output is not a tensor."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(2, 3)
+
+    def forward(self, x):
+        return {"logits": self.linear(x)}
+
+
+def test_a_model_that_does_not_trace_costs_the_graph_only(tmp_path, caplog):
+    loader = [(torch.zeros(4, 2), torch.zeros(4, dtype=torch.int64))]
+    with caplog.at_level(logging.INFO):
+        logger = TensorBoardLogger(tmp_path, Untraceable(), loader)
+    assert "graph skipped" in caplog.text
+    row = {"epoch": 1, "train_loss": 0.5, "train_acc": 0.25, "val_loss": 0.75, "val_acc": 0.5, "lr": 0.01}
+    logger(row, {"samples_per_s": 100.0})
+    events = read_events(tmp_path)
+    assert [(e.step, e.value) for e in events.Scalars("loss/val")] == [(1, 0.75)]
+    assert [e.value for e in events.Scalars("speed/train_samples_per_s")] == [100.0]

@@ -4,43 +4,22 @@ A checkpoint is a dict of tensors and plain Python values only, so it loads with
 `torch.load(path, weights_only=True)`: no pickled code runs when you open one.
 """
 
-import os
 import pickle
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 
+from .errors import CheckpointError
+from .utils import atomic_write
+
 FORMAT_VERSION = 1
 PREFIXES = ("module.", "_orig_mod.")  # added by DataParallel/DDP and torch.compile
 
 
-class CheckpointError(RuntimeError):
-    """A checkpoint that is missing, unreadable, unsafe or for another model."""
-
-
 def save_checkpoint(state: dict, path) -> None:
-    """Write to a temp file in the same folder, fsync, then `os.replace`.
-
-    A crash at any moment leaves either the old file or the new one, never half of one.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as file:
-            torch.save(state, file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)  # make the rename itself durable
-    finally:
-        os.close(dir_fd)
+    """Atomic: a crash at any moment leaves either the old file or the new one, never half of one."""
+    atomic_write(path, lambda file: torch.save(state, file))
 
 
 def resolve_checkpoint_path(path) -> Path:

@@ -2,24 +2,27 @@
 
     python -m {{ cookiecutter.package_name }}.plot runs/baseline
 
-matplotlib is an optional extra (`pip install -e ".[plot]"`). Without it one warning says
-how to get it and nothing is drawn: a finished training run never fails over a plot.
+A plot that cannot be drawn (unreadable metrics.csv, unwritable folder) is one warning:
+a finished training run never fails over a plot.
 """
 
 import argparse
 import csv
 import logging
 import math
-import os
 import sys
 from pathlib import Path
 
-from .utils.logs import setup_logging
+# The Agg canvas directly, not pyplot: no GUI backend (fine on headless servers), no global figure state.
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
-# Named, not __name__: under `python -m` that would be "__main__", outside the package's handlers.
-log = logging.getLogger("{{ cookiecutter.package_name }}.plot")
+from .utils import atomic_write, setup_logging
 
-INSTALL_HINT = 'pip install matplotlib, or pip install -e ".[plot]"'
+# Not __name__: under `python -m` that is "__main__", outside the package logger's handlers.
+log = logging.getLogger(f"{__package__}.plot")
+
 COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc"]
 
 
@@ -36,14 +39,6 @@ def read_metrics(path: Path) -> dict[str, list[float]]:
 def plot_curves(run_dir) -> Path | None:
     """Loss and accuracy per epoch, train vs val, as `<run_dir>/curves.png`; None (and a warning) if not drawn."""
     run_dir = Path(run_dir)
-    try:
-        # The Agg canvas directly, not pyplot: no GUI backend (fine on headless servers), no global figure state.
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-        from matplotlib.ticker import MaxNLocator
-    except ImportError:
-        log.warning("curves.png not drawn: matplotlib is not installed (%s)", INSTALL_HINT)
-        return None
     try:
         metrics = read_metrics(run_dir / "metrics.csv")
     except (OSError, ValueError) as err:
@@ -71,15 +66,11 @@ def plot_curves(run_dir) -> Path | None:
     figure.suptitle(f"run {run_dir.resolve().name}")
 
     path = run_dir / "curves.png"
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")  # written beside it, then renamed: never half a file
     try:
-        figure.savefig(tmp, format="png", dpi=100)
-        os.replace(tmp, path)
+        atomic_write(path, lambda file: figure.savefig(file, format="png", dpi=100))
     except OSError as err:
         log.warning("curves.png not drawn: cannot write %s (%s)", path, err)
         return None
-    finally:
-        tmp.unlink(missing_ok=True)  # gone already after a successful rename
     log.info("Curves: %s", path)
     return path
 

@@ -1,10 +1,18 @@
-"""What every dataset type shares: `DataError` and the seeded hold-out split."""
+"""What the dataset types share: the sample root, the hold-out split, label order."""
+
+import logging
+import math
+import os
+import shutil
+from pathlib import Path
 
 import torch
 
+from ..errors import DataError
 
-class DataError(ValueError):
-    """Missing or malformed data; the message names the file and what was expected."""
+log = logging.getLogger(__name__)
+
+SAMPLE_DATA_ROOT = "data/sample"  # the default data.root: the sample dataset is written there on first use
 
 
 def holdout_split(n: int, fraction: float, seed: int) -> tuple[list[int], list[int]]:
@@ -12,3 +20,38 @@ def holdout_split(n: int, fraction: float, seed: int) -> tuple[list[int], list[i
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
     n_val = max(1, round(n * fraction))
     return sorted(order[n_val:]), sorted(order[:n_val])
+
+
+def sort_labels(labels) -> list[str]:
+    """Class names in a natural order: numerically when every label is a number ("2" before "10"), else by text."""
+    unique = {str(label) for label in labels}
+    try:
+        numeric = all(math.isfinite(float(label)) for label in unique)
+    except ValueError:
+        numeric = False
+    return sorted(unique, key=lambda label: (float(label), label)) if numeric else sorted(unique)
+
+
+def write_sample_root(cfg, expected_layout: str) -> None:
+    """`ensure_data_root`: the default root gets the sample on first use, any other missing root is an error.
+
+    The sample is written beside the root, then renamed: a crash never leaves half a dataset there.
+    """
+    root = Path(cfg.data.root)
+    if root.exists():
+        return
+    if cfg.data.root != SAMPLE_DATA_ROOT:
+        raise DataError(f"data.root={cfg.data.root!r} does not exist. Expected layout:\n{expected_layout}")
+    from .sample import write_sample  # imported here so `python -m <package>.data.sample` runs cleanly
+
+    log.info("data.root=%s does not exist: writing the sample dataset there first.", root)
+    tmp = root.with_name(f".{root.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        write_sample(tmp)
+        tmp.rename(root)
+    except OSError:
+        if not root.exists():  # not another process that wrote it first
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -1,36 +1,38 @@
 """Images sorted into class folders: `<root>/train/<class>/*.png` and `<root>/val/<class>/*`.
 
-Images are read lazily (memory grows with the file list, not the images); decoding,
-mode conversion and transforms are in `images.py`. Without a `val/` folder a seeded
-`data.val_fraction` of train is held out.
+Without a `val/` folder a seeded `data.val_fraction` of train is held out. Hidden files (`._photo.png`
+from a Mac, `.DS_Store`) and `__MACOSX/` folders are skipped, and counted in the log.
+
+Every `dataset.py` has EXPECTED_LAYOUT, PREDICT_INPUTS, ensure_data_root, build_datasets, preload_split and
+predict_inputs (for loaders.py and predict.py); its datasets have a `collate_fn`, maybe `take_skipped()`.
 """
 
+from functools import partial
 from pathlib import Path
 
-from .common import DataError, holdout_split
-from .images import IMAGE_EXTENSIONS, image_datasets, open_image
+from .common import DataError, holdout_split, sort_labels, write_sample_root
+from .images import PREDICT_INPUTS, image_datasets, image_files, is_hidden, predict_inputs, preload_split
 
 EXPECTED_LAYOUT = "  <root>/train/<class_name>/<image>.png|jpg|...\n  <root>/val/<class_name>/<image>  (optional)"
+ensure_data_root = partial(write_sample_root, expected_layout=EXPECTED_LAYOUT)
 
-__all__ = ["EXPECTED_LAYOUT", "DataError", "build_datasets", "find_images"]
+__all__ = ["EXPECTED_LAYOUT", "PREDICT_INPUTS", "build_datasets", "ensure_data_root", "predict_inputs", "preload_split"]
+
+
+def class_folders(split_dir: Path) -> list[str]:
+    """Class names: the folders under `split_dir` (hidden ones and `__MACOSX` are not classes), sorted."""
+    return sort_labels(p.name for p in split_dir.iterdir() if p.is_dir() and not is_hidden(p.name))
 
 
 def find_images(split_dir: Path, classes: list[str]) -> list[tuple[str, int]]:
-    """(path, label) pairs for every image under `split_dir/<class>/`, in a stable order."""
-    class_dirs = sorted(p.name for p in split_dir.iterdir() if p.is_dir())
-    unknown = [c for c in class_dirs if c not in classes]
+    """(path, label) pairs for every image under `split_dir/<class>/`, by class, then path."""
+    unknown = [c for c in class_folders(split_dir) if c not in classes]
     if unknown:
         raise DataError(f"{split_dir} has class folders {unknown} that train does not have ({classes})")
-    samples = []
-    for label, name in enumerate(classes):
-        folder = split_dir / name
-        if not folder.is_dir():
-            continue
-        files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
-        samples += [(str(p), label) for p in files]
-    if not samples:
-        raise DataError(f"no images ({', '.join(sorted(IMAGE_EXTENSIONS))}) found under {split_dir}")
-    return samples
+    label = {name: i for i, name in enumerate(classes)}
+    found = [p.relative_to(split_dir) for p in image_files(split_dir)]
+    # Images beside the class folders belong to no class.
+    return sorted(((str(split_dir / p), label[p.parts[0]]) for p in found if len(p.parts) > 1), key=lambda s: s[1])
 
 
 def build_datasets(cfg, data_info: dict | None = None):
@@ -39,12 +41,9 @@ def build_datasets(cfg, data_info: dict | None = None):
     train_dir, val_dir = root / "train", root / "val"
     if not train_dir.is_dir():
         raise DataError(f"{train_dir} is not a folder. Expected layout under data.root:\n{EXPECTED_LAYOUT}")
-    if data_info is not None:
-        classes = list(data_info["classes"])
-    else:
-        classes = sorted(p.name for p in train_dir.iterdir() if p.is_dir())
-        if not classes:
-            raise DataError(f"{train_dir} has no class folders. Expected layout:\n{EXPECTED_LAYOUT}")
+    classes = list(data_info["classes"]) if data_info is not None else class_folders(train_dir)
+    if not classes:
+        raise DataError(f"{train_dir} has no class folders. Expected layout:\n{EXPECTED_LAYOUT}")
     train_samples = find_images(train_dir, classes)
     empty = sorted(set(classes) - {classes[label] for _, label in train_samples})
     if empty:
@@ -60,4 +59,4 @@ def build_datasets(cfg, data_info: dict | None = None):
             f"{len(train_samples)} train / {len(val_samples)} val images under {root}: both splits need at least "
             "one (add images, add a val/ folder, or change data.val_fraction)"
         )
-    return image_datasets(cfg, train_samples, val_samples, open_image, classes, data_info)
+    return image_datasets(cfg, train_samples, val_samples, classes, data_info)

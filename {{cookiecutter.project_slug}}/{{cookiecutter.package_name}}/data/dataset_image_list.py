@@ -1,23 +1,25 @@
 """Images named in list files: `<root>/train.txt` and `<root>/val.txt`, or CSV lists.
 
-A `.txt` list holds one `relative/path label` per line, split on the last run of
-whitespace (so paths may contain spaces); blank lines and `#` comment lines are
-skipped. A `.csv` list has a header with `path` and `label` columns (others are
-ignored). Paths are relative to `data.root` (absolute paths work too); labels are
-class names or integers. Only the path strings are kept: images are read lazily
-(memory grows with the list, not the images) by `images.py`, which also decodes
-and transforms them. Without a val list a seeded `data.val_fraction` of train is held out.
+A `.txt` list holds one `relative/path label` per line, split on the last run of whitespace (paths
+may contain spaces); blank lines and `#` comment lines are skipped. A `.csv` list has a header with
+`path` and `label` columns (others are ignored). Paths are relative to `data.root` (absolute paths
+work too); labels are class names or integers. Hidden files (`._photo.png`, `__MACOSX/`) are skipped
+and counted in the log. Without a val list a seeded `data.val_fraction` of train is held out.
+
+Every `dataset.py` has EXPECTED_LAYOUT, PREDICT_INPUTS, ensure_data_root, build_datasets, preload_split and
+predict_inputs (for loaders.py and predict.py); its datasets have a `collate_fn`, maybe `take_skipped()`.
 """
 
 import csv
 import itertools
 import logging
 import os
-from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
-from .common import DataError, holdout_split
-from .images import image_datasets, open_image
+from . import images
+from .common import DataError, holdout_split, sort_labels, write_sample_root
+from .images import image_datasets, is_hidden, preload_split, skip_hidden
 
 log = logging.getLogger(__name__)
 
@@ -27,15 +29,20 @@ EXPECTED_LAYOUT = (
     "  <root>/<images...>        paths in the lists are relative to <root>\n"
     "  (or .csv lists with a header row holding `path` and `label` columns)"
 )
+ensure_data_root = partial(write_sample_root, expected_layout=EXPECTED_LAYOUT)
 TXT_FORMAT = "`relative/path label` (the path, whitespace, then the label; `#` starts a comment line)"
+PREDICT_INPUTS = f"{images.PREDICT_INPUTS}, and .txt or .csv lists of image paths relative to the list (labels ignored)"
 
-__all__ = ["EXPECTED_LAYOUT", "DataError", "build_datasets", "read_list", "sort_labels"]
+__all__ = ["EXPECTED_LAYOUT", "PREDICT_INPUTS", "build_datasets", "ensure_data_root", "predict_inputs", "preload_split"]
 
 
-def _txt_rows(path: Path, file) -> Iterator[tuple[int, str, str]]:
+def txt_rows(path: Path, file, labelled: bool):
     for line_number, line in enumerate(file, start=1):
         text = line.strip()
         if not text or text.startswith("#"):
+            continue
+        if not labelled:  # the whole line; the caller decides whether it ends in a label
+            yield line_number, text, ""
             continue
         parts = text.rsplit(None, 1)  # the last run of whitespace: paths may contain spaces
         if len(parts) != 2:
@@ -43,55 +50,50 @@ def _txt_rows(path: Path, file) -> Iterator[tuple[int, str, str]]:
         yield line_number, parts[0], parts[1]
 
 
-def _csv_rows(path: Path, file) -> Iterator[tuple[int, str, str]]:
+def csv_rows(path: Path, file, labelled: bool):
     reader = csv.reader(file)
+    columns = ("path", "label") if labelled else ("path",)
+    named = " and ".join(f"`{column}`" for column in columns)
     try:
         header = [name.strip() for name in next(reader, [])]
-        if "path" not in header or "label" not in header:
-            raise DataError(f"{path} needs a header row with `path` and `label` columns; found columns {header}")
-        path_at, label_at = header.index("path"), header.index("label")
+        if any(column not in header for column in columns):
+            raise DataError(f"{path} needs a header row with {named} columns; found columns {header}")
+        at = [header.index(column) for column in columns]
         for row in reader:
             if not any(cell.strip() for cell in row):
                 continue  # blank line
             # reader.line_num is the physical line, right even after a quoted multi-line field.
-            if len(row) <= max(path_at, label_at) or not row[path_at].strip() or not row[label_at].strip():
+            if len(row) <= max(at) or not all(row[i].strip() for i in at):
                 raise DataError(
-                    f"{path} line {reader.line_num}: {','.join(row)!r} has no `path` and `label` values "
+                    f"{path} line {reader.line_num}: {','.join(row)!r} has no {named} values "
                     f"(expected rows matching the header {','.join(header)!r})"
                 )
-            yield reader.line_num, row[path_at].strip(), row[label_at].strip()
+            yield reader.line_num, row[at[0]].strip(), row[at[1]].strip() if labelled else ""
     except csv.Error as err:
         raise DataError(f"{path} line {reader.line_num}: malformed CSV ({err})") from None
 
 
-def _rows(path: Path) -> Iterator[tuple[int, str, str]]:
-    """(line number, path text, label text) per entry of a .txt or .csv list."""
+def list_rows(path: Path, labelled: bool = True):
+    """(line number, path text, label text) per entry of a list; errors name the file and line.
+
+    Unlabelled (predict.py's lists), a .txt line is yielded whole and a .csv needs only a `path` column.
+    """
     is_csv = path.suffix.lower() == ".csv"
     try:
         # utf-8-sig: lists saved by Excel or Windows tools start with a byte-order mark.
         with open(path, newline="" if is_csv else None, encoding="utf-8-sig") as file:
-            yield from (_csv_rows if is_csv else _txt_rows)(path, file)
+            yield from (csv_rows if is_csv else txt_rows)(path, file, labelled)
     except UnicodeDecodeError as err:
         raise DataError(f"{path} is not UTF-8 text ({err})") from None
 
 
-def read_list(path) -> list[tuple[str, str]]:
-    """(path text, label text) pairs of a list file, in file order; errors name file and line."""
-    path = Path(path)
-    entries = [(image, label) for _, image, label in _rows(path)]
+def read_list(path: Path) -> list[tuple[str, str]]:
+    """(path text, label text) pairs of a list file in file order, hidden files skipped (and logged)."""
+    entries = skip_hidden([(image, label) for _, image, label in list_rows(path)], path, lambda entry: entry[0])
     if not entries:
         expected = "rows under its `path,label` header" if path.suffix.lower() == ".csv" else f"lines {TXT_FORMAT}"
         raise DataError(f"{path} lists no images; expected {expected}")
     return entries
-
-
-def sort_labels(labels) -> list[str]:
-    """Class names in a natural order: numerically when every label is an integer, else alphabetically."""
-    unique = set(labels)
-    try:
-        return sorted(unique, key=lambda label: (int(label), label))
-    except ValueError:
-        return sorted(unique)
 
 
 def to_samples(list_path: Path, entries, root: Path, classes: list[str]) -> list[tuple[str, int]]:
@@ -102,7 +104,8 @@ def to_samples(list_path: Path, entries, root: Path, classes: list[str]) -> list
     except KeyError as err:
         # Errors are rare: find the line by reading the list again rather than keeping line numbers.
         position = next(i for i, (_, label) in enumerate(entries) if label not in index)
-        line_number, image, label = next(itertools.islice(_rows(list_path), position, None))
+        rows = (row for row in list_rows(list_path) if not is_hidden(row[1]))
+        line_number, image, label = next(itertools.islice(rows, position, None))
         raise DataError(
             f"{list_path} line {line_number}: label {label!r} (for {image}) is not one of the known classes {classes}"
         ) from err
@@ -138,4 +141,30 @@ def build_datasets(cfg, data_info: dict | None = None):
             f"{train_path} lists {len(val_samples)} image(s): too few to hold out a val split "
             "(add images, add a val list, or change data.val_fraction)"
         )
-    return image_datasets(cfg, train_samples, val_samples, open_image, classes, data_info)
+    return image_datasets(cfg, train_samples, val_samples, classes, data_info)
+
+
+def listed_images(path: Path) -> list[Path]:
+    """The images of a list given to predict.py, relative to its folder; a `path label` line gives its path."""
+    found = []
+    for line_number, text, _ in skip_hidden(list(list_rows(path, labelled=False)), path, lambda row: row[1]):
+        # The whole line, else without its last word (a label): paths may contain spaces.
+        candidates = [text, text.rsplit(None, 1)[0]] if path.suffix.lower() == ".txt" else [text]
+        image = next((path.parent / p for p in candidates if (path.parent / p).is_file()), None)
+        if image is None:
+            raise DataError(
+                f"{path} line {line_number}: no image file {path.parent / text} (paths are relative to the list)"
+            )
+        found.append(image)
+    if not found:
+        raise DataError(f"{path} lists no images")
+    return found
+
+
+def predict_inputs(inputs: list[str], data_info: dict, cfg, batch_size: int):
+    """As for the other image types, with each .txt or .csv list replaced by the images it lists."""
+    expanded = []
+    for text in inputs:
+        is_list = Path(text).suffix.lower() in (".txt", ".csv") and Path(text).is_file()
+        expanded += [str(p) for p in listed_images(Path(text))] if is_list else [text]
+    return images.predict_inputs(expanded, data_info, cfg, batch_size)

@@ -5,7 +5,9 @@ is true (torchvision checks the md5 of what it fetches); with it false nothing t
 network. The MNIST family is read by torchvision (IDX files: plain arrays, safe to parse).
 CIFAR-10 batches are pickles, and a pickle can run code, so they are read here with an
 unpickler that only rebuilds numpy arrays: a tampered file is refused, not executed.
-Decoding, mode conversion and transforms are in `images.py`.
+
+Every `dataset.py` has EXPECTED_LAYOUT, PREDICT_INPUTS, ensure_data_root, build_datasets, preload_split and
+predict_inputs (for loaders.py and predict.py); its datasets have a `collate_fn`, maybe `take_skipped()`.
 """
 
 import pickle
@@ -17,7 +19,7 @@ import torchvision
 from PIL import Image
 
 from .common import DataError
-from .images import image_datasets
+from .images import PREDICT_INPUTS, image_datasets, predict_inputs, preload_split
 
 EXPECTED_LAYOUT = (
     "  MNIST:        <root>/MNIST/raw/train-images-idx3-ubyte, train-labels-idx1-ubyte,\n"
@@ -26,7 +28,7 @@ EXPECTED_LAYOUT = (
     "  CIFAR10:      <root>/cifar-10-batches-py/data_batch_1 .. data_batch_5, test_batch, batches.meta"
 )
 
-__all__ = ["EXPECTED_LAYOUT", "NATIVE_MODE", "PUBLISHED_STATS", "DataError", "build_datasets", "read_cifar_pickle"]
+__all__ = ["EXPECTED_LAYOUT", "PREDICT_INPUTS", "build_datasets", "ensure_data_root", "predict_inputs", "preload_split"]
 
 NATIVE_MODE = {"MNIST": "L", "FashionMNIST": "L", "CIFAR10": "RGB"}
 # Per-channel mean/std of the train split at the native mode, as published (and used by torchvision's references).
@@ -55,6 +57,15 @@ SAFE_GLOBALS = {
 NUMPY_CORE = "numpy._core" if int(np.__version__.split(".")[0]) >= 2 else "numpy.core"
 # What a truncated or garbled pickle raises.
 UNPICKLE_ERRORS = (OSError, EOFError, ValueError, TypeError, LookupError, AttributeError, pickle.UnpicklingError)
+
+
+def ensure_data_root(cfg) -> None:
+    """A missing root is fine when torchvision may download into it; the dataset checks its files."""
+    if cfg.data.download or Path(cfg.data.root).exists():
+        return
+    raise DataError(
+        f"data.root={cfg.data.root!r} does not exist and data.download is false; expected:\n{EXPECTED_LAYOUT}"
+    )
 
 
 class ArrayImages:
@@ -244,4 +255,4 @@ def build_datasets(cfg, data_info: dict | None = None):
     # Published stats describe the native channels only; another mode gets stats computed from train.
     known_stats = PUBLISHED_STATS[name] if mode == NATIVE_MODE[name] else None
     load = ArrayImages(images)
-    return image_datasets(cfg, train_samples, val_samples, load, classes, data_info, known_stats, mode)
+    return image_datasets(cfg, train_samples, val_samples, classes, data_info, load, known_stats, mode)

@@ -14,7 +14,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 from tqdm import tqdm
 
-from ..utils.logs import show_progress
+from ..utils import show_progress
 
 CLASSES = {"circle": (220, 60, 60), "square": (60, 170, 60), "triangle": (60, 90, 220), "cross": (230, 180, 40)}
 

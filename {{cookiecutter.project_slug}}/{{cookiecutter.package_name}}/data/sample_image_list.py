@@ -18,7 +18,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 from tqdm import tqdm
 
-from ..utils.logs import show_progress
+from ..utils import show_progress
 
 CLASSES = ("horizontal", "vertical", "checker", "dots")
 # (PIL mode, file extension) cycled over the files; JPEG cannot hold P, RGBA or I;16.

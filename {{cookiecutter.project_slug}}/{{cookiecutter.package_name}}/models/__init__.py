@@ -1,11 +1,8 @@
-"""`build_model(cfg, data_info)`: a plain dict registry from `model.name` to a builder."""
+"""`build_model(cfg, data_info)`: a plain dict registry (registry.py) from `model.name` to a builder."""
 
 import torch.nn as nn
 
-from ..config import ConfigError
-{% if cookiecutter.dataset_type != "tabular_csv" %}
-from .cnn import SimpleCNN
-{% endif %}
+from ..errors import ConfigError
 from .layers import (
     conv_output_size,
     feature_map_size,
@@ -15,24 +12,7 @@ from .layers import (
     init_weights,
     input_gradient,
 )
-{% if cookiecutter.dataset_type != "tabular_csv" %}
-from .resnet import ResNet18
-
-# Each builder takes (cfg.model, data_info); add your own model here.
-MODELS = {
-    "simple_cnn": lambda m, info: SimpleCNN(
-        info["num_classes"], info["in_channels"], info["image_size"], m.channels, m.dropout, m.init
-    ),
-    "resnet18": lambda m, info: ResNet18(info["num_classes"], info["in_channels"], m.dropout, m.init),
-}
-{% else %}
-from .mlp import MLP
-
-# Each builder takes (cfg.model, data_info); add your own model here.
-MODELS = {
-    "mlp": lambda m, info: MLP(info["num_features"], info["num_classes"], m.hidden_sizes, m.dropout, m.init),
-}
-{% endif %}
+from .registry import MODELS
 
 __all__ = ["MODELS", "build_model", "conv_output_size", "feature_map_size", "find_module", "freeze_parameters"]
 __all__ += ["grad_norm", "init_weights", "input_gradient"]

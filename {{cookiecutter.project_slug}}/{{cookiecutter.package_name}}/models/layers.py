@@ -3,12 +3,21 @@
 import difflib
 import fnmatch
 import math
+from functools import partial
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-INIT_SCHEMES = ("default", "kaiming_normal", "kaiming_uniform", "xavier_normal", "xavier_uniform", "orthogonal")
+# model.init -> the weight init of every Conv and Linear layer (biases zeroed); default: PyTorch's own.
+INIT_SCHEMES = {
+    "default": None,
+    "kaiming_normal": partial(nn.init.kaiming_normal_, nonlinearity="relu"),
+    "kaiming_uniform": partial(nn.init.kaiming_uniform_, nonlinearity="relu"),
+    "xavier_normal": nn.init.xavier_normal_,
+    "xavier_uniform": nn.init.xavier_uniform_,
+    "orthogonal": nn.init.orthogonal_,
+}
 
 
 def _pair(value):
@@ -67,21 +76,12 @@ def init_weights(module: nn.Module, scheme: str) -> None:
     `default` keeps PyTorch's own init: Kaiming-uniform (a=sqrt(5)) weights and
     uniform(+-1/sqrt(fan_in)) biases for Conv and Linear layers.
     """
-    if scheme == "default":
+    if scheme not in INIT_SCHEMES:
+        raise ValueError(f"config key 'model.init' = {scheme!r} is not one of: {', '.join(INIT_SCHEMES)}")
+    if INIT_SCHEMES[scheme] is None:
         return
     if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)):
-        if scheme == "kaiming_normal":
-            nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
-        elif scheme == "kaiming_uniform":
-            nn.init.kaiming_uniform_(module.weight, nonlinearity="relu")
-        elif scheme == "xavier_normal":
-            nn.init.xavier_normal_(module.weight)
-        elif scheme == "xavier_uniform":
-            nn.init.xavier_uniform_(module.weight)
-        elif scheme == "orthogonal":
-            nn.init.orthogonal_(module.weight)
-        else:
-            raise ValueError(f"unknown init scheme {scheme!r}; choose one of {', '.join(INIT_SCHEMES)}")
+        INIT_SCHEMES[scheme](module.weight)
         if module.bias is not None:
             nn.init.zeros_(module.bias)
     elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm)) and module.weight is not None:

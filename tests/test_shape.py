@@ -1,0 +1,44 @@
+"""The size of what each answer renders: Python lines outside tests/ (as `wc -l` counts),
+the largest file and the longest function. Renders only, no training: fast."""
+
+import pytest
+from helpers import largest_function, python_lines, python_sources, render
+
+# (answers, most Python lines outside tests/). Issue 10 asks for 1800 / 1300 / 2100; the redesign
+# reached 2176 / 1698 / 2450 (from 2366 / 1989 / 2634) without dropping a behaviour. These budgets
+# hold that ground: a change that grows a render past them must say why.
+BUDGETS = {
+    "default": ({}, 2200),
+    "tabular-cpu": ({"dataset_type": "tabular_csv", "gpu": "none"}, 1720),
+    "image-ddp-tensorboard": (
+        {"dataset_type": "image_folder", "gpu": "multi", "use_tensorboard": True},
+        2470,
+    ),
+}
+MAX_FILE_LINES = 300
+MAX_FUNCTION_LINES = 60
+
+
+@pytest.fixture(scope="module", params=sorted(BUDGETS))
+def rendered(request, tmp_path_factory):
+    answers, budget = BUDGETS[request.param]
+    return render(tmp_path_factory.mktemp(request.param), **answers), budget
+
+
+def test_python_lines_within_budget(rendered):
+    root, budget = rendered
+    sizes = python_sources(root)
+    largest = sorted(sizes.items(), key=lambda item: -item[1])[:5]
+    assert python_lines(root) <= budget, f"{python_lines(root)} lines > {budget}; {largest}"
+
+
+def test_no_file_over_the_limit(rendered):
+    root, _ = rendered
+    over = {rel: n for rel, n in python_sources(root).items() if n > MAX_FILE_LINES}
+    assert not over, f"files over {MAX_FILE_LINES} lines: {over}"
+
+
+def test_no_function_over_the_limit(rendered):
+    root, _ = rendered
+    lines, where = largest_function(root)
+    assert lines <= MAX_FUNCTION_LINES, f"{where} is {lines} lines long"

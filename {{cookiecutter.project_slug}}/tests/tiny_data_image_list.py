@@ -1,0 +1,11 @@
+"""The tiny dataset and fast settings the tests use: image lists, 4 classes."""
+
+from {{ cookiecutter.package_name }}.data.sample import write_sample
+
+# Tiny inputs and model; the rest of the fast settings is in conftest.py.
+FAST_DATA = {"data.image_size": 16, "data.batch_size": 8, "model.channels": [4, 8]}
+MODEL_WIDTH_KEY = "model.channels"  # the list of ints that sizes the model
+
+
+def write_tiny_sample(root):
+    return write_sample(root, train_per_class=6, val_per_class=2)  # 4 classes: 24 train, 8 val images

@@ -1,0 +1,160 @@
+"""Train a model: config -> loaders -> model, criterion, optimizer, scheduler -> Trainer.fit.
+
+Examples:
+    python train.py                                   # configs/default.yaml, sample data
+    python train.py trainer.epochs=20 data.root=/data/mine
+    python train.py --config configs/my.yaml run_name=baseline
+    python train.py --resume runs/baseline            # continue where it stopped
+    torchrun --standalone --nproc-per-node=4 train.py # DistributedDataParallel on 4 GPUs
+"""
+
+import argparse
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch.nn as nn
+
+from {{ cookiecutter.package_name }}.checkpoint import load_checkpoint, resolve_checkpoint_path
+from {{ cookiecutter.package_name }}.config import load_config, save_config
+from {{ cookiecutter.package_name }}.data import build_dataloaders
+from {{ cookiecutter.package_name }}.data.prefetch import with_prefetch  # use_prefetch
+from {{ cookiecutter.package_name }}.device import setup_device
+from {{ cookiecutter.package_name }}.distributed import (
+    broadcast_from_main,
+    cleanup_distributed,
+    is_main_process,
+    setup_distributed,
+    shard_loaders,
+    wrap_model,
+)
+from {{ cookiecutter.package_name }}.engine import Trainer, build_optimizer, build_scheduler
+from {{ cookiecutter.package_name }}.errors import CheckpointError, ConfigError, DataError
+from {{ cookiecutter.package_name }}.models import build_model
+from {{ cookiecutter.package_name }}.plot import plot_curves
+from {{ cookiecutter.package_name }}.tensorboard import TensorBoardLogger  # use_tensorboard
+from {{ cookiecutter.package_name }}.utils import derive_seed, error_message, seed_everything, setup_logging
+
+log = logging.getLogger("{{ cookiecutter.package_name }}.train")
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", type=Path, help="YAML config (default: configs/default.yaml)")
+    parser.add_argument("--resume", type=Path, metavar="RUN_DIR_OR_CKPT", help="continue a run from its last.pt")
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides")
+    return parser.parse_intermixed_args(argv)  # options and key=value in any order
+
+
+def new_run_dir(cfg) -> Path:
+    """A fresh run dir; an existing one is never reused, so nothing in it can be overwritten."""
+    output_dir = Path(cfg.output_dir)
+    if cfg.run_name:
+        run_dir = output_dir / cfg.run_name
+        if run_dir.exists():
+            raise ConfigError(
+                f"run directory {run_dir} already exists; pick another run_name=..., "
+                f"or continue it with --resume {run_dir}"
+            )
+        return run_dir
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    run_dir, n = output_dir / stamp, 1
+    while run_dir.exists():
+        run_dir, n = output_dir / f"{stamp}-{n}", n + 1
+    return run_dir
+
+
+def load_run(args):
+    """(cfg, checkpoint state, checkpoint path) for a resumed run; (cfg, None, None) for a new one."""
+    if not args.resume:
+        return load_config(args.config, args.overrides), None, None
+    if args.config:
+        raise ConfigError("--resume uses the run's own config; pass changes as key=value overrides instead")
+    ckpt_path = resolve_checkpoint_path(args.resume)
+    if ckpt_path.parent.name != "checkpoints":
+        raise ConfigError(
+            f"--resume {args.resume}: expected a run dir or <run_dir>/checkpoints/*.pt, "
+            "so the run continues in its own folder"
+        )
+    state = load_checkpoint(ckpt_path)
+    return load_config(base=state["config"], overrides=args.overrides), state, ckpt_path
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    setup_logging()
+    try:
+        return run(args)
+    finally:
+        cleanup_distributed()
+
+
+def run(args) -> int:
+    cfg, state, ckpt_path = load_run(args)  # every rank reads the same config
+    # torchrun: join the process group; rank 0 reports, other ranks only warnings and errors.
+    device = setup_device(cfg, setup_distributed(cfg.trainer.device))
+    if not is_main_process():
+        setup_logging(level=logging.WARNING)
+    run_dir = ckpt_path.parent.parent if state else None  # <run_dir>/checkpoints/last.pt
+    if run_dir is None:
+        # Rank 0 picks the run dir (timestamps could differ between ranks) and tells the others.
+        run_dir = broadcast_from_main(_try(new_run_dir, cfg) if is_main_process() else None)
+        if isinstance(run_dir, Exception):
+            raise run_dir
+    cfg.output_dir, cfg.run_name = str(run_dir.parent), run_dir.name  # as resolved, for config.yaml
+    seed_everything(derive_seed(cfg.seed, "init"), cfg.trainer.deterministic)  # the same init on every rank
+
+    # Build everything before touching the run dir: a bad setting leaves nothing behind.
+    train_loader, val_loader, data_info = build_dataloaders(cfg, state["data_info"] if state else None, device)
+    train_loader, val_loader = shard_loaders(train_loader, val_loader, cfg)
+    train_loader = with_prefetch(train_loader, cfg, device)  # use_prefetch
+    model = wrap_model(build_model(cfg, data_info).to(device), cfg, device)
+    criterion = nn.CrossEntropyLoss()
+    optimizer = build_optimizer(cfg, model)
+    scheduler = build_scheduler(cfg, optimizer)
+    trainer = Trainer(cfg, model, criterion, optimizer, scheduler, train_loader, val_loader, data_info, run_dir, device)
+    if state is not None:
+        trainer.load_state_dict(state, ckpt_path)
+
+    if is_main_process():
+        (run_dir / "checkpoints").mkdir(parents=True, exist_ok=state is not None)
+        setup_logging(run_dir / "train.log")
+        save_config(cfg, run_dir / "config.yaml")  # on resume: with this session's overrides
+        trainer.epoch_callbacks.append(TensorBoardLogger(run_dir / "tensorboard", trainer.eval_model, val_loader))  # use_tensorboard
+    if state is not None:
+        log.info("Resumed %s at epoch %d (step %d).", ckpt_path, trainer.epoch, trainer.step)
+        if ckpt_path.name != "last.pt":
+            log.warning("Resuming from %s, not last.pt: later epochs of this run will be replaced.", ckpt_path.name)
+    n_params = sum(p.numel() for p in model.parameters())
+    log.info("Run dir %s | model %s (%s parameters) | device %s", run_dir, cfg.model.name, f"{n_params:,}", device)
+    n_train, n_val = len(train_loader.dataset), len(val_loader.dataset)
+    log.info("%d train / %d val samples, %d classes", n_train, n_val, len(data_info["classes"]))
+    try:
+        trainer.fit()
+    except KeyboardInterrupt:
+        log.warning("Interrupted. Continue with: python train.py --resume %s", run_dir)
+        return 130
+    best = "n/a" if trainer.best.best is None else f"{trainer.best.best:.4f}"
+    log.info("Done. best %s = %s; checkpoints in %s", cfg.trainer.monitor, best, run_dir / "checkpoints")
+    if is_main_process():
+        plot_curves(run_dir)  # curves.png
+    return 0
+
+
+def _try(function, *args):
+    """function(*args), or the error it raised (to hand to the other ranks)."""
+    try:
+        return function(*args)
+    except ConfigError as err:
+        return err
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except (ConfigError, DataError, CheckpointError, FloatingPointError) as err:
+        rank = os.environ.get("RANK")  # set by torchrun
+        print(f"error{f' (rank {rank})' if rank else ''}: {error_message(err)}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,42 @@
+"""`build_dataloaders(cfg)`: the datasets under data.root in fast, reproducible loaders.
+
+Lazy loaders read samples in worker processes into pinned memory (fast, asynchronous copies to
+the GPU); `data.preload` decodes everything once into RAM or GPU memory and batches by indexing.
+The train generator is reseeded every epoch (see engine.py), so resuming replays the same batches;
+for the same reason workers are not persistent.
+"""
+
+import torch
+from torch.utils.data import DataLoader
+
+from ..device import resolve_device
+from .dataset import build_datasets, ensure_data_root, preload_split
+from .preload import PreloadedLoader
+
+
+def build_dataloaders(cfg, data_info: dict | None = None, device=None):
+    """(train_loader, val_loader, data_info); a checkpoint's `data_info` fixes classes and normalisation.
+
+    data.preload=device holds the data on `device` (default: trainer.device's).
+    """
+    ensure_data_root(cfg)
+    train_set, val_set, data_info = build_datasets(cfg, data_info)
+    device = torch.device(device) if device is not None else resolve_device(cfg.trainer.device)
+    generator = torch.Generator().manual_seed(cfg.seed)
+    if cfg.data.preload != "false":
+        target = device if cfg.data.preload == "device" else torch.device("cpu")
+        loaders = []
+        for split, dataset in (("train", train_set), ("val", val_set)):
+            inputs, targets, transform = preload_split(dataset, cfg, target, split)
+            loaders.append(
+                PreloadedLoader(inputs, targets, cfg.data.batch_size, split == "train", generator, transform)
+            )
+        return *loaders, data_info
+    # Page-locked host memory lets non_blocking host->GPU copies overlap compute.
+    pin_memory = cfg.data.pin_memory and device.type == "cuda"
+    common = dict(batch_size=cfg.data.batch_size, num_workers=cfg.data.num_workers, pin_memory=pin_memory)
+    common["collate_fn"] = getattr(train_set, "collate_fn", None)  # None: the default collate
+    # A last batch of a single sample would break BatchNorm: drop it, and only then.
+    drop_last = len(train_set) % cfg.data.batch_size == 1 and len(train_set) > 1
+    train_loader = DataLoader(train_set, shuffle=True, drop_last=drop_last, generator=generator, **common)
+    return train_loader, DataLoader(val_set, shuffle=False, **common), data_info

@@ -1,0 +1,164 @@
+"""torchrun + DistributedDataParallel plumbing; under plain `python train.py` one process, no group.
+
+    torchrun --standalone --nproc-per-node=4 train.py ...
+
+torchrun starts one process per GPU and tells each its RANK, LOCAL_RANK and WORLD_SIZE (and the
+rendezvous address) through environment variables.
+"""
+
+import datetime
+import logging
+import os
+from functools import partial
+
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler, Sampler
+
+from .data.preload import PreloadedLoader
+from .device import resolve_device
+from .utils import derive_seed, seed_everything
+
+log = logging.getLogger(__name__)
+
+
+def is_distributed() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def get_rank() -> int:
+    return dist.get_rank() if is_distributed() else 0
+
+
+def get_world_size() -> int:
+    return dist.get_world_size() if is_distributed() else 1
+
+
+def is_main_process() -> bool:
+    """Rank 0 alone shows bars, writes logs, metrics and checkpoints."""
+    return get_rank() == 0
+
+
+def setup_distributed(device_name: str) -> torch.device:
+    """Join torchrun's process group (NCCL on GPUs, gloo on the CPU) and return this rank's device:
+    cuda:LOCAL_RANK (one GPU per local rank), or the CPU. Without torchrun: `device_name` resolved."""
+    if "LOCAL_RANK" not in os.environ:  # not started by torchrun: one process
+        return resolve_device(device_name)
+    use_cuda = device_name != "cpu" and torch.cuda.is_available()
+    device = torch.device("cuda", int(os.environ["LOCAL_RANK"])) if use_cuda else torch.device("cpu")
+    if use_cuda:
+        torch.cuda.set_device(device)
+    # A bounded timeout: a rank stuck in a collective fails instead of hanging for the default 30 min.
+    dist.init_process_group("nccl" if use_cuda else "gloo", timeout=datetime.timedelta(minutes=10))
+    return device
+
+
+def cleanup_distributed() -> None:
+    if is_distributed():
+        dist.destroy_process_group()
+
+
+def all_reduce_sum(*tensors: torch.Tensor) -> None:
+    """Sum each tensor over all ranks, in place (a no-op in one process)."""
+    if is_distributed():
+        for tensor in tensors:
+            dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+
+
+def broadcast_buffers(module: torch.nn.Module) -> None:
+    """Give every rank rank 0's buffers (BatchNorm running stats, which each rank updates from its
+    own batches), so all ranks evaluate exactly the model rank 0 saves."""
+    if is_distributed():
+        for buffer in module.buffers():
+            dist.broadcast(buffer, src=0)
+
+
+def broadcast_from_main(value):
+    """Rank 0's `value` on every rank (any picklable object)."""
+    if not is_distributed():
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def wrap_model(model: torch.nn.Module, cfg, device: torch.device) -> torch.nn.Module:
+    """Under torchrun: DDP (gradients averaged over ranks during backward; rank 0's weights are
+    broadcast first), with SyncBatchNorm when asked for (CUDA only: NCCL)."""
+    if not is_distributed():
+        return model
+    if cfg.trainer.sync_batchnorm and device.type == "cuda":
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    elif cfg.trainer.sync_batchnorm:
+        log.warning("trainer.sync_batchnorm needs CUDA devices; ignored on the CPU")
+    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+
+class ShardSampler(Sampler):
+    """Every world_size-th index starting at rank, without padding: no sample is evaluated twice."""
+
+    def __init__(self, n: int, rank: int, world_size: int):
+        self.indices = range(rank, n, world_size)
+
+    def __iter__(self):
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+def shard_loaders(train_loader, val_loader, cfg):
+    """Each rank trains on its shard of train (padded to equal length: every rank takes the same
+    number of steps) and validates on its share of val (not padded); engine.py sums over ranks."""
+    rank, world_size = get_rank(), get_world_size()
+    if world_size == 1:
+        return train_loader, val_loader
+    if isinstance(train_loader, PreloadedLoader):  # data.preload: batches by indexing
+        train = ShardedPreloadedLoader(train_loader, rank, world_size)
+        return train, ShardedPreloadedLoader(val_loader, rank, world_size)
+    per_rank = -(-len(train_loader.dataset) // world_size)
+    common = {key: getattr(train_loader, key) for key in ("batch_size", "num_workers", "pin_memory", "collate_fn")}
+    # A last batch of a single sample would break BatchNorm: drop it only then (never a shard's only sample).
+    drop_last = per_rank % cfg.data.batch_size == 1 and per_rank > 1
+    sampler = DistributedSampler(train_loader.dataset, world_size, rank, shuffle=True, seed=cfg.seed)
+    # Worker seeds come from the loader's generator, the same on every rank: offset them per rank.
+    common["worker_init_fn"] = partial(seed_worker_for_rank, rank=rank)
+    if common["num_workers"]:
+        # The process group runs threads in every rank, and forking a threaded process can deadlock
+        # the child: workers start from a single-threaded server instead, with torch imported once.
+        torch.multiprocessing.set_forkserver_preload(["torch", f"{__package__}.data"])
+        common["multiprocessing_context"] = "forkserver"
+    train = DataLoader(
+        train_loader.dataset, sampler=sampler, drop_last=drop_last, generator=train_loader.generator, **common
+    )
+    val_sampler = ShardSampler(len(val_loader.dataset), rank, world_size)
+    return train, DataLoader(val_loader.dataset, sampler=val_sampler, **common)
+
+
+def seed_worker_for_rank(worker_id: int, rank: int) -> None:
+    """Seed a DataLoader worker (as DataLoader itself did) apart from the same worker on other ranks."""
+    seed_everything(derive_seed(torch.initial_seed(), "loader", rank=rank))
+
+
+class ShardedPreloadedLoader(PreloadedLoader):
+    """A PreloadedLoader's share for one rank: every world_size-th sample of the shared order (the
+    generator has the same seed on every rank). Train shards are padded to equal size, as
+    DistributedSampler pads (every rank takes the same number of steps); val shards are not."""
+
+    def __init__(self, loader: PreloadedLoader, rank: int, world_size: int):
+        super().__init__(
+            loader.inputs, loader.targets, loader.batch_size, loader.shuffle, loader.generator, loader.transform
+        )
+        self.rank, self.world_size = rank, world_size
+
+    def num_samples(self) -> int:
+        n = len(self.targets)
+        return -(-n // self.world_size) if self.shuffle else len(range(self.rank, n, self.world_size))
+
+    def order(self) -> torch.Tensor:
+        order = super().order()
+        if self.shuffle:  # pad by repeating the order (even when there are fewer samples than ranks)
+            total = self.num_samples() * self.world_size
+            order = order.repeat(-(-total // len(order)))[:total]
+        return order[self.rank :: self.world_size]

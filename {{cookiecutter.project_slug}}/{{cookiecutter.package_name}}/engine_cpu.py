@@ -1,0 +1,161 @@
+"""The loop: `train_one_epoch` and `evaluate`, and the `Trainer` that runs them epoch after epoch.
+
+No host sync per step (`.item()` only every `log_interval` optimizer steps). Exact resume: every
+epoch ends with a checkpoint of model, optimizer, scheduler and loop state, and every epoch starts
+from seeds derived from (seed, epoch).
+"""
+
+import logging
+import time
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+from tqdm import tqdm  # not tqdm.auto: its asyncio variant calls iter() twice (workers start twice)
+
+from .checkpoint import FORMAT_VERSION, load_model_weights, save_checkpoint, unwrap_model
+from .config import to_dict
+from .data import take_skipped
+from .metrics import BestTracker, RunningSums, log_epoch, log_progress, write_metrics
+from .schedule import build_scheduler, restore_schedule
+from .utils import derive_seed, seed_everything, show_progress
+
+log = logging.getLogger(__name__)
+__all__ = ["Trainer", "build_optimizer", "build_scheduler", "evaluate", "train_one_epoch"]
+
+
+def build_optimizer(cfg, model: nn.Module) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]  # frozen ones stay out
+    # Decay weight matrices and conv kernels only; biases and norm scales are not regularised.
+    groups = [
+        {"params": [p for p in params if p.ndim >= 2], "weight_decay": cfg.optim.weight_decay},
+        {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
+    ]
+    if cfg.optim.name == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.optim.lr, momentum=cfg.optim.momentum)
+    return torch.optim.AdamW(groups, lr=cfg.optim.lr)
+
+
+def train_one_epoch(model, criterion, optimizer, loader, device, epoch: int, cfg) -> dict:
+    """One pass over `loader`: forward, loss, backward, clip, step. Returns loss, accuracy, steps."""
+    model.train()
+    accumulate, clip = cfg.trainer.accumulate_steps, cfg.trainer.grad_clip_norm
+    sums, steps, start = RunningSums(device), 0, time.perf_counter()
+    bar = tqdm(
+        loader,
+        f"epoch {epoch + 1}/{cfg.trainer.epochs}",
+        leave=False,
+        disable=not show_progress(cfg.trainer.progress_bar),
+    )
+    optimizer.zero_grad(set_to_none=True)
+    for i, (inputs, targets) in enumerate(bar):
+        # `accumulate` batches add up their gradients before one step; dividing each loss by its
+        # group's size (the last group may be short) makes that step see the group's mean.
+        group_size = min(accumulate, len(loader) - i // accumulate * accumulate)
+        inputs, targets = inputs.to(device), targets.to(device)
+        logits = model(inputs)
+        loss = criterion(logits, targets) if len(targets) else logits.sum() * 0.0  # all skipped: no NaN
+        (loss / group_size).backward()
+        if (i + 1) % accumulate == 0 or i + 1 == len(loader):
+            if clip > 0:
+                nn.utils.clip_grad_norm_(model.parameters(), clip)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)  # frees grads instead of writing zeros
+            steps += 1
+            if steps % cfg.trainer.log_interval == 0:  # the only host sync inside the loop
+                log_progress(bar, epoch, steps, loss, sums, start)
+        sums.add(loss, logits, targets)
+    result = sums.result("train")
+    return {**result, "steps": steps, "samples_per_s": result["num_samples"] / (time.perf_counter() - start)}
+
+
+@torch.inference_mode()
+def evaluate(model, criterion, loader, device, cfg) -> dict:
+    """Mean loss and accuracy over every sample of `loader`."""
+    model.eval()
+    sums = RunningSums(device)
+    for inputs, targets in tqdm(loader, "eval", leave=False, disable=not show_progress(cfg.trainer.progress_bar)):
+        inputs, targets = inputs.to(device), targets.to(device)
+        logits = model(inputs)
+        sums.add(criterion(logits, targets) if len(targets) else logits.sum() * 0.0, logits, targets)
+    return sums.result("evaluation")
+
+
+class Trainer:
+    """Loop state (epoch, step, best metric, history) and `fit()`: train, validate, checkpoint."""
+
+    def __init__(
+        self, cfg, model, criterion, optimizer, scheduler, train_loader, val_loader, data_info, run_dir, device
+    ):
+        self.cfg, self.criterion, self.optimizer, self.scheduler = cfg, criterion, optimizer, scheduler
+        self.train_loader, self.val_loader, self.data_info = train_loader, val_loader, data_info
+        self.run_dir, self.device = Path(run_dir), torch.device(device)
+        self.eval_model = model
+        # torch.compile: checkpoints still hold the bare model's names (no `_orig_mod.`).
+        self.model = torch.compile(model) if cfg.trainer.compile else model
+        self.epoch, self.step, self.history = 0, 0, []
+        self.best = BestTracker(cfg.trainer.monitor)
+        self.epoch_callbacks = []  # called as callback(row, train_stats) after each epoch's checkpoint
+
+    def state_dict(self) -> dict:
+        """Everything needed to resume exactly; plain types and tensors only (weights_only=True)."""
+        return {
+            "format_version": FORMAT_VERSION,
+            "model": unwrap_model(self.model).state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler else None,
+            "epoch": self.epoch,
+            "step": self.step,
+            "best_metric": self.best.best,
+            "bad_epochs": self.best.bad_epochs,
+            "history": self.history,
+            "config": to_dict(self.cfg),
+            "data_info": self.data_info,
+        }
+
+    def load_state_dict(self, state: dict, path="checkpoint") -> None:
+        load_model_weights(self.model, state, path)
+        self.optimizer.load_state_dict(state["optimizer"])
+        restore_schedule(self.optimizer, self.scheduler, state.get("scheduler"))
+        self.epoch, self.step, self.history = state["epoch"], state["step"], list(state["history"])
+        self.best = BestTracker(self.cfg.trainer.monitor, state["best_metric"], state["bad_epochs"])
+
+    def fit(self) -> list[dict]:
+        cfg = self.cfg.trainer
+        write_metrics(self.run_dir / "metrics.csv", self.history)
+        for epoch in range(self.epoch, cfg.epochs):
+            if cfg.early_stopping_patience and self.best.bad_epochs >= cfg.early_stopping_patience:
+                log.info("Early stopping: %s has not improved for %d epochs.", cfg.monitor, self.best.bad_epochs)
+                break
+            # Seeds depend only on (seed, epoch): a resumed run replays the same batches and dropout.
+            seed_everything(derive_seed(self.cfg.seed, "step", epoch))
+            self.train_loader.generator.manual_seed(derive_seed(self.cfg.seed, "loader", epoch))
+            start = time.perf_counter()
+            train = train_one_epoch(
+                self.model, self.criterion, self.optimizer, self.train_loader, self.device, epoch, self.cfg
+            )
+            val = evaluate(self.eval_model, self.criterion, self.val_loader, self.device, self.cfg)
+            self.end_epoch(epoch, train, val, time.perf_counter() - start)
+        return self.history
+
+    def end_epoch(self, epoch: int, train: dict, val: dict, seconds: float) -> None:
+        """Step the schedule, record the epoch, write best/last checkpoints and metrics.csv."""
+        for split, loader in (("train", self.train_loader), ("val", self.val_loader)):
+            if skipped := take_skipped(loader):
+                log.warning("epoch %d: skipped %d unreadable %s images", epoch + 1, skipped, split)
+        lr = self.optimizer.param_groups[0]["lr"]
+        if self.scheduler:
+            self.scheduler.step()
+        row = {"epoch": epoch + 1, "train_loss": train["loss"], "train_acc": train["accuracy"]}
+        row |= {"val_loss": val["loss"], "val_acc": val["accuracy"], "lr": lr, "time_s": round(seconds, 3)}
+        self.history.append(row)
+        self.epoch, self.step = epoch + 1, self.step + train["steps"]
+        improved = self.best.update(row)
+        state = self.state_dict()
+        if improved:  # best first, then last: a crash in between only repeats this epoch on resume
+            save_checkpoint(state, self.run_dir / "checkpoints" / "best.pt")
+        save_checkpoint(state, self.run_dir / "checkpoints" / "last.pt")
+        write_metrics(self.run_dir / "metrics.csv", self.history)
+        for callback in self.epoch_callbacks:
+            callback(row, train)
+        log_epoch(row, self.cfg.trainer.epochs, improved)

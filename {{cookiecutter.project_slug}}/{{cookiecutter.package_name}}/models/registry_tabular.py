@@ -1,0 +1,7 @@
+"""MODELS: `model.name` -> a builder taking (cfg.model, data_info). Add your own model here."""
+
+from .mlp import MLP
+
+MODELS = {
+    "mlp": lambda m, info: MLP(info["num_features"], info["num_classes"], m.hidden_sizes, m.dropout, m.init),
+}

@@ -1,0 +1,50 @@
+"""TensorBoard: per-epoch scalars and the model graph in <run_dir>/tensorboard.
+
+    tensorboard --logdir runs        # then open http://localhost:6006
+
+Without the `tensorboard` package training goes on and says so once.
+"""
+
+import logging
+
+import torch
+
+log = logging.getLogger(__name__)
+
+# TensorBoard tag -> metrics.csv column; "loss/..." and "accuracy/..." chart train next to val.
+TAGS = {
+    "loss/train": "train_loss",
+    "loss/val": "val_loss",
+    "accuracy/train": "train_acc",
+    "accuracy/val": "val_acc",
+    "lr": "lr",
+}
+
+
+class TensorBoardLogger:
+    """Call with each epoch's metrics.csv row (and the train stats): scalars at step = epoch."""
+
+    def __init__(self, log_dir, model: torch.nn.Module, loader):
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:  # torch raises this when the tensorboard package is not installed
+            log.warning(
+                "the tensorboard package is not installed; training goes on without it. Get it with: "
+                "python -m pip install tensorboard"
+            )
+            self.writer = None
+            return
+        self.writer = SummaryWriter(str(log_dir))
+        try:
+            inputs = next(iter(loader))[0]
+            self.writer.add_graph(model, inputs[:1].to(next(model.parameters()).device))
+        except Exception as err:  # tracing is best effort: some models do not trace
+            log.info("TensorBoard graph skipped: the model does not trace (%s)", err.__class__.__name__)
+
+    def __call__(self, row: dict, train: dict) -> None:
+        if self.writer is None:
+            return
+        for tag, key in TAGS.items():
+            self.writer.add_scalar(tag, row[key], row["epoch"])
+        self.writer.add_scalar("speed/train_samples_per_s", train["samples_per_s"], row["epoch"])
+        self.writer.flush()
