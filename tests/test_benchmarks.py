@@ -20,7 +20,9 @@ def test_data_loading_benchmark_reports_both_comparisons(tmp_path):
     assert re.search(r"lazy +\d+ samples/s", proc.stdout), proc.stdout
     assert re.search(r"preload +\d+ samples/s", proc.stdout), proc.stdout
     assert re.search(r"ratio preload/lazy samples/s: \d+\.\dx", proc.stdout), proc.stdout
-    prefetch = r"ratio no-prefetch/prefetch: \d+\.\d\dx|prefetch: needs CUDA .*skipped on this machine"
+    prefetch = (
+        r"ratio no-prefetch/prefetch: \d+\.\d\dx|prefetch: needs CUDA .*skipped on this machine"
+    )
     assert re.search(prefetch, proc.stdout), proc.stdout
 
 
@@ -33,7 +35,8 @@ def test_overhead_benchmark_compares_the_same_work_and_ends_with_the_ratio(tmp_p
     assert proc.returncode == 0, explain(proc)
     # Both sides trained the same model on the same batches: identical metrics.
     diffs = re.findall(r"max metric diff (\S+)", proc.stdout)
-    assert len(diffs) == 2 and all(float(d) < 1e-6 for d in diffs), proc.stdout  # float sums in another order
+    # float sums in another order
+    assert len(diffs) == 2 and all(float(d) < 1e-6 for d in diffs), proc.stdout
     last = proc.stdout.strip().splitlines()[-1]
     assert re.fullmatch(r"ratio trainer/raw: \d+\.\d\d", last), proc.stdout
 

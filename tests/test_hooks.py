@@ -203,7 +203,8 @@ NOT_MARKED = [
 
 def marked_expected(answers, newline="\n"):
     """marked.py as rendered: each marked line kept (without its marker) or deleted."""
-    kept = ["always = 1", *(f"{name} = 1" for name, when in MARKERS.items() if chosen(when, answers))]
+    on = [name for name, when in MARKERS.items() if chosen(when, answers)]
+    kept = ["always = 1", *(f"{name} = 1" for name in on)]
     if chosen(MARKERS["use_prefetch"], answers):
         kept.append("    indented = 1")
     return newline.join([*kept, *NOT_MARKED, ""])

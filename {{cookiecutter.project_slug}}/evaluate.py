@@ -20,9 +20,9 @@ from {{ cookiecutter.package_name }}.config import load_config
 from {{ cookiecutter.package_name }}.data import build_dataloaders
 from {{ cookiecutter.package_name }}.device import setup_device
 from {{ cookiecutter.package_name }}.engine import evaluate
-from {{ cookiecutter.package_name }}.errors import CheckpointError, ConfigError, DataError
+from {{ cookiecutter.package_name }}.errors import run_main
 from {{ cookiecutter.package_name }}.models import build_model
-from {{ cookiecutter.package_name }}.utils import error_message, setup_logging
+from {{ cookiecutter.package_name }}.utils import setup_logging
 
 
 def main(argv=None) -> int:
@@ -46,8 +46,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except (ConfigError, DataError, CheckpointError) as err:
-        print(f"error: {error_message(err)}", file=sys.stderr)
-        sys.exit(2)
+    sys.exit(run_main(main))

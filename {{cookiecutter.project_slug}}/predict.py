@@ -28,9 +28,9 @@ from {{ cookiecutter.package_name }}.checkpoint import load_checkpoint, load_mod
 from {{ cookiecutter.package_name }}.config import load_config
 from {{ cookiecutter.package_name }}.data.dataset import PREDICT_INPUTS, predict_inputs
 from {{ cookiecutter.package_name }}.device import resolve_device
-from {{ cookiecutter.package_name }}.errors import CheckpointError, ConfigError, DataError
+from {{ cookiecutter.package_name }}.errors import ConfigError, run_main
 from {{ cookiecutter.package_name }}.models import build_model
-from {{ cookiecutter.package_name }}.utils import atomic_write_text, error_message, setup_logging, show_progress
+from {{ cookiecutter.package_name }}.utils import atomic_write_text, setup_logging, show_progress
 
 log = logging.getLogger("{{ cookiecutter.package_name }}.predict")
 
@@ -112,8 +112,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except (ConfigError, DataError, CheckpointError) as err:
-        print(f"error: {error_message(err)}", file=sys.stderr)
-        sys.exit(2)
+    sys.exit(run_main(main))

@@ -21,11 +21,11 @@ from {{ cookiecutter.package_name }}.data import build_dataloaders
 from {{ cookiecutter.package_name }}.data.prefetch import with_prefetch  # use_prefetch
 from {{ cookiecutter.package_name }}.device import setup_device
 from {{ cookiecutter.package_name }}.engine import Trainer, build_optimizer, build_scheduler
-from {{ cookiecutter.package_name }}.errors import CheckpointError, ConfigError, DataError
+from {{ cookiecutter.package_name }}.errors import ConfigError, run_main
 from {{ cookiecutter.package_name }}.models import build_model
 from {{ cookiecutter.package_name }}.plot import plot_curves
 from {{ cookiecutter.package_name }}.tensorboard import TensorBoardLogger  # use_tensorboard
-from {{ cookiecutter.package_name }}.utils import derive_seed, error_message, seed_everything, setup_logging
+from {{ cookiecutter.package_name }}.utils import derive_seed, seed_everything, setup_logging
 
 log = logging.getLogger("{{ cookiecutter.package_name }}.train")
 
@@ -116,8 +116,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except (ConfigError, DataError, CheckpointError, FloatingPointError) as err:
-        print(f"error: {error_message(err)}", file=sys.stderr)
-        sys.exit(2)
+    sys.exit(run_main(main))

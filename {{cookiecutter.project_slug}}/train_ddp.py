@@ -31,11 +31,11 @@ from {{ cookiecutter.package_name }}.distributed import (
     wrap_model,
 )
 from {{ cookiecutter.package_name }}.engine import Trainer, build_optimizer, build_scheduler
-from {{ cookiecutter.package_name }}.errors import CheckpointError, ConfigError, DataError
+from {{ cookiecutter.package_name }}.errors import ConfigError, run_main
 from {{ cookiecutter.package_name }}.models import build_model
 from {{ cookiecutter.package_name }}.plot import plot_curves
 from {{ cookiecutter.package_name }}.tensorboard import TensorBoardLogger  # use_tensorboard
-from {{ cookiecutter.package_name }}.utils import derive_seed, error_message, seed_everything, setup_logging
+from {{ cookiecutter.package_name }}.utils import derive_seed, seed_everything, setup_logging
 
 log = logging.getLogger("{{ cookiecutter.package_name }}.train")
 
@@ -152,9 +152,5 @@ def _try(function, *args):
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except (ConfigError, DataError, CheckpointError, FloatingPointError) as err:
-        rank = os.environ.get("RANK")  # set by torchrun
-        print(f"error{f' (rank {rank})' if rank else ''}: {error_message(err)}", file=sys.stderr)
-        sys.exit(2)
+    rank = os.environ.get("RANK")  # set by torchrun
+    sys.exit(run_main(main, prefix=f"error (rank {rank})" if rank else "error"))

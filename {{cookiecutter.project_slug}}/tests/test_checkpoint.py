@@ -8,6 +8,7 @@ import torch.nn as nn
 from conftest import fast_overrides
 from tiny_data import FAST_DATA, MODEL_WIDTH_KEY
 
+import evaluate
 from {{ cookiecutter.package_name }}.checkpoint import (
     CheckpointError,
     load_checkpoint,
@@ -20,6 +21,7 @@ from {{ cookiecutter.package_name }}.checkpoint import (
 from {{ cookiecutter.package_name }}.config import load_config
 from {{ cookiecutter.package_name }}.data import build_dataloaders
 from {{ cookiecutter.package_name }}.engine import Trainer, build_optimizer, build_scheduler
+from {{ cookiecutter.package_name }}.errors import run_main
 from {{ cookiecutter.package_name }}.models import build_model
 from {{ cookiecutter.package_name }}.utils import atomic_write
 
@@ -260,12 +262,12 @@ def test_resolve_checkpoint_path(run_dir, tmp_path):
         assert str(missing) in str(err.value)
 
 
-def test_evaluate_cli_reports_a_bad_checkpoint_without_traceback(run_dir, tmp_path, run_script):
+def test_evaluate_cli_reports_a_bad_checkpoint_in_one_line(run_dir, tmp_path, capsys):
     data = (run_dir / "checkpoints" / "last.pt").read_bytes()
     path = tmp_path / "truncated.pt"
     path.write_bytes(data[: len(data) // 2])
-    proc = run_script("evaluate.py", path)
-    assert proc.returncode != 0
-    assert str(path) in proc.stderr
-    assert "Traceback" not in proc.stderr
-    assert proc.stdout == ""
+    assert run_main(evaluate.main, [str(path)]) == 2
+    out, err = capsys.readouterr()
+    [line] = err.strip().splitlines()
+    assert line.startswith(f"error: {path} is truncated")
+    assert out == ""  # stdout carries the JSON report only

@@ -70,7 +70,8 @@ def metrics(run_dir) -> list[dict]:
 def runs(tmp_path_factory):
     """2 ranks: one epoch then `--resume` to 2 epochs, and 2 epochs straight (with fake skip counts)."""
     tmp = tmp_path_factory.mktemp("ddp")
-    overrides = fast_overrides(tmp, write_tiny_sample(tmp / "data"), **{"data.num_workers": 1})
+    # No worker processes (each one started under torchrun costs seconds): those are tested in-process below.
+    overrides = fast_overrides(tmp, write_tiny_sample(tmp / "data"))
     first = torchrun(tmp, *overrides, "run_name=resumed")
     assert first.returncode == 0, explain(first)
     after_one = metrics(tmp / "runs" / "resumed")
@@ -266,6 +267,24 @@ def test_train_shards_are_never_empty_with_fewer_samples_than_ranks(make_config,
         fake_rank(monkeypatch, rank, world)
         train_shard, _ = shard_loaders(loader, loader, cfg)
         assert [len(targets) for _, targets in train_shard] == [1]  # padded, as DistributedSampler pads
+
+
+def test_shards_read_by_forkserver_workers_are_those_of_the_main_process(make_config, monkeypatch):
+    # The process group runs threads, so under torchrun workers start from a forkserver (no fork of a
+    # threaded process): the dataset travels by pickle and every sample lands where it would in-process.
+    fake_rank(monkeypatch, 1, 2)
+    shards = []
+    for workers in (0, 1):
+        cfg = make_config(**{"data.num_workers": workers, "data.preload": "false"})
+        train_shard, val_shard = shard_loaders(*build_dataloaders(cfg)[:2], cfg)
+        context = train_shard.multiprocessing_context
+        assert (context.get_start_method() if context else None) == ("forkserver" if workers else None)
+        train_shard.generator.manual_seed(0)
+        shards.append((list(train_shard), list(val_shard)))
+    (train, val), (train_in_workers, val_in_workers) = shards
+    assert [y.tolist() for _, y in train] == [y.tolist() for _, y in train_in_workers]  # same shard, same order
+    for (x, y), (x_w, y_w) in zip(val, val_in_workers, strict=True):  # no augmentation: identical
+        assert torch.equal(x, x_w) and torch.equal(y, y_w)
 
 
 def test_ranks_draw_different_augmentation_seeds():

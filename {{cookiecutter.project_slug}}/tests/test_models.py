@@ -1,6 +1,5 @@
-"""Models (each of MODELS, on a batch of tests/tiny_data.py): shapes, init, conv sizes, find/freeze, forward, grads."""
+"""Models (each of MODELS, on a batch of tests/tiny_data.py): shapes, init, find/freeze, forward, grads."""
 
-import itertools
 import math
 
 import pytest
@@ -12,16 +11,8 @@ from tiny_data import MODEL_WIDTH_KEY
 from {{ cookiecutter.package_name }}.config import ConfigError, load_config
 from {{ cookiecutter.package_name }}.data import build_dataloaders
 from {{ cookiecutter.package_name }}.engine import build_optimizer
-from {{ cookiecutter.package_name }}.models import (
-    MODELS,
-    build_model,
-    conv_output_size,
-    feature_map_size,
-    find_module,
-    freeze_parameters,
-    grad_norm,
-    input_gradient,
-)
+from {{ cookiecutter.package_name }}.models import MODELS, build_model
+from {{ cookiecutter.package_name }}.models.layers import find_module, freeze_parameters, grad_norm, input_gradient
 
 INIT_SCHEMES = ["kaiming_normal", "kaiming_uniform", "xavier_normal", "xavier_uniform", "orthogonal"]  # + default
 
@@ -137,64 +128,6 @@ def test_unknown_init_scheme_names_the_valid_ones(make_config, tiny, name):
         build_model(make_config(**{"model.name": name, "model.init": "he"}), tiny[0])
     assert "'model.init'" in str(err.value) and "'he'" in str(err.value)
     assert all(scheme in str(err.value) for scheme in ["default", *INIT_SCHEMES])
-
-
-# ---- conv arithmetic -------------------------------------------------------------------------------------
-SIZES = [(5, 8), (7, 7), (13, 10)]
-
-
-def test_conv_output_size_matches_nn_conv2d():
-    kernels, strides, paddings, dilations = [1, 3, (3, 5)], [1, 2, (2, 1)], [0, 1, (1, 2)], [1, 2, (2, 1)]
-    checked = 0
-    for size, k, s, p, d in itertools.product(SIZES, kernels, strides, paddings, dilations):
-        expected = conv_output_size(size, k, s, p, d)
-        conv = nn.Conv2d(1, 1, kernel_size=k, stride=s, padding=p, dilation=d)
-        if min(expected) < 1:
-            with pytest.raises(RuntimeError):
-                conv(torch.zeros(1, 1, *size))
-            continue
-        assert conv(torch.zeros(1, 1, *size)).shape[-2:] == expected, (size, k, s, p, d)
-        checked += 1
-    assert checked > 100
-
-
-def test_conv_output_size_on_ints():
-    assert conv_output_size(32, 3, padding=1) == 32
-    assert conv_output_size(32, 3, stride=2, padding=1) == 16
-    assert conv_output_size(7, 3, dilation=2) == 3  # effective kernel 5
-    assert conv_output_size((10, 10), 3, padding=(1, 2)) == (10, 12)  # pads H by 1 and W by 2
-
-
-@pytest.mark.parametrize("ceil_mode", [False, True])
-def test_conv_output_size_matches_pools(ceil_mode):
-    checked = 0
-    for size, k, s, p, d in itertools.product(SIZES, [2, 3, (2, 3)], [1, 2, 3], [0, 1], [1, 2]):
-        expected = conv_output_size(size, k, s, p, d, ceil_mode=ceil_mode)
-        pools = [nn.MaxPool2d(k, s, p, d, ceil_mode=ceil_mode)]
-        if d == 1:
-            pools.append(nn.AvgPool2d(k, s, p, ceil_mode=ceil_mode))
-        for pool in pools:
-            out = pool(torch.zeros(1, 1, *size))
-            assert out.shape[-2:] == expected, (type(pool).__name__, size, k, s, p, d, ceil_mode)
-            checked += 1
-    assert checked > 100
-
-
-def test_feature_map_size_matches_a_real_forward():
-    stacks = [
-        nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.BatchNorm2d(2), nn.ReLU(), nn.MaxPool2d(2)),
-        nn.Sequential(
-            nn.Conv2d(1, 2, (3, 5), stride=(2, 1), padding=(1, 2), dilation=2),
-            nn.MaxPool2d(3, stride=2, padding=1),
-            nn.Conv2d(2, 2, 3, padding="same"),
-            nn.AvgPool2d(2),
-            nn.Conv2d(2, 2, 1, padding="valid"),
-        ),
-        nn.Sequential(nn.Conv2d(1, 2, 3), nn.MaxPool2d(2, ceil_mode=True), nn.AdaptiveAvgPool2d((2, None))),
-    ]
-    for stack, size in itertools.product(stacks, [(31, 31), (32, 45), (20, 21)]):
-        assert feature_map_size(stack, size) == stack(torch.zeros(1, 1, *size)).shape[-2:], (stack, size)
-    assert feature_map_size(stacks[0], 16) == (8, 8)  # an int means a square input
 
 
 # ---- find and freeze by name -----------------------------------------------------------------------------

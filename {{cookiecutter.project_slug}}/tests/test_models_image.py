@@ -1,10 +1,14 @@
 """Image models and settings (image dataset types only): input sizes and channels, the CNN head, bad settings."""
 
+import itertools
+
 import pytest
 import torch
+import torch.nn as nn
 
 from {{ cookiecutter.package_name }}.config import ConfigError
-from {{ cookiecutter.package_name }}.models import MODELS, build_model, feature_map_size
+from {{ cookiecutter.package_name }}.models import MODELS, build_model
+from {{ cookiecutter.package_name }}.models.shapes import conv_output_size, feature_map_size
 
 NUM_CLASSES = 3
 
@@ -68,3 +72,61 @@ def test_bad_image_settings_are_config_errors_before_training(make_config, setti
 def test_image_sizes_must_be_positive(make_config, key):
     with pytest.raises(ConfigError, match=key):
         make_config(**{key: 0})
+
+
+# ---- conv arithmetic -------------------------------------------------------------------------------------
+SIZES = [(5, 8), (7, 7), (13, 10)]
+
+
+def test_conv_output_size_matches_nn_conv2d():
+    kernels, strides, paddings, dilations = [1, 3, (3, 5)], [1, 2, (2, 1)], [0, 1, (1, 2)], [1, 2, (2, 1)]
+    checked = 0
+    for size, k, s, p, d in itertools.product(SIZES, kernels, strides, paddings, dilations):
+        expected = conv_output_size(size, k, s, p, d)
+        conv = nn.Conv2d(1, 1, kernel_size=k, stride=s, padding=p, dilation=d)
+        if min(expected) < 1:
+            with pytest.raises(RuntimeError):
+                conv(torch.zeros(1, 1, *size))
+            continue
+        assert conv(torch.zeros(1, 1, *size)).shape[-2:] == expected, (size, k, s, p, d)
+        checked += 1
+    assert checked > 100
+
+
+def test_conv_output_size_on_ints():
+    assert conv_output_size(32, 3, padding=1) == 32
+    assert conv_output_size(32, 3, stride=2, padding=1) == 16
+    assert conv_output_size(7, 3, dilation=2) == 3  # effective kernel 5
+    assert conv_output_size((10, 10), 3, padding=(1, 2)) == (10, 12)  # pads H by 1 and W by 2
+
+
+@pytest.mark.parametrize("ceil_mode", [False, True])
+def test_conv_output_size_matches_pools(ceil_mode):
+    checked = 0
+    for size, k, s, p, d in itertools.product(SIZES, [2, 3, (2, 3)], [1, 2, 3], [0, 1], [1, 2]):
+        expected = conv_output_size(size, k, s, p, d, ceil_mode=ceil_mode)
+        pools = [nn.MaxPool2d(k, s, p, d, ceil_mode=ceil_mode)]
+        if d == 1:
+            pools.append(nn.AvgPool2d(k, s, p, ceil_mode=ceil_mode))
+        for pool in pools:
+            out = pool(torch.zeros(1, 1, *size))
+            assert out.shape[-2:] == expected, (type(pool).__name__, size, k, s, p, d, ceil_mode)
+            checked += 1
+    assert checked > 100
+
+
+def test_feature_map_size_matches_a_real_forward():
+    stacks = [
+        nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.BatchNorm2d(2), nn.ReLU(), nn.MaxPool2d(2)),
+        nn.Sequential(
+            nn.Conv2d(1, 2, (3, 5), stride=(2, 1), padding=(1, 2), dilation=2),
+            nn.MaxPool2d(3, stride=2, padding=1),
+            nn.Conv2d(2, 2, 3, padding="same"),
+            nn.AvgPool2d(2),
+            nn.Conv2d(2, 2, 1, padding="valid"),
+        ),
+        nn.Sequential(nn.Conv2d(1, 2, 3), nn.MaxPool2d(2, ceil_mode=True), nn.AdaptiveAvgPool2d((2, None))),
+    ]
+    for stack, size in itertools.product(stacks, [(31, 31), (32, 45), (20, 21)]):
+        assert feature_map_size(stack, size) == stack(torch.zeros(1, 1, *size)).shape[-2:], (stack, size)
+    assert feature_map_size(stacks[0], 16) == (8, 8)  # an int means a square input

@@ -15,6 +15,7 @@ from {{ cookiecutter.package_name }}.config import ConfigError, load_config, to_
 from {{ cookiecutter.package_name }}.data import build_dataloaders
 from {{ cookiecutter.package_name }}.data.preload import PreloadedLoader
 from {{ cookiecutter.package_name }}.engine import Trainer, build_optimizer, build_scheduler
+from {{ cookiecutter.package_name }}.errors import run_main
 from {{ cookiecutter.package_name }}.models import build_model
 
 HEADER = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "time_s"]  # metrics.csv, the contract
@@ -97,15 +98,16 @@ def test_cli_train_then_evaluate(tmp_path, cli_overrides, run_script):
     assert result["accuracy"] == float(rows[-1]["val_acc"])
 
 
-def test_second_run_with_the_same_name_is_refused(tmp_path, cli_overrides, run_script):
+def test_second_run_with_the_same_name_is_refused(tmp_path, cli_overrides, capsys):
     args = cli_overrides(run_name="taken")
     assert train.main(args) == 0
     run_dir = tmp_path / "runs" / "taken"
     before = snapshot(run_dir)
     assert len(before) >= 5
-    proc = run_script("train.py", *args)
-    assert proc.returncode != 0
-    assert str(run_dir) in proc.stderr and "Traceback" not in proc.stderr
+    capsys.readouterr()
+    assert run_main(train.main, args) == 2
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line.startswith(f"error: run directory {run_dir} already exists")
     assert snapshot(run_dir) == before  # nothing in the existing run changed
 
 
@@ -120,11 +122,11 @@ def test_resume_with_config_is_refused(tmp_path, cli_overrides):
     assert snapshot(run_dir) == before
 
 
-def test_resume_of_a_missing_path_is_a_clean_error(tmp_path, run_script):
+def test_resume_of_a_missing_path_is_a_clean_error(tmp_path, capsys):
     missing = tmp_path / "runs" / "never-ran"
-    proc = run_script("train.py", "--resume", missing)
-    assert proc.returncode != 0
-    assert str(missing) in proc.stderr and "Traceback" not in proc.stderr
+    assert run_main(train.main, ["--resume", str(missing)]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error: checkpoint ") and str(missing) in line
     assert not missing.exists()
 
 

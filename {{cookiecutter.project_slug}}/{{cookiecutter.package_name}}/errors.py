@@ -1,4 +1,6 @@
-"""The errors that reach the user as one paragraph (train.py, evaluate.py and predict.py print them, no traceback)."""
+"""The errors that reach the user as one paragraph: `run_main` prints them, no traceback, exit code 2."""
+
+import sys
 
 
 class ConfigError(ValueError):
@@ -11,3 +13,23 @@ class DataError(ValueError):
 
 class CheckpointError(RuntimeError):
     """A checkpoint that is missing, unreadable, unsafe or for another model."""
+
+
+USER_ERRORS = (ConfigError, DataError, CheckpointError, FloatingPointError)
+
+
+def error_message(err: Exception) -> str:
+    """One paragraph; an error re-raised from a DataLoader worker carries the worker's traceback."""
+    text = str(err)
+    if "Original Traceback" in text:
+        text = text.strip().splitlines()[-1].split(": ", 1)[-1]
+    return text
+
+
+def run_main(main, argv=None, prefix: str = "error") -> int:
+    """`main(argv)`'s exit code; a user error becomes one `error: ...` line on stderr and exit code 2."""
+    try:
+        return main(argv)
+    except USER_ERRORS as err:
+        print(f"{prefix}: {error_message(err)}", file=sys.stderr)
+        return 2

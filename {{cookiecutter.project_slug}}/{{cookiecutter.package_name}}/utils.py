@@ -1,4 +1,4 @@
-"""Helpers: logging that keeps progress bars intact, seeds, atomic file writes, error text."""
+"""Helpers: logging that keeps progress bars intact, seeds, atomic file writes."""
 
 import hashlib
 import logging
@@ -49,14 +49,6 @@ def setup_logging(log_file: Path | None = None, level: int = logging.INFO) -> lo
 def show_progress(enabled: bool) -> bool:
     """Bars only when asked for and stderr is a terminal (no bar spam in log files or CI)."""
     return enabled and sys.stderr.isatty()
-
-
-def error_message(err: Exception) -> str:
-    """One paragraph; an error re-raised from a DataLoader worker carries the worker's traceback."""
-    text = str(err)
-    if "Original Traceback" in text:
-        text = text.strip().splitlines()[-1].split(": ", 1)[-1]
-    return text
 
 
 # Every random stream of a run, each seeded from `seed` alone, so any epoch can be replayed:

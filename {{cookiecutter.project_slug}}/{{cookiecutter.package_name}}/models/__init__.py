@@ -3,19 +3,10 @@
 import torch.nn as nn
 
 from ..errors import ConfigError
-from .layers import (
-    conv_output_size,
-    feature_map_size,
-    find_module,
-    freeze_parameters,
-    grad_norm,
-    init_weights,
-    input_gradient,
-)
+from .layers import freeze_parameters
 from .registry import MODELS
 
-__all__ = ["MODELS", "build_model", "conv_output_size", "feature_map_size", "find_module", "freeze_parameters"]
-__all__ += ["grad_norm", "init_weights", "input_gradient"]
+__all__ = ["MODELS", "build_model"]  # helpers: layers.py (init, find/freeze by name, gradients), shapes.py (images)
 
 
 def build_model(cfg, data_info: dict) -> nn.Module:

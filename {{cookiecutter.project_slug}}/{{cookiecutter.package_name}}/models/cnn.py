@@ -4,7 +4,8 @@ from functools import partial
 import torch
 import torch.nn as nn
 
-from .layers import feature_map_size, init_weights
+from .layers import init_weights
+from .shapes import feature_map_size
 
 
 class SimpleCNN(nn.Module):
