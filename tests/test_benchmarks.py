@@ -55,3 +55,15 @@ def test_lightning_comparison_runs_without_lightning_and_says_so(tmp_path):
     assert len(diffs) == 1 and float(diffs[0]) < 1e-6, proc.stdout  # float sums in another order
     last = proc.stdout.strip().splitlines()[-1]
     assert re.fullmatch(r"ratio generated/raw: \d+\.\d\d \(median of 1 pairs\)", last), proc.stdout
+
+
+def test_tabular_benchmark_compares_with_scikit_learn_and_loads_a_big_csv(tmp_path):
+    proc = python(
+        BENCHMARKS / "tabular.py", "--seeds", "1", "--epochs", "2", "--rows", "500", cwd=tmp_path
+    )
+    assert proc.returncode == 0, explain(proc)
+    for table in ("breast_cancer", "wine"):  # accuracies of the MLP, logistic, boosted; 2 ratios
+        row = r"\s+\d+" + r"\s+[01]\.\d{4}" * 3 + r"\s+\d+\.\d{3}" * 2
+        assert re.search(rf"^{table}{row}$", proc.stdout, re.MULTILINE), proc.stdout
+    load = r"load 500 x 50 \(.*\): \d+\.\d s, peak RSS \d+\.\d\d GiB"
+    assert re.search(load, proc.stdout), proc.stdout

@@ -1,15 +1,20 @@
-"""Tabular CSV data: layout, shapes, dtypes, standardisation with train statistics, labels and clear errors."""
+"""Tabular CSV data: layout, column roles, gaps, one-hot and embedded levels, train-only statistics, errors."""
 
 import csv
 import logging
+import math
 from pathlib import Path
 
 import pytest
 import torch
 
-from {{ cookiecutter.package_name }}.data import DataError, build_dataloaders, build_datasets
+from {{ cookiecutter.package_name }}.data import DataError, build_dataloaders, build_datasets, table
 from {{ cookiecutter.package_name }}.data.common import SAMPLE_DATA_ROOT
 from {{ cookiecutter.package_name }}.data.sample import CLASS_CENTRES, COLUMNS, write_sample
+from {{ cookiecutter.package_name }}.data.table import embedding_dim
+from {{ cookiecutter.package_name }}.models import build_model
+
+FEATURES = [c for c in COLUMNS if c not in ("id", "label")]  # the sample's feature columns (id is dropped)
 
 
 def write_csv(path: Path, header: list[str], rows: list[list]) -> Path:
@@ -43,7 +48,7 @@ def mixed_predict_inputs(data_root: Path, names: list[str], tmp_path: Path):
     records = read_rows(data_root / "val.csv")
     columns = [c for c in records[0] if c != "label"]
     first_rows = [[i, *(r[c] for c in reversed(columns))] for i, r in enumerate(records[:5])]
-    first = write_csv(tmp_path / "first.csv", ["id", *reversed(columns)], first_rows)
+    first = write_csv(tmp_path / "first.csv", ["row", *reversed(columns)], first_rows)
     second = write_csv(tmp_path / "second.csv", columns, [[r[c] for c in columns] for r in records[5:7]])
     expected = [f"{first}:{i}" for i in range(1, 6)] + [f"{second}:1", f"{second}:2", *names]
     same = list(zip(expected[:7], names[:7], strict=True))
@@ -52,11 +57,10 @@ def mixed_predict_inputs(data_root: Path, names: list[str], tmp_path: Path):
 
 def bad_predict_inputs(tmp_path: Path) -> list[tuple[list[str], str]]:
     """(inputs, the error they must raise, as a regex) for predict.py."""
-    columns = ["x1", "x2", "x3", "income", "noise"]
     cases = [
-        (["x1", "x2", "x3", "noise", "label"], [[0, 0, 0, 0, "alpha"]], r"no feature column 'income'; .*\['x1'"),
-        (columns, [[0, 0, "oops", 0, 0]], r"line 2: column 'x3' = 'oops' is not a number"),
-        (columns, [], "no rows found"),
+        ([c for c in FEATURES if c != "income"], [[0] * 6], r"has no column 'income'; the model needs .*\['x1'"),
+        (FEATURES, [[0, 0, "oops", "red", 0, "city_00", 0]], r"line 2: column 'x3' = 'oops' is not a number"),
+        (FEATURES, [], "no rows found"),
     ]
     found = [([str(write_csv(tmp_path / f"bad{i}.csv", *case[:2]))], case[2]) for i, case in enumerate(cases)]
     return [*found, ([str(tmp_path / "missing.csv")], "does not exist"), ([str(tmp_path)], "is a folder")]
@@ -65,30 +69,32 @@ def bad_predict_inputs(tmp_path: Path) -> list[tuple[list[str], str]]:
 def cli_bad_predict_input(tmp_path: Path) -> tuple[list[str], str]:
     """(predict.py arguments, how its one-line error starts)."""
     bad = write_csv(tmp_path / "bad.csv", ["x1", "x2", "x3", "label"], [[0, 0, 0, "alpha"]])
-    return [str(bad)], f"error: {bad} has no feature column 'income', 'noise'"
+    return [str(bad)], f"error: {bad} has no column 'income', 'noise'"
 
 
-def raw(dataset, info) -> torch.Tensor:
-    """Undo the standardisation (float64 to compare exactly enough)."""
-    return dataset.features.double() * torch.tensor(info["std"]) + torch.tensor(info["mean"])
+def numeric_info(info: dict, name: str) -> dict:
+    return next(column for column in info["numeric"] if column["name"] == name)
+
+
+def build(root: Path, make_config, data_info=None, **settings):
+    return build_datasets(make_config(**{"data.root": root, **settings}), data_info)
 
 
 def test_sample_data_layout_and_batches(data_root, make_config):
     for split, count in (("train", 60), ("val", 30)):
         rows = read_rows(data_root / f"{split}.csv")
-        assert len(rows) == count
-        assert list(rows[0]) == [*COLUMNS, "label"]
+        assert len(rows) == count and list(rows[0]) == COLUMNS
         assert {row["label"] for row in rows} == set(CLASS_CENTRES)
     cfg = make_config()
     train_loader, val_loader, info = build_dataloaders(cfg)
-    assert info["classes"] == sorted(CLASS_CENTRES)
-    assert info["feature_columns"] == COLUMNS
-    assert info["num_features"] == len(COLUMNS) and info["num_classes"] == len(CLASS_CENTRES)
+    assert info["classes"] == sorted(CLASS_CENTRES) and info["num_classes"] == len(CLASS_CENTRES)
+    assert sorted(info["feature_columns"]) == sorted(FEATURES)  # id dropped (data.drop_columns), label apart
+    assert [c["name"] for c in info["categorical"]] == ["color", "city"]
+    assert info["embeddings"] == [[len(info["categorical"][1]["levels"]) + 1, info["categorical"][1]["embedding_dim"]]]
     assert len(train_loader.dataset) == 60 and len(val_loader.dataset) == 30
     inputs, targets = next(iter(train_loader))
-    assert inputs.shape == (cfg.data.batch_size, len(COLUMNS))
-    assert inputs.dtype == torch.float32
-    assert targets.dtype == torch.int64
+    assert inputs.shape == (cfg.data.batch_size, info["num_features"])  # the city codes in the last column
+    assert inputs.dtype == torch.float32 and targets.dtype == torch.int64
     assert int(targets.min()) >= 0 and int(targets.max()) < len(CLASS_CENTRES)
     assert sum(len(t) for _, t in val_loader) == 30  # val keeps every sample
 
@@ -99,8 +105,60 @@ def test_labels_map_row_by_row(data_root, make_config):
         labels = [row["label"] for row in read_rows(data_root / f"{split}.csv")]
         assert [info["classes"][i] for i in dataset.labels.tolist()] == labels
         x, y = dataset[0]
-        assert x.dtype == torch.float32 and x.shape == (len(COLUMNS),)
+        assert x.dtype == torch.float32 and x.shape == (info["num_features"],)
         assert y.dtype == torch.int64 and y.shape == ()
+
+
+def test_roles_are_inferred_from_train_and_logged(tmp_path, make_config, caplog):
+    root = tmp_path / "roles"
+    header = ["id", "size", "zip", "color", "label"]
+    rows = [[i, i * 1.5, f"0{i}", "red" if i % 2 else "", "ab"[i % 2]] for i in range(8)]
+    write_csv(root / "train.csv", header, rows)
+    write_csv(root / "val.csv", header, rows[:2])
+    with caplog.at_level(logging.INFO):
+        _, _, info = build(root, make_config)
+    assert [c["name"] for c in info["numeric"]] == ["size", "zip"]  # "01" parses as a number
+    assert [c["name"] for c in info["categorical"]] == ["color"]
+    assert "numeric columns ['size', 'zip']" in caplog.text and "one-hot ['color']" in caplog.text
+    # Configured roles win: a zip code is a category even though it looks like a number.
+    _, _, info = build(root, make_config, **{"data.categorical_columns": ["zip"], "data.numeric_columns": ["size"]})
+    assert [c["name"] for c in info["categorical"]] == ["zip", "color"]
+    assert info["categorical"][0]["levels"] == sorted(f"0{i}" for i in range(8))  # the text as written
+    with pytest.raises(DataError, match="'nope'"):
+        build(root, make_config, **{"data.numeric_columns": ["nope"]})
+    with pytest.raises(DataError, match="both"):
+        build(root, make_config, **{"data.numeric_columns": ["zip"], "data.categorical_columns": ["zip"]})
+    with pytest.raises(DataError, match=r"line 3: column 'color' = 'red' is not a number"):
+        build(root, make_config, **{"data.numeric_columns": ["color"]})
+
+
+def test_text_after_many_numbers_makes_a_column_categorical(tmp_path, make_config, monkeypatch):
+    monkeypatch.setattr(table, "CHUNK_ROWS", 4)  # the text turns up in a later chunk than the first numbers
+    root = tmp_path / "late_text"
+    rows = [[str(i), "ab"[i % 2]] for i in range(9)] + [["n/a", "a"]]
+    write_csv(root / "train.csv", ["code", "label"], rows)
+    write_csv(root / "val.csv", ["code", "label"], rows[:2])
+    train_set, _, info = build(root, make_config)
+    assert info["numeric"] == [] and info["categorical"][0]["levels"] == sorted([str(i) for i in range(9)] + ["n/a"])
+    assert train_set.features.shape[1] == info["num_features"] == 10
+
+
+def test_numeric_gaps_get_the_train_median_and_a_missing_flag(tmp_path, make_config):
+    root = tmp_path / "gaps"
+    write_csv(root / "train.csv", ["x", "full", "label"], [["1", 5, "a"], ["", 6, "b"], ["3", 7, "a"], ["10", 8, "b"]])
+    write_csv(root / "val.csv", ["x", "full", "label"], [["", "", "a"], ["3", 6, "b"]])
+    train_set, val_set, info = build(root, make_config)
+    x, full = numeric_info(info, "x"), numeric_info(info, "full")
+    assert x["median"] == 3.0 and x["missing_indicator"] and not full["missing_indicator"]
+    filled = torch.tensor([1.0, 3.0, 3.0, 10.0], dtype=torch.float64)
+    assert x["mean"] == pytest.approx(filled.mean().item())
+    assert x["std"] == pytest.approx(filled.std(unbiased=False).item())
+    assert info["num_features"] == 3  # x, x missing, full
+    assert train_set.features[:, 1].tolist() == [0.0, 1.0, 0.0, 0.0]
+    assert train_set.features[1, 0].item() == pytest.approx((3.0 - x["mean"]) / x["std"])
+    # val's gaps: the *train* median (its own would differ); a gap where train had none is filled too
+    expected = [(3.0 - x["mean"]) / x["std"], 1.0, (full["median"] - full["mean"]) / full["std"]]
+    assert val_set.features[0].tolist() == pytest.approx(expected)
 
 
 def test_standardised_with_train_statistics(tmp_path, make_config):
@@ -109,21 +167,63 @@ def test_standardised_with_train_statistics(tmp_path, make_config):
     val = [[100.0 + i, -3.0, 7.0, "a"] for i in range(5)]
     write_csv(root / "train.csv", ["x", "big", "const", "label"], train)
     write_csv(root / "val.csv", ["x", "big", "const", "label"], val)
-    train_set, val_set, info = build_datasets(make_config(**{"data.root": root}))
+    train_set, val_set, info = build(root, make_config)
     x = train_set.features
     assert torch.allclose(x[:, :2].mean(dim=0), torch.zeros(2), atol=1e-5)
     assert torch.allclose(x[:, :2].std(dim=0, unbiased=False), torch.ones(2), atol=1e-5)
-    assert torch.equal(x[:, 2], torch.zeros(20))  # a constant column: no division by zero
-    assert info["std"][2] == 1.0
-    train_x = torch.tensor([row[:3] for row in train], dtype=torch.float64)
-    assert info["mean"] == pytest.approx(train_x.mean(dim=0).tolist())
-    assert info["std"][:2] == pytest.approx(train_x[:, :2].std(dim=0, unbiased=False).tolist())
+    assert torch.equal(x[:, 2], torch.zeros(20)) and numeric_info(info, "const")["std"] == 1.0  # no division by zero
     # val is scaled with *train's* mean/std, so its shift stays visible (its own stats would give mean 0)
-    expected = (torch.tensor([row[:3] for row in val], dtype=torch.float64) - train_x.mean(dim=0)) / torch.tensor(
-        info["std"]
-    )
+    mean, std = (torch.tensor([c[key] for c in info["numeric"]]) for key in ("mean", "std"))
+    expected = (torch.tensor([row[:3] for row in val], dtype=torch.float64) - mean) / std
     assert torch.allclose(val_set.features.double(), expected, atol=1e-5)
     assert val_set.features[:, 0].mean() > 5
+
+
+def test_categories_one_hot_with_gaps_as_a_level_and_unseen_levels_as_zeros(tmp_path, make_config, caplog):
+    root = tmp_path / "colors"
+    write_csv(root / "train.csv", ["color", "label"], [["red", "a"], ["blue", "b"], ["", "a"], ["red", "b"]])
+    write_csv(root / "val.csv", ["color", "label"], [["blue", "a"], ["purple", "b"], ["", "a"], ["pink", "a"]])
+    with caplog.at_level(logging.INFO):
+        train_set, val_set, info = build(root, make_config)
+    assert info["categorical"] == [{"name": "color", "levels": ["", "blue", "red"], "embedding_dim": 0}]
+    assert train_set.features.tolist() == [[0, 0, 1], [0, 1, 0], [1, 0, 0], [0, 0, 1]]
+    assert val_set.features.tolist() == [[0, 1, 0], [0, 0, 0], [1, 0, 0], [0, 0, 0]]  # unseen: all zeros
+    assert "val.csv: 2 value(s) of 'color' not seen in train, encoded as unknown" in caplog.text
+
+
+def test_many_levels_become_an_embedding_the_model_learns(tmp_path, make_config):
+    root = tmp_path / "cities"
+    rows = [[f"c{i % 12}", i % 3, "ab"[i % 2]] for i in range(24)]
+    write_csv(root / "train.csv", ["city", "x", "label"], rows)
+    write_csv(root / "val.csv", ["city", "x", "label"], [["c3", 0, "a"], ["elsewhere", 1, "b"]])
+    cfg = make_config(**{"data.root": root, "data.embedding_threshold": 10})
+    train_set, val_set, info = build_datasets(cfg)
+    city = info["categorical"][0]
+    assert len(city["levels"]) == 12 and city["embedding_dim"] == embedding_dim(13) == 7
+    assert info["embeddings"] == [[13, 7]] and info["num_features"] == 2  # x, then the codes
+    assert val_set.features[:, 1].tolist() == [city["levels"].index("c3"), 12]  # unseen: the extra row 12
+    model = build_model(cfg, info)
+    assert model(train_set.features[:4]).shape == (4, 2)
+    model(val_set.features).sum().backward()
+    assert model.embeddings[0].weight.grad[[city["levels"].index("c3"), 12]].abs().sum() > 0  # both rows learn
+    assert embedding_dim(3) == 3 and embedding_dim(1000) == 77  # round(1.6 * levels ** 0.56)
+
+
+def test_empty_label_cell_names_file_and_line(tmp_path, make_config):
+    root = tmp_path / "empty_label"
+    path = write_csv(root / "train.csv", ["x", "label"], [[1, "a"], [2, "b"], [3, " "]])
+    with pytest.raises(DataError, match=rf"{path} line 4: the label cell is empty"):
+        build(root, make_config)
+
+
+def test_drop_columns(tmp_path, make_config, caplog):
+    root = tmp_path / "drop"
+    write_csv(root / "train.csv", ["id", "leak", "x", "label"], [[i, i % 2, i, "ab"[i % 2]] for i in range(6)])
+    _, _, info = build(root, make_config, **{"data.drop_columns": ["id", "leak"]})
+    assert info["feature_columns"] == ["x"]
+    with caplog.at_level(logging.INFO):
+        _, _, info = build(root, make_config, **{"data.drop_columns": ["ID"]})
+    assert info["feature_columns"] == ["id", "leak", "x"] and "['ID'] not in train.csv" in caplog.text
 
 
 def test_string_labels_get_ids_in_sorted_order(tmp_path, make_config):
@@ -131,10 +231,9 @@ def test_string_labels_get_ids_in_sorted_order(tmp_path, make_config):
     labels = ["zebra", "apple", "mango", "apple", "zebra", "mango"]
     write_csv(root / "train.csv", ["f", "label"], [[i, label] for i, label in enumerate(labels)])
     write_csv(root / "val.csv", ["f", "label"], [[0, "mango"], [1, "zebra"]])
-    train_set, val_set, info = build_datasets(make_config(**{"data.root": root}))
+    train_set, val_set, info = build(root, make_config)
     assert info["classes"] == ["apple", "mango", "zebra"]
-    assert train_set.labels.tolist() == [2, 0, 1, 0, 2, 1]
-    assert val_set.labels.tolist() == [1, 2]
+    assert train_set.labels.tolist() == [2, 0, 1, 0, 2, 1] and val_set.labels.tolist() == [1, 2]
 
 
 def test_numeric_labels_sort_numerically(tmp_path, make_config):
@@ -142,10 +241,9 @@ def test_numeric_labels_sort_numerically(tmp_path, make_config):
     labels = ["10", "2", "1", "2", "10", "1"]
     write_csv(root / "train.csv", ["f", "label"], [[i, label] for i, label in enumerate(labels)])
     write_csv(root / "val.csv", ["f", "label"], [[0, "10"]])
-    train_set, val_set, info = build_datasets(make_config(**{"data.root": root}))
+    train_set, val_set, info = build(root, make_config)
     assert info["classes"] == ["1", "2", "10"]
-    assert train_set.labels.tolist() == [2, 1, 0, 1, 2, 0]
-    assert val_set.labels.tolist() == [2]
+    assert train_set.labels.tolist() == [2, 1, 0, 1, 2, 0] and val_set.labels.tolist() == [2]
 
 
 def test_unknown_val_label_is_an_error(tmp_path, make_config):
@@ -153,18 +251,24 @@ def test_unknown_val_label_is_an_error(tmp_path, make_config):
     write_csv(root / "train.csv", ["f", "label"], [[0, "a"], [1, "b"]])
     write_csv(root / "val.csv", ["f", "label"], [[0, "c"]])
     with pytest.raises(DataError, match="'c'"):
-        build_datasets(make_config(**{"data.root": root}))
+        build(root, make_config)
 
 
-def test_non_numeric_feature_names_file_line_and_column(tmp_path, make_config):
+def test_text_in_a_numeric_column_of_val_names_file_line_and_column(tmp_path, make_config):
     root = tmp_path / "text_feature"
-    path = write_csv(root / "train.csv", ["x1", "x2", "label"], [[1, 2, "a"], [3, 4, "b"], [5, "abc", "a"]])
+    write_csv(root / "train.csv", ["x1", "x2", "label"], [[1, 2, "a"], [3, 4, "b"]])
+    path = write_csv(root / "val.csv", ["x1", "x2", "label"], [[1, 2, "a"], [5, "abc", "a"]])
     with pytest.raises(DataError) as err:
-        build_datasets(make_config(**{"data.root": root}))
-    message = str(err.value)
-    assert str(path) in message
-    assert "line 4" in message  # the header is line 1
-    assert "'x2'" in message and "'abc'" in message
+        build(root, make_config)
+    assert f"{path} line 3: column 'x2' = 'abc' is not a number" in str(err.value)  # the header is line 1
+
+
+def test_ragged_row_names_its_line(tmp_path, make_config):
+    root = tmp_path / "ragged"
+    (root).mkdir()
+    (root / "train.csv").write_text("x,label\n1,a\n2,b,extra\n")
+    with pytest.raises(DataError, match="line 3 has 3 cells, the header 2"):
+        build(root, make_config)
 
 
 def test_missing_label_column_is_named(tmp_path, make_config):
@@ -172,55 +276,63 @@ def test_missing_label_column_is_named(tmp_path, make_config):
     path = write_csv(root / "train.csv", ["x1", "target"], [[1, "a"], [2, "b"]])
     write_csv(root / "val.csv", ["x1", "target"], [[1, "a"]])
     with pytest.raises(DataError) as err:
-        build_datasets(make_config(**{"data.root": root}))
+        build(root, make_config)
     assert "'label'" in str(err.value) and str(path) in str(err.value)
-    train_set, _, info = build_datasets(make_config(**{"data.root": root, "data.label_column": "target"}))
+    _, _, info = build(root, make_config, **{"data.label_column": "target"})
     assert info["classes"] == ["a", "b"] and info["feature_columns"] == ["x1"]
 
 
 def test_val_columns_are_matched_by_name(tmp_path, make_config):
     root = tmp_path / "reordered"
-    write_csv(root / "train.csv", ["x1", "x2", "label"], [[0, 10, "a"], [2, 30, "b"]])
-    write_csv(root / "val.csv", ["label", "x2", "x1"], [["a", 10, 0], ["b", 30, 2]])
-    train_set, val_set, _ = build_datasets(make_config(**{"data.root": root}))
-    assert torch.allclose(val_set.features, train_set.features)
+    write_csv(root / "train.csv", ["x1", "c", "x2", "label"], [[0, "u", 10, "a"], [2, "v", 30, "b"]])
+    write_csv(root / "val.csv", ["label", "x2", "extra", "c", "x1"], [["a", 10, 1, "u", 0], ["b", 30, 2, "v", 2]])
+    train_set, val_set, _ = build(root, make_config)
+    assert torch.equal(val_set.features, train_set.features)
     write_csv(root / "val.csv", ["x1", "x3", "label"], [[0, 10, "a"]])
-    with pytest.raises(DataError, match="x3"):
-        build_datasets(make_config(**{"data.root": root}))
+    with pytest.raises(DataError, match="has no column 'x2', 'c'"):
+        build(root, make_config)
 
 
 def test_val_split_from_val_fraction_is_disjoint_seeded_and_sized(tmp_path, make_config):
     root = tmp_path / "no_val"
-    write_csv(root / "train.csv", ["id", "label"], [[i, "ab"[i % 2]] for i in range(20)])
+    write_csv(root / "train.csv", ["n", "label"], [[i, "ab"[i % 2]] for i in range(20)])
 
     def split(seed, fraction=0.25):
-        cfg = make_config(**{"data.root": root, "seed": seed, "data.val_fraction": fraction})
-        train_set, val_set, info = build_datasets(cfg)
-        ids = [sorted(round(v) for v in raw(dataset, info)[:, 0].tolist()) for dataset in (train_set, val_set)]
-        return ids[0], ids[1]
+        train_set, val_set, info = build(root, make_config, **{"seed": seed, "data.val_fraction": fraction})
+        n = numeric_info(info, "n")  # undo the standardisation to get the row numbers back
+        rows = [(d.features[:, 0] * n["std"] + n["mean"]).round().int().tolist() for d in (train_set, val_set)]
+        return [sorted(ids) for ids in rows]
 
     train, val = split(seed=1)
-    assert len(val) == 5 and len(train) == 15
-    assert sorted(train + val) == list(range(20))
-    assert split(seed=1) == (train, val)  # the same seed gives the same split
+    assert len(val) == 5 and len(train) == 15 and sorted(train + val) == list(range(20))
+    assert split(seed=1) == [train, val]  # the same seed gives the same split
     assert split(seed=2)[1] != val
     assert len(split(seed=1, fraction=0.5)[1]) == 10
+    # Statistics come from the train part only: its mean, not the whole file's.
+    _, _, info = build(root, make_config, **{"seed": 1, "data.val_fraction": 0.25})
+    assert numeric_info(info, "n")["mean"] == pytest.approx(sum(train) / len(train))
 
 
-def test_data_info_from_a_checkpoint_is_reused(tmp_path, make_config):
+def test_preprocessing_saved_in_a_checkpoint_is_reused(tmp_path, make_config):
     first = tmp_path / "first"
-    write_csv(first / "train.csv", ["x", "label"], [[0.0, "a"], [10.0, "b"], [20.0, "c"]])
-    write_csv(first / "val.csv", ["x", "label"], [[5.0, "a"]])
-    _, _, saved = build_datasets(make_config(**{"data.root": first}))
-    other = tmp_path / "other"  # other data with its own statistics and only some of the classes
-    write_csv(other / "train.csv", ["x", "label"], [[1000.0, "c"], [3000.0, "c"]])
-    write_csv(other / "val.csv", ["x", "label"], [[20.0, "c"], [0.0, "a"]])
-    _, val_set, info = build_datasets(make_config(**{"data.root": other}), saved)
+    write_csv(first / "train.csv", ["x", "color", "label"], [[0.0, "red", "a"], [10.0, "", "b"], [20.0, "blue", "c"]])
+    write_csv(first / "val.csv", ["x", "color", "label"], [[5.0, "red", "a"]])
+    _, _, saved = build(first, make_config)
+    path = tmp_path / "info.pt"
+    torch.save(saved, path)
+    saved = torch.load(path, weights_only=True)  # plain types only: a safe load gives it back whole
+    other = tmp_path / "other"  # other data with its own statistics and levels, and only some of the classes
+    write_csv(other / "train.csv", ["color", "x", "label"], [["green", 1000.0, "c"], ["green", 3000.0, "c"]])
+    write_csv(other / "val.csv", ["color", "x", "label"], [["blue", 20.0, "c"], ["green", math.nan, "a"]])
+    _, val_set, info = build(other, make_config, saved)
     assert info["classes"] == ["a", "b", "c"] and info["num_classes"] == 3
-    assert info["mean"] == saved["mean"] and info["std"] == saved["std"]
-    expected = (torch.tensor([[20.0], [0.0]]) - saved["mean"][0]) / saved["std"][0]
-    assert torch.allclose(val_set.features, expected, atol=1e-6)
+    assert info["numeric"] == saved["numeric"] and info["categorical"] == saved["categorical"]
+    x = saved["numeric"][0]
+    expected = [[(20.0 - x["mean"]) / x["std"], 0, 1, 0], [(x["median"] - x["mean"]) / x["std"], 0, 0, 0]]
+    assert torch.allclose(val_set.features, torch.tensor(expected))  # "nan" is a gap; green was never seen
     assert val_set.labels.tolist() == [2, 0]
+    with pytest.raises(DataError, match="train it again"):
+        build(other, make_config, {"classes": ["a"], "mean": [0.0], "std": [1.0], "feature_columns": ["x"]})
 
 
 def test_missing_root_is_an_error_naming_it(tmp_path, make_config):
@@ -236,7 +348,7 @@ def test_missing_root_is_an_error_naming_it(tmp_path, make_config):
 def test_header_only_csv_is_an_error(tmp_path, make_config):
     path = write_csv(tmp_path / "header_only" / "train.csv", ["x", "label"], [])
     with pytest.raises(DataError, match="no rows"):
-        build_datasets(make_config(**{"data.root": path.parent}))
+        build(path.parent, make_config)
 
 
 def test_default_root_gets_the_sample_written(tmp_path, make_config, monkeypatch, caplog):
@@ -250,6 +362,10 @@ def test_default_root_gets_the_sample_written(tmp_path, make_config, monkeypatch
     assert len(train_loader.dataset) > 0 and len(val_loader.dataset) > 0
     assert "sample" in caplog.text
     assert not list(tmp_path.glob("data/.*"))  # no temp folder left behind
+    # The sample is a table as they come: an id, the label not last, gaps, a one-hot and an embedded column.
+    rows = read_rows(root / "train.csv")
+    assert list(rows[0])[:2] == ["id", "label"] and any(row[c] == "" for row in rows for c in ("x1", "color"))
+    assert info["embeddings"] and any(c["missing_indicator"] for c in info["numeric"])
 
 
 def test_write_sample_is_reproducible(tmp_path):

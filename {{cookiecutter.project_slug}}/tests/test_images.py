@@ -132,7 +132,7 @@ def test_skips_in_worker_processes_are_counted(tmp_path, make_config, start):
     (tmp_path / "broken.png").write_bytes(b"garbage")
     names = ["a.png", "broken.png", "b.png", "c.png", "broken.png"]
     _, dataset = dataset_of(tmp_path, make_config, names, **{"data.skip_corrupt": True})
-    workers = 2 if start == "fork" else 1  # a forkserver worker imports torch afresh: seconds each
+    workers = 2 if start == "fork" else 1  # one forkserver worker shows the pickled counter works
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=2, num_workers=workers, collate_fn=dataset.collate_fn, multiprocessing_context=start
     )

@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn as nn
 
+import evaluate
 import train
 from {{ cookiecutter.package_name }} import engine
 from {{ cookiecutter.package_name }}.config import ConfigError, load_config, to_dict
@@ -74,7 +75,7 @@ def test_fit_one_epoch_in_process(make_config, tmp_path):
     assert all((tmp_path / "run" / "checkpoints" / name).is_file() for name in ("last.pt", "best.pt"))
 
 
-def test_cli_train_then_evaluate(tmp_path, cli_overrides, run_script):
+def test_cli_train_then_evaluate(tmp_path, cli_overrides, run_script, capsys):
     proc = run_script("train.py", *cli_overrides(run_name="smoke", **{"trainer.epochs": 2}))
     assert proc.returncode == 0, proc.stderr
     run_dir = tmp_path / "runs" / "smoke"
@@ -88,9 +89,9 @@ def test_cli_train_then_evaluate(tmp_path, cli_overrides, run_script):
     assert saved.run_name == "smoke" and saved.trainer.epochs == 2
     assert not list(run_dir.rglob(".*tmp*"))  # no temp files left
 
-    proc = run_script("evaluate.py", run_dir / "checkpoints" / "last.pt")
-    assert proc.returncode == 0, proc.stderr
-    [line] = proc.stdout.strip().splitlines()  # stdout: one JSON object, nothing else
+    capsys.readouterr()
+    assert evaluate.main([str(run_dir / "checkpoints" / "last.pt")]) == 0
+    [line] = capsys.readouterr().out.strip().splitlines()  # stdout: one JSON object, nothing else
     result = json.loads(line)
     # The same criterion and evaluate() as training's validation: exactly the last row's numbers.
     assert result["epoch"] == 2 and result["num_samples"] > 0

@@ -23,7 +23,7 @@ CHOICES_COMMENT = re.compile(r"^(\s*)(\w+):.*#\s*one of:\s*([^;]+)")
 POSITIVE = ["data.batch_size", "trainer.epochs", "trainer.log_interval", "trainer.accumulate_steps", "optim.lr"]
 POSITIVE += ["data.image_size", "data.stats_images"]
 NON_NEGATIVE = ["data.num_workers", "data.prefetch_batches", "optim.weight_decay"]
-NON_NEGATIVE += ["trainer.grad_clip_norm", "trainer.early_stopping_patience"]
+NON_NEGATIVE += ["trainer.grad_clip_norm", "trainer.early_stopping_patience", "data.embedding_threshold"]
 FRACTIONS = {"data.val_fraction": "between 0 and 1", "data.preload_memory_fraction": "in (0, 1]"}
 
 

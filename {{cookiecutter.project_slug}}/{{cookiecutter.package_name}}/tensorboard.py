@@ -6,6 +6,7 @@ Without the `tensorboard` package training goes on and says so once.
 """
 
 import logging
+import warnings
 
 import torch
 
@@ -37,7 +38,11 @@ class TensorBoardLogger:
         self.writer = SummaryWriter(str(log_dir))
         try:
             inputs = next(iter(loader))[0]
-            self.writer.add_graph(model, inputs[:1].to(next(model.parameters()).device))
+            # add_graph traces with torch.jit.trace, which newer torch marks deprecated: TensorBoard's
+            # business, not something a user of this project can act on.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)
+                self.writer.add_graph(model, inputs[:1].to(next(model.parameters()).device))
         except Exception as err:  # tracing is best effort: some models do not trace
             log.info("TensorBoard graph skipped: the model does not trace (%s)", err.__class__.__name__)
 

@@ -1,14 +1,14 @@
-"""A table in CSV: `<root>/train.csv` and `<root>/val.csv`, numeric features plus a label column.
+"""A table in CSV: `<root>/train.csv` and `<root>/val.csv`, a label column and feature columns.
 
-Parsed once and held in memory. Features are standardised with the *train* mean/std, saved in
-`data_info` with the columns and classes for evaluation and predict.py. Columns are matched by name.
-Without `val.csv` a seeded `data.val_fraction` of train is held out.
+Read once and held in memory as tensors. The preprocessing (table.py: column roles, gap filling,
+standardisation, one-hot levels, embedded levels) is learned from the *train* rows only and saved
+in `data_info`, which every checkpoint carries to evaluation and predict.py. Columns are matched
+by name. Without `val.csv` a seeded `data.val_fraction` of train is held out.
 
 Every `dataset.py` has EXPECTED_LAYOUT, PREDICT_INPUTS, ensure_data_root, build_datasets, preload_split and
 predict_inputs (for loaders.py and predict.py); its datasets have a `collate_fn`, maybe `take_skipped()`.
 """
 
-import csv
 import logging
 from functools import partial
 from pathlib import Path
@@ -18,104 +18,77 @@ from torch.utils.data import TensorDataset
 
 from .common import DataError, holdout_split, sort_labels, write_sample_root
 from .preload import check_fits, gib
+from .table import column_roles, encode, fit_preprocessing, read_table
 
 log = logging.getLogger(__name__)
 
 EXPECTED_LAYOUT = (
-    "  <root>/train.csv  (header row; numeric feature columns and a label column)\n"
-    "  <root>/val.csv    (optional, same columns)"
+    "  <root>/train.csv  (a header row; a label column and feature columns, numbers or categories, gaps allowed)\n"
+    "  <root>/val.csv    (optional, the same columns in any order)"
 )
 ensure_data_root = partial(write_sample_root, expected_layout=EXPECTED_LAYOUT)
 PREDICT_INPUTS = "CSV files with the checkpoint's feature columns (by name; others ignored), rows named `file:N` from 1"
 
 
-def read_table(path: Path, columns: list[str] | None, label_column: str | None = None):
-    """(columns, rows of their values as floats, labels); `columns` None: all but `label_column`."""
-    if not path.is_file():
-        raise DataError(f"{path} {'is a folder' if path.is_dir() else 'does not exist'}")
-    # utf-8-sig: tables saved by Excel start with a byte-order mark.
-    with open(path, newline="", encoding="utf-8-sig") as file:
-        reader = csv.DictReader(file)
-        header = reader.fieldnames or []
-        if label_column is not None and label_column not in header:
-            raise DataError(f"{path} has no label column {label_column!r} (set data.label_column); columns: {header}")
-        columns = columns or [c for c in header if c != label_column]
-        missing = [c for c in columns if c not in header]
-        if missing:
-            raise DataError(
-                f"{path} has no feature column {', '.join(map(repr, missing))}; expected the columns {columns} "
-                f"(by name, in any order; other columns are ignored), found {header}"
-            )
-        rows, labels = [], []
-        for record in reader:
-            row = []
-            for column in columns:
-                try:
-                    row.append(float(record[column]))
-                except (TypeError, ValueError):
-                    where = f"{path} line {reader.line_num}: column {column!r}"
-                    raise DataError(f"{where} = {record[column]!r} is not a number") from None
-            rows.append(row)
-            if label_column is not None:
-                labels.append((record[label_column] or "").strip())
-    return columns, rows, labels
-
-
-def standardise(rows: list[list[float]], data_info: dict) -> torch.Tensor:
-    """float32 features scaled with train's mean/std: the same arithmetic for training and predict.py."""
-    features = torch.tensor(rows, dtype=torch.float32)
-    return (features - torch.tensor(data_info["mean"])) / torch.tensor(data_info["std"])
-
-
 class TabularDataset(TensorDataset):
-    """Standardised features (N, F) and label ids (N,), held in memory."""
+    """Encoded features (N, F) and label ids (N,), held in memory."""
 
     collate_fn = None  # the default collate
 
-    def __init__(self, path: Path, rows, labels, data_info: dict):
+    def __init__(self, table, data_info: dict):
         index = {name: i for i, name in enumerate(data_info["classes"])}
-        unknown = sorted(set(labels) - set(index))
+        unknown = sorted(set(table.labels) - set(index))
         if unknown:
-            raise DataError(f"{path} has labels {unknown} that are not among the known classes {list(index)}")
-        self.features = standardise(rows, data_info)
-        self.labels = torch.tensor([index[label] for label in labels], dtype=torch.int64)
+            raise DataError(f"{table.path} has labels {unknown} that are not among the known classes {list(index)}")
+        self.features = encode(table, data_info)
+        self.labels = torch.tensor([index[label] for label in table.labels], dtype=torch.int64)
         super().__init__(self.features, self.labels)
 
 
+def configured_roles(cfg) -> dict:
+    """{column: role} from data.numeric_columns and data.categorical_columns (names as text)."""
+    numeric = [str(name) for name in cfg.data.numeric_columns]
+    categorical = [str(name) for name in cfg.data.categorical_columns]
+    if both := sorted(set(numeric) & set(categorical)):
+        raise DataError(f"columns {both} are in both data.numeric_columns and data.categorical_columns")
+    return dict.fromkeys(numeric, "numeric") | dict.fromkeys(categorical, "categorical")
+
+
 def build_datasets(cfg, data_info: dict | None = None):
-    """(train_set, val_set, data_info); `data_info` from a checkpoint fixes columns, classes and scaling."""
+    """(train_set, val_set, data_info); `data_info` from a checkpoint fixes columns, classes and preprocessing."""
     root = Path(cfg.data.root)
     train_path, val_path = root / "train.csv", root / "val.csv"
     if not train_path.is_file():
         raise DataError(f"{train_path} does not exist. Expected layout under data.root:\n{EXPECTED_LAYOUT}")
-    label_column = cfg.data.label_column
-    columns, rows, labels = read_table(train_path, data_info["feature_columns"] if data_info else None, label_column)
+    if data_info is not None and "numeric" not in data_info:
+        raise DataError("the checkpoint's data_info predates column roles (numeric/categorical); train it again")
+    label_column = data_info["label_column"] if data_info else cfg.data.label_column
+    if data_info:
+        train = read_table(train_path, label_column, column_roles(data_info))
+    else:
+        drop = [str(name) for name in cfg.data.drop_columns]
+        train = read_table(train_path, label_column, configured=configured_roles(cfg), drop=drop)
     if val_path.is_file():
-        _, val_rows, val_labels = read_table(val_path, columns, label_column)
+        val = read_table(val_path, label_column, train.roles())
     else:
         # No val.csv: hold out a seeded share of train (the same split on every run).
-        train_ids, val_ids = holdout_split(len(rows), cfg.data.val_fraction, cfg.seed)
-        val_rows, val_labels = [rows[i] for i in val_ids], [labels[i] for i in val_ids]
-        rows, labels = [rows[i] for i in train_ids], [labels[i] for i in train_ids]
-    if not rows or not val_rows:
+        train_ids, val_ids = holdout_split(train.rows, cfg.data.val_fraction, cfg.seed)
+        train, val = train.take(train_ids), train.take(val_ids)
+    if not train.rows or not val.rows:
         raise DataError(
-            f"{len(rows)} train / {len(val_rows)} val rows under {root}: no rows to train on or validate with "
+            f"{train.rows} train / {val.rows} val rows under {root}: no rows to train on or validate with "
             "(add rows, add a val.csv, or change data.val_fraction)"
         )
     if data_info is None:
-        x = torch.tensor(rows, dtype=torch.float64)
-        std = x.std(dim=0, unbiased=False)
-        std[std == 0] = 1.0  # a constant column stays constant instead of dividing by zero
-        data_info = {
-            "classes": sort_labels(labels),
-            "feature_columns": columns,
-            "label_column": label_column,
-            "mean": x.mean(dim=0).tolist(),
-            "std": std.tolist(),
-        }
-    data_info = {**data_info, "num_classes": len(data_info["classes"]), "num_features": len(columns)}
-    val_set = TabularDataset(val_path if val_path.is_file() else train_path, val_rows, val_labels, data_info)
-    return TabularDataset(train_path, rows, labels, data_info), val_set, data_info
+        prep = fit_preprocessing(train, cfg)
+        data_info = {"classes": sort_labels(train.labels), "label_column": label_column, **prep}
+    feature_columns = list(column_roles(data_info))
+    data_info = {**data_info, "num_classes": len(data_info["classes"]), "feature_columns": feature_columns}
+    train_set, val_set = TabularDataset(train, data_info), TabularDataset(val, data_info)
+    nbytes = train_set.features.nbytes + val_set.features.nbytes
+    width = data_info["num_features"]
+    log.info("%d train / %d val rows as %d features in memory: %s", train.rows, val.rows, width, gib(nbytes))
+    return train_set, val_set, data_info
 
 
 def preload_split(dataset: TabularDataset, cfg, device: torch.device, split: str):
@@ -128,12 +101,12 @@ def preload_split(dataset: TabularDataset, cfg, device: torch.device, split: str
 
 
 def predict_inputs(inputs: list[str], data_info: dict, cfg, batch_size: int):
-    """(row names `file:row`, batches of standardised features) for predict.py; row 1 is the first under the header."""
-    names, rows = [], []
+    """(row names `file:row`, batches of encoded features) for predict.py; row 1 is the first under the header."""
+    names, features = [], []
     for path in map(Path, inputs):
-        found = read_table(path, data_info["feature_columns"])[1]
-        names += [f"{path}:{row}" for row in range(1, len(found) + 1)]
-        rows += found
-    if not rows:
+        table = read_table(path, None, column_roles(data_info))  # a label column, if any, is ignored
+        names += [f"{path}:{row}" for row in range(1, table.rows + 1)]
+        features.append(encode(table, data_info))
+    if not names:
         raise DataError(f"no rows found in {', '.join(inputs) or 'the inputs (none given)'}")
-    return names, standardise(rows, data_info).split(batch_size)  # already in memory: batch by slicing
+    return names, torch.cat(features).split(batch_size)  # already in memory: batch by slicing

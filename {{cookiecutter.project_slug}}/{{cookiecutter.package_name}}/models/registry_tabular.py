@@ -3,5 +3,7 @@
 from .mlp import MLP
 
 MODELS = {
-    "mlp": lambda m, info: MLP(info["num_features"], info["num_classes"], m.hidden_sizes, m.dropout, m.init),
+    "mlp": lambda m, info: MLP(
+        info["num_features"], info["num_classes"], m.hidden_sizes, m.dropout, m.init, info["embeddings"]
+    ),
 }
