@@ -166,6 +166,18 @@ def write_big_csv(path: Path, rows: int, seed: int = 0) -> None:
             writer.writerow(cells + [rng.choice(levels[j]) for j in range(10)] + ["abc"[i % 3]])
 
 
+def pandas_once(root: Path) -> None:
+    """In a fresh process: pandas.read_csv of the same file (for reference only)."""
+    import pandas
+
+    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    start = time.perf_counter()
+    pandas.read_csv(root / "train.csv")
+    seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(json.dumps({"seconds": seconds, "peak": peak, "baseline": baseline}))
+
+
 def load_once(project: Path, root: Path) -> None:
     """In a fresh process: build the datasets from root/train.csv; print time and peak RSS."""
     m = import_project(project)
@@ -187,15 +199,29 @@ def measure_load(project: Path, work: Path, rows: int) -> None:
     size = (root / "train.csv").stat().st_size
     seconds = time.perf_counter() - start
     print(f"\nwrote a {rows:,} x 50 CSV ({size / 2**20:.0f} MiB) in {seconds:.1f} s")
-    command = [sys.executable, __file__, "--load-only", str(project), str(root)]
-    proc = subprocess.run(command, capture_output=True, text=True, check=True)
-    result = json.loads(proc.stdout.splitlines()[-1])
     gib = 2**30
+    result = fresh_process("--load-only", str(project), str(root))
     print(
         f"load {rows:,} x 50 (read, fit on train, encode to {result['encoded'][1]} columns): "
         f"{result['seconds']:.1f} s, peak RSS {result['peak'] / gib:.2f} GiB "
         f"({(result['peak'] - result['baseline']) / gib:.2f} GiB above the process after imports)"
     )
+    try:
+        import pandas  # noqa: F401  (a reference only, from benchmarks/requirements.txt)
+    except ImportError:
+        print("pandas.read_csv of the same file: pandas is not installed, skipped")
+        return
+    result = fresh_process("--pandas-only", str(root))
+    print(
+        f"pandas.read_csv of the same file (parsing only): {result['seconds']:.1f} s, "
+        f"{(result['peak'] - result['baseline']) / gib:.2f} GiB above the process after imports"
+    )
+
+
+def fresh_process(*args: str) -> dict:
+    command = [sys.executable, __file__, *args]
+    proc = subprocess.run(command, capture_output=True, text=True, check=True)
+    return json.loads(proc.stdout.splitlines()[-1])
 
 
 def main() -> None:
@@ -207,9 +233,12 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows of the load test's CSV")
     hidden = {"nargs": 2, "metavar": ("PROJECT", "ROOT"), "help": argparse.SUPPRESS}
     parser.add_argument("--load-only", **hidden)
+    parser.add_argument("--pandas-only", metavar="ROOT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.load_only:
         return load_once(*map(Path, args.load_only))
+    if args.pandas_only:
+        return pandas_once(Path(args.pandas_only))
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         answers = {"dataset_type": "tabular_csv", "gpu": "none"}

@@ -5,11 +5,12 @@ import pytest
 from helpers import largest_function, python_lines, python_sources, render
 
 # (answers, most Python lines outside tests/). Issue 10 asks for 1800 / 1300 / 2100; the redesign
-# reached 2176 / 1698 / 2450 (from 2366 / 1989 / 2634) without dropping a behaviour. These budgets
-# hold that ground: a change that grows a render past them must say why.
+# reached 2174 / 1640 / 2453 (from 2366 / 1989 / 2634) without dropping a behaviour, and reading
+# tables as they come (categorical columns, gaps: data/table.py) brought tabular to 1834. These
+# budgets hold that ground: a change that grows a render past them must say why.
 BUDGETS = {
     "default": ({}, 2200),
-    "tabular-cpu": ({"dataset_type": "tabular_csv", "gpu": "none"}, 1720),
+    "tabular-cpu": ({"dataset_type": "tabular_csv", "gpu": "none"}, 1860),
     "image-ddp-tensorboard": (
         {"dataset_type": "image_folder", "gpu": "multi", "use_tensorboard": True},
         2470,
