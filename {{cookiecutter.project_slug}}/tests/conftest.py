@@ -17,8 +17,8 @@ from {{ cookiecutter.package_name }}.config import load_config
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT_DIR / "configs" / "default.yaml"
 PACKAGE = "{{ cookiecutter.package_name }}"
-# Workers started by forkserver (under torchrun, and by default from Python 3.14) fork from one server
-# that imported torch and this package once, instead of importing them afresh in every worker.
+# Workers started by forkserver (the default from Python 3.14, and what some tests ask for) fork from one
+# server that imported torch and this package once, instead of importing them afresh in every worker.
 torch.multiprocessing.set_forkserver_preload(["torch", f"{PACKAGE}.data"])
 
 # Fast settings: one epoch, no worker processes, no bars, on the CPU (tiny data: tiny_data.py).

@@ -263,11 +263,14 @@ def test_text_in_a_numeric_column_of_val_names_file_line_and_column(tmp_path, ma
     assert f"{path} line 3: column 'x2' = 'abc' is not a number" in str(err.value)  # the header is line 1
 
 
-def test_ragged_row_names_its_line(tmp_path, make_config):
+def test_ragged_rows_and_repeated_names_are_errors(tmp_path, make_config):
     root = tmp_path / "ragged"
-    (root).mkdir()
+    root.mkdir()
     (root / "train.csv").write_text("x,label\n1,a\n2,b,extra\n")
     with pytest.raises(DataError, match="line 3 has 3 cells, the header 2"):
+        build(root, make_config)
+    (root / "train.csv").write_text("x,x,label\n1,2,a\n")
+    with pytest.raises(DataError, match=r"names \['x'\] more than once"):
         build(root, make_config)
 
 

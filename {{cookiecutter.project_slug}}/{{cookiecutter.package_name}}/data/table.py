@@ -65,6 +65,8 @@ def read_table(path: Path, label_column: str | None, columns: dict | None = None
     with open(path, newline="", encoding="utf-8-sig") as file:
         reader = csv.reader(file)
         header = [name.strip() for name in next(reader, [])]
+        if repeated := sorted({name for name in header if header.count(name) > 1}):
+            raise DataError(f"{path}: the header names {repeated} more than once; column names must be unique")
         if label_column is not None and label_column not in header:
             raise DataError(f"{path} has no label column {label_column!r} (set data.label_column); columns: {header}")
         if columns is None:
