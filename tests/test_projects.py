@@ -5,7 +5,8 @@ use_github_actions and license are cycled so that each dataset_type and each gpu
 meets both values of each yes/no answer, and the free-text answers carry quotes,
 apostrophes, backslashes, <>& and non-ASCII text.
 
-One test class per combination, generated from the table. Its class-scoped fixtures
+One test class per combination, generated from the table (the gpu=multi rows first: their own
+suites take longest, and xdist hands out classes in this order). Its class-scoped fixtures
 render the project once and train it once; its tests run in order on one xdist worker
 (`--dist loadscope` in pyproject.toml), so each combination's expensive steps run once.
 """
@@ -40,6 +41,42 @@ except ModuleNotFoundError:  # Python 3.10
 SUPPORTED_COMBINATIONS = [
     {
         "dataset_type": "image_folder",
+        "gpu": "multi",
+        "use_prefetch": False,
+        "use_tensorboard": False,
+        "use_github_actions": True,
+        "license": "Apache-2.0",
+        "project_name": "Shapes at Scale",
+    },
+    {
+        "dataset_type": "image_list",
+        "gpu": "multi",
+        "use_prefetch": True,
+        "use_tensorboard": True,
+        "use_github_actions": False,
+        "license": "MIT",
+        "project_name": "Lists \\ Everywhere",
+    },
+    {
+        "dataset_type": "tabular_csv",
+        "gpu": "multi",
+        "use_prefetch": False,
+        "use_tensorboard": True,
+        "use_github_actions": True,
+        "license": "none",
+        "project_name": "Wide 'Tables'",
+    },
+    {
+        "dataset_type": "torchvision",
+        "gpu": "multi",
+        "use_prefetch": True,
+        "use_tensorboard": False,
+        "use_github_actions": False,
+        "license": "BSD-3-Clause",
+        "project_name": "Digits Everywhere",
+    },
+    {
+        "dataset_type": "image_folder",
         "gpu": "single",
         "use_prefetch": True,
         "use_tensorboard": True,
@@ -48,6 +85,35 @@ SUPPORTED_COMBINATIONS = [
         "project_name": 'Bob\'s "Best" Net',
         "author_name": "O'Brien",
         "description": 'Finds "shapes" in images; it\'s a test.',
+    },
+    {
+        "dataset_type": "image_list",
+        "gpu": "single",
+        "use_prefetch": False,
+        "use_tensorboard": False,
+        "use_github_actions": True,
+        "license": "Apache-2.0",
+        "project_name": 'List <of> "Images"',
+    },
+    {
+        "dataset_type": "tabular_csv",
+        "gpu": "single",
+        "use_prefetch": True,
+        "use_tensorboard": False,
+        "use_github_actions": False,
+        "license": "Apache-2.0",
+        "project_name": "Tabular <Net> & Co",
+        "author_name": "A. N. Other",
+        "description": r"Reads C:\data\*.csv & 'scores' <fast>",
+    },
+    {
+        "dataset_type": "torchvision",
+        "gpu": "single",
+        "use_prefetch": False,
+        "use_tensorboard": True,
+        "use_github_actions": True,
+        "license": "MIT",
+        "project_name": "Digits & 'Friends'",
     },
     {
         "dataset_type": "image_folder",
@@ -62,24 +128,6 @@ SUPPORTED_COMBINATIONS = [
         "email": "zoe.darcy@example.org",
     },
     {
-        "dataset_type": "image_folder",
-        "gpu": "multi",
-        "use_prefetch": False,
-        "use_tensorboard": False,
-        "use_github_actions": True,
-        "license": "Apache-2.0",
-        "project_name": "Shapes at Scale",
-    },
-    {
-        "dataset_type": "image_list",
-        "gpu": "single",
-        "use_prefetch": False,
-        "use_tensorboard": False,
-        "use_github_actions": True,
-        "license": "Apache-2.0",
-        "project_name": 'List <of> "Images"',
-    },
-    {
         "dataset_type": "image_list",
         "gpu": "none",
         "use_prefetch": True,
@@ -88,26 +136,6 @@ SUPPORTED_COMBINATIONS = [
         "license": "none",
         "project_name": "Ünïcode Lists",
         "description": r"Reads C:\lists\*.txt",
-    },
-    {
-        "dataset_type": "image_list",
-        "gpu": "multi",
-        "use_prefetch": True,
-        "use_tensorboard": True,
-        "use_github_actions": False,
-        "license": "MIT",
-        "project_name": "Lists \\ Everywhere",
-    },
-    {
-        "dataset_type": "tabular_csv",
-        "gpu": "single",
-        "use_prefetch": True,
-        "use_tensorboard": False,
-        "use_github_actions": False,
-        "license": "Apache-2.0",
-        "project_name": "Tabular <Net> & Co",
-        "author_name": "A. N. Other",
-        "description": r"Reads C:\data\*.csv & 'scores' <fast>",
     },
     {
         "dataset_type": "tabular_csv",
@@ -120,24 +148,6 @@ SUPPORTED_COMBINATIONS = [
         "project_slug": "plain-table-2",
     },
     {
-        "dataset_type": "tabular_csv",
-        "gpu": "multi",
-        "use_prefetch": False,
-        "use_tensorboard": True,
-        "use_github_actions": True,
-        "license": "none",
-        "project_name": "Wide 'Tables'",
-    },
-    {
-        "dataset_type": "torchvision",
-        "gpu": "single",
-        "use_prefetch": False,
-        "use_tensorboard": True,
-        "use_github_actions": True,
-        "license": "MIT",
-        "project_name": "Digits & 'Friends'",
-    },
-    {
         "dataset_type": "torchvision",
         "gpu": "none",
         "use_prefetch": True,
@@ -146,15 +156,6 @@ SUPPORTED_COMBINATIONS = [
         "license": "BSD-3-Clause",
         "project_name": "Torchvision Zoo",
         "package_name": "zoo_net",
-    },
-    {
-        "dataset_type": "torchvision",
-        "gpu": "multi",
-        "use_prefetch": True,
-        "use_tensorboard": False,
-        "use_github_actions": False,
-        "license": "BSD-3-Clause",
-        "project_name": "Digits Everywhere",
     },
 ]
 
