@@ -254,13 +254,16 @@ def test_unknown_val_label_is_an_error(tmp_path, make_config):
         build(root, make_config)
 
 
-def test_text_in_a_numeric_column_of_val_names_file_line_and_column(tmp_path, make_config):
+def test_text_or_infinity_in_a_numeric_column_of_val_is_an_error(tmp_path, make_config):
     root = tmp_path / "text_feature"
     write_csv(root / "train.csv", ["x1", "x2", "label"], [[1, 2, "a"], [3, 4, "b"]])
     path = write_csv(root / "val.csv", ["x1", "x2", "label"], [[1, 2, "a"], [5, "abc", "a"]])
     with pytest.raises(DataError) as err:
         build(root, make_config)
     assert f"{path} line 3: column 'x2' = 'abc' is not a number" in str(err.value)  # the header is line 1
+    write_csv(root / "val.csv", ["x1", "x2", "label"], [[1, "inf", "a"]])
+    with pytest.raises(DataError, match="column 'x2' holds an infinite value"):
+        build(root, make_config)
 
 
 def test_ragged_rows_and_repeated_names_are_errors(tmp_path, make_config):

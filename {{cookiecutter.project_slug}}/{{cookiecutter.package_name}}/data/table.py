@@ -185,6 +185,8 @@ def encode(table: Table, prep: dict) -> torch.Tensor:
     dense, embedded = [], []
     for column in prep["numeric"]:
         values = table.numeric[column["name"]]
+        if torch.isinf(values).any():  # it would reach the model as inf and turn the loss into NaN
+            raise DataError(f"{table.path}: column {column['name']!r} holds an infinite value")
         dense.append(((values.nan_to_num(nan=column["median"]) - column["mean"]) / column["std"]).float())
         if column["missing_indicator"]:
             dense.append(values.isnan().float())
