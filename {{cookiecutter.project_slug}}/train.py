@@ -10,18 +10,17 @@ Examples:
 import argparse
 import logging
 import sys
-import time
 from pathlib import Path
 
 import torch.nn as nn
 
-from {{ cookiecutter.package_name }}.checkpoint import load_checkpoint, resolve_checkpoint_path
-from {{ cookiecutter.package_name }}.config import load_config, save_config
+from {{ cookiecutter.package_name }}.checkpoint import load_run, new_run_dir
+from {{ cookiecutter.package_name }}.config import save_config
 from {{ cookiecutter.package_name }}.data import build_dataloaders
 from {{ cookiecutter.package_name }}.data.prefetch import with_prefetch  # use_prefetch
 from {{ cookiecutter.package_name }}.device import setup_device
 from {{ cookiecutter.package_name }}.engine import Trainer, build_optimizer, build_scheduler
-from {{ cookiecutter.package_name }}.errors import ConfigError, run_main
+from {{ cookiecutter.package_name }}.errors import run_main
 from {{ cookiecutter.package_name }}.models import build_model
 from {{ cookiecutter.package_name }}.plot import plot_curves
 from {{ cookiecutter.package_name }}.tensorboard import TensorBoardLogger  # use_tensorboard
@@ -38,44 +37,10 @@ def parse_args(argv=None):
     return parser.parse_intermixed_args(argv)  # options and key=value in any order
 
 
-def new_run_dir(cfg) -> Path:
-    """A fresh run dir; an existing one is never reused, so nothing in it can be overwritten."""
-    output_dir = Path(cfg.output_dir)
-    if cfg.run_name:
-        run_dir = output_dir / cfg.run_name
-        if run_dir.exists():
-            raise ConfigError(
-                f"run directory {run_dir} already exists; pick another run_name=..., "
-                f"or continue it with --resume {run_dir}"
-            )
-        return run_dir
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    run_dir, n = output_dir / stamp, 1
-    while run_dir.exists():
-        run_dir, n = output_dir / f"{stamp}-{n}", n + 1
-    return run_dir
-
-
-def load_run(args):
-    """(cfg, checkpoint state, checkpoint path) for a resumed run; (cfg, None, None) for a new one."""
-    if not args.resume:
-        return load_config(args.config, args.overrides), None, None
-    if args.config:
-        raise ConfigError("--resume uses the run's own config; pass changes as key=value overrides instead")
-    ckpt_path = resolve_checkpoint_path(args.resume)
-    if ckpt_path.parent.name != "checkpoints":
-        raise ConfigError(
-            f"--resume {args.resume}: expected a run dir or <run_dir>/checkpoints/*.pt, "
-            "so the run continues in its own folder"
-        )
-    state = load_checkpoint(ckpt_path)
-    return load_config(base=state["config"], overrides=args.overrides), state, ckpt_path
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
     setup_logging()
-    cfg, state, ckpt_path = load_run(args)
+    cfg, state, ckpt_path = load_run(args.config, args.resume, args.overrides)
     run_dir = ckpt_path.parent.parent if state else new_run_dir(cfg)  # <run_dir>/checkpoints/last.pt
     cfg.output_dir, cfg.run_name = str(run_dir.parent), run_dir.name  # as resolved, for config.yaml
     seed_everything(derive_seed(cfg.seed, "init"), cfg.trainer.deterministic)

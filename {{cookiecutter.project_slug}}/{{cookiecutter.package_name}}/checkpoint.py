@@ -1,16 +1,18 @@
-"""Checkpoints: atomic writes, safe (`weights_only=True`) loads, clear errors.
+"""Checkpoints and run dirs: atomic writes, safe (`weights_only=True`) loads, clear errors, resume.
 
 A checkpoint is a dict of tensors and plain Python values only, so it loads with
 `torch.load(path, weights_only=True)`: no pickled code runs when you open one.
 """
 
 import pickle
+import time
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 
-from .errors import CheckpointError
+from .config import load_config
+from .errors import CheckpointError, ConfigError
 from .utils import atomic_write
 
 FORMAT_VERSION = 1
@@ -97,3 +99,38 @@ def load_model_weights(model: nn.Module, state: dict, path="checkpoint") -> None
             f"({type(model).__name__} here): " + "; ".join(details) + ". Check model.* and data.* settings."
         )
     model.load_state_dict(weights)
+
+
+def new_run_dir(cfg) -> Path:
+    """A fresh run dir; an existing one is never reused, so nothing in it can be overwritten."""
+    output_dir = Path(cfg.output_dir)
+    if cfg.run_name:
+        run_dir = output_dir / cfg.run_name
+        if run_dir.exists():
+            raise ConfigError(
+                f"run directory {run_dir} already exists; pick another run_name=..., "
+                f"or continue it with --resume {run_dir}"
+            )
+        return run_dir
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    run_dir, n = output_dir / stamp, 1
+    while run_dir.exists():
+        run_dir, n = output_dir / f"{stamp}-{n}", n + 1
+    return run_dir
+
+
+def load_run(config_path, resume, overrides):
+    """train.py's --config/--resume/overrides -> (cfg, checkpoint state, checkpoint path); a new run:
+    (cfg, None, None)."""
+    if not resume:
+        return load_config(config_path, overrides), None, None
+    if config_path:
+        raise ConfigError("--resume uses the run's own config; pass changes as key=value overrides instead")
+    ckpt_path = resolve_checkpoint_path(resume)
+    if ckpt_path.parent.name != "checkpoints":
+        raise ConfigError(
+            f"--resume {resume}: expected a run dir or <run_dir>/checkpoints/*.pt, "
+            "so the run continues in its own folder"
+        )
+    state = load_checkpoint(ckpt_path)
+    return load_config(base=state["config"], overrides=overrides), state, ckpt_path
