@@ -4,7 +4,10 @@ Tiny sizes: this checks that they work, not how fast anything is (timings belong
 the benchmarks themselves, run on a quiet machine).
 """
 
+import os
 import re
+import subprocess
+import sys
 
 from helpers import TEMPLATE_DIR, explain, python
 
@@ -67,3 +70,30 @@ def test_tabular_benchmark_compares_with_scikit_learn_and_loads_a_big_csv(tmp_pa
         assert re.search(rf"^{table}{row}$", proc.stdout, re.MULTILINE), proc.stdout
     load = r"load 500 x 50 \(.*\): \d+\.\d s, peak RSS \d+\.\d\d GiB"
     assert re.search(load, proc.stdout), proc.stdout
+
+
+def test_gpu_check_skips_without_cuda(tmp_path):
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}  # no CUDA even where the suite has one
+    proc = subprocess.run(
+        [sys.executable, BENCHMARKS / "gpu_check.py"], cwd=tmp_path, env=env, capture_output=True,
+        text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, explain(proc)
+    assert proc.stdout.startswith("gpu_check: skipped: no CUDA device here"), proc.stdout
+
+
+def test_gpu_check_runs_every_part_on_the_cpu_and_ends_with_the_verdict(tmp_path):
+    # --cpu-smoke: every part at toy sizes, so the script is known to run before a GPU is lent.
+    proc = python(BENCHMARKS / "gpu_check.py", "--cpu-smoke", cwd=tmp_path)
+    assert proc.returncode == 0, explain(proc)
+    out = proc.stdout
+    for section, setting in [
+        ("precision", "AMP fp16 \\+ GradScaler"), ("layout", "channels_last"),
+        ("optimizer", "AdamW fused"), ("overhead", "generated Trainer"),
+        ("data", "data.preload=device"), ("prefetch", "slow loader, prefetch 2"),
+    ]:  # fmt: skip
+        assert re.search(rf"^{section} +{setting} +\d+ +\d+\.\d\d ", out, re.MULTILINE), out
+    # The correctness checks are judged on the CPU too (gloo instead of NCCL).
+    assert "PASS  torchrun (1 process) val metrics == evaluate.py" in out, out
+    assert re.search(r"PASS  deterministic run.*: (\d+) of \1 tensors equal", out), out
+    assert out.strip().splitlines()[-1] == "verdict: PASS", out
