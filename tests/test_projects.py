@@ -159,8 +159,10 @@ SUPPORTED_COMBINATIONS = [
     },
 ]
 
-METRICS_HEADER = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "time_s"]
+METRICS_HEADER = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_macro_f1", "lr", "time_s"]
 RUN_FILES = "config.yaml train.log metrics.csv checkpoints/last.pt checkpoints/best.pt".split()
+RUN_FILES += [f"eval/val/{name}" for name in ("report.json", "confusion_matrix.csv", "confusion_matrix.png")]
+RUN_FILES += ["eval/val/predictions.csv"]
 NOT_SOURCES = {"__pycache__", ".pytest_cache", ".ruff_cache", "runs", "data"}  # at the root
 FLAGS = [key for key, value in COOKIECUTTER_JSON.items() if isinstance(value, bool)]
 # A marker the post-gen hook missed: `  # use_prefetch` at the end of a line, any spacing.
@@ -370,6 +372,12 @@ class ProjectChecks:
         metrics = json.loads(proc.stdout)  # stdout holds the JSON object and nothing else
         assert math.isfinite(metrics["loss"])
         assert 0.8 < metrics["accuracy"] <= 1.0, metrics
+        assert 0.0 <= metrics["macro_f1"] <= 1.0 and 0.0 <= metrics["ece"] <= 1.0, metrics
+        assert sum(map(sum, metrics["confusion_matrix"])) == metrics["num_samples"], metrics
+        assert "precision" in proc.stderr and "macro F1" in proc.stderr, explain(proc)  # the table
+        # The same report as the end of training wrote for best.pt (evaluate.py rewrote it).
+        saved = json.loads((smoke / "eval" / "val" / "report.json").read_text(encoding="utf-8"))
+        assert saved["confusion_matrix"] == metrics["confusion_matrix"], (saved, metrics)
 
     def test_typo_in_key_is_refused(self, project):
         runs = project.root / "runs"

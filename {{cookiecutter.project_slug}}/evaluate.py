@@ -1,47 +1,63 @@
-"""Evaluate a checkpoint on the validation split; print one JSON object on stdout.
+"""Evaluate a checkpoint on the validation or test split: a JSON report on stdout, a table on stderr, files.
 
 Examples:
     python evaluate.py runs/baseline/checkpoints/best.pt
+    python evaluate.py runs/baseline --split test
     python evaluate.py runs/baseline data.root=/data/other data.batch_size=256
 
-The checkpoint's own config and data info (classes, normalisation) are used;
-key=value overrides change the rest (data location, batch size, device).
+The checkpoint's own config and data info (classes, normalisation) are used; key=value overrides
+change the rest (data location, batch size, device). The report (loss, accuracy, top-5 accuracy
+with more than 5 classes, macro and weighted F1, per-class precision/recall/F1/support, the
+confusion matrix, the expected calibration error) is also written, with confusion_matrix.csv/.png,
+predictions.csv and, for images, mistakes.png, under <run_dir>/eval/<split>/.
 """
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 
 import torch.nn as nn
 
-from {{ cookiecutter.package_name }}.checkpoint import load_checkpoint, load_model_weights
+from {{ cookiecutter.package_name }}.checkpoint import load_checkpoint, load_model_weights, resolve_checkpoint_path
 from {{ cookiecutter.package_name }}.config import load_config
-from {{ cookiecutter.package_name }}.data import build_dataloaders
+from {{ cookiecutter.package_name }}.data import DataError, eval_datasets
 from {{ cookiecutter.package_name }}.device import setup_device
-from {{ cookiecutter.package_name }}.engine import evaluate
 from {{ cookiecutter.package_name }}.errors import run_main
 from {{ cookiecutter.package_name }}.models import build_model
+from {{ cookiecutter.package_name }}.report import evaluate_split, format_report
 from {{ cookiecutter.package_name }}.utils import setup_logging
+
+log = logging.getLogger("{{ cookiecutter.package_name }}.evaluate")
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoint", type=Path, help="a .pt file, or a run dir (uses its last.pt)")
+    parser.add_argument("--split", choices=["val", "test"], default="val", help="the split to evaluate (default: val)")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides")
     args = parser.parse_intermixed_args(argv)
     setup_logging()  # logs go to stderr; stdout carries only the JSON
 
-    state = load_checkpoint(args.checkpoint)
+    path = resolve_checkpoint_path(args.checkpoint)
+    state = load_checkpoint(path)
     cfg = load_config(base=state["config"], overrides=args.overrides)
     device = setup_device(cfg)
-    _, val_loader, data_info = build_dataloaders(cfg, state["data_info"], device)
+    data_info = state["data_info"]
+    datasets = eval_datasets(cfg, data_info)
+    if args.split not in datasets:
+        raise DataError(f"--split test: data.root={cfg.data.root!r} has no test split (see the README's Data)")
     model = build_model(cfg, data_info).to(device)
-    load_model_weights(model, state, args.checkpoint)
-    # The same criterion and evaluate() as training's validation: the numbers match its metrics.csv.
-    metrics = evaluate(model, nn.CrossEntropyLoss(), val_loader, device, cfg)
-    result = {**metrics, "epoch": state["epoch"], "checkpoint": str(args.checkpoint)}
-    print(json.dumps(result))
+    load_model_weights(model, state, path)
+    # <run_dir>/checkpoints/x.pt -> <run_dir>/eval/<split>/; a checkpoint elsewhere gets eval/ beside it.
+    run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+    out_dir = run_dir / "eval" / args.split
+    # The criterion and autocast of training's validation: on val the numbers match its metrics.csv.
+    classes = data_info["classes"]
+    report = evaluate_split(model, nn.CrossEntropyLoss(), datasets[args.split], classes, cfg, device, out_dir)
+    log.info("%s\nfiles in %s", format_report(report, args.split), out_dir)
+    print(json.dumps({**report, "split": args.split, "epoch": state["epoch"], "checkpoint": str(args.checkpoint)}))
     return 0
 
 

@@ -16,13 +16,14 @@ import torch.nn as nn
 
 from {{ cookiecutter.package_name }}.checkpoint import load_run, new_run_dir
 from {{ cookiecutter.package_name }}.config import save_config
-from {{ cookiecutter.package_name }}.data import build_dataloaders
+from {{ cookiecutter.package_name }}.data import build_dataloaders, eval_datasets
 from {{ cookiecutter.package_name }}.data.prefetch import with_prefetch  # use_prefetch
 from {{ cookiecutter.package_name }}.device import setup_device
 from {{ cookiecutter.package_name }}.engine import Trainer, build_optimizer, build_scheduler
 from {{ cookiecutter.package_name }}.errors import run_main
 from {{ cookiecutter.package_name }}.models import build_model
 from {{ cookiecutter.package_name }}.plot import plot_curves
+from {{ cookiecutter.package_name }}.report import report_best
 from {{ cookiecutter.package_name }}.tensorboard import TensorBoardLogger  # use_tensorboard
 from {{ cookiecutter.package_name }}.utils import derive_seed, seed_everything, setup_logging
 
@@ -48,6 +49,7 @@ def main(argv=None) -> int:
 
     # Build everything before touching the run dir: a bad setting leaves nothing behind.
     train_loader, val_loader, data_info = build_dataloaders(cfg, state["data_info"] if state else None, device)
+    eval_sets = eval_datasets(cfg, data_info, val_loader)  # val, and test if there is one: checked before training
     train_loader = with_prefetch(train_loader, cfg, device)  # use_prefetch
     model = build_model(cfg, data_info).to(device)
     criterion = nn.CrossEntropyLoss()
@@ -77,6 +79,8 @@ def main(argv=None) -> int:
     best = "n/a" if trainer.best.best is None else f"{trainer.best.best:.4f}"
     log.info("Done. best %s = %s; checkpoints in %s", cfg.trainer.monitor, best, run_dir / "checkpoints")
     plot_curves(run_dir)  # curves.png
+    # The best epoch's weights on val (and test): report.json, confusion matrix, predictions under eval/.
+    report_best(trainer.eval_model, criterion, eval_sets, data_info["classes"], cfg, run_dir, device)
     return 0
 
 

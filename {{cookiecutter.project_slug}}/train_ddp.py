@@ -18,13 +18,15 @@ import torch.nn as nn
 
 from {{ cookiecutter.package_name }}.checkpoint import load_run, new_run_dir
 from {{ cookiecutter.package_name }}.config import save_config
-from {{ cookiecutter.package_name }}.data import build_dataloaders
+from {{ cookiecutter.package_name }}.data import build_dataloaders, eval_datasets
 from {{ cookiecutter.package_name }}.data.prefetch import with_prefetch  # use_prefetch
 from {{ cookiecutter.package_name }}.device import setup_device
 from {{ cookiecutter.package_name }}.distributed import (
+    barrier,
     broadcast_from_main,
     cleanup_distributed,
     is_main_process,
+    report_options,
     setup_distributed,
     shard_loaders,
     wrap_model,
@@ -33,6 +35,7 @@ from {{ cookiecutter.package_name }}.engine import Trainer, build_optimizer, bui
 from {{ cookiecutter.package_name }}.errors import ConfigError, run_main
 from {{ cookiecutter.package_name }}.models import build_model
 from {{ cookiecutter.package_name }}.plot import plot_curves
+from {{ cookiecutter.package_name }}.report import report_best
 from {{ cookiecutter.package_name }}.tensorboard import TensorBoardLogger  # use_tensorboard
 from {{ cookiecutter.package_name }}.utils import derive_seed, seed_everything, setup_logging
 
@@ -73,6 +76,7 @@ def run(args) -> int:
 
     # Build everything before touching the run dir: a bad setting leaves nothing behind.
     train_loader, val_loader, data_info = build_dataloaders(cfg, state["data_info"] if state else None, device)
+    eval_sets = eval_datasets(cfg, data_info, val_loader)  # val, and test if there is one: checked before training
     train_loader, val_loader = shard_loaders(train_loader, val_loader, cfg)
     train_loader = with_prefetch(train_loader, cfg, device)  # use_prefetch
     model = wrap_model(build_model(cfg, data_info).to(device), cfg, device)
@@ -105,6 +109,10 @@ def run(args) -> int:
     log.info("Done. best %s = %s; checkpoints in %s", cfg.trainer.monitor, best, run_dir / "checkpoints")
     if is_main_process():
         plot_curves(run_dir)  # curves.png
+    barrier(device)  # rank 0 has written best.pt
+    # The best epoch's weights on val (and test), every sample once over the ranks; rank 0 writes eval/.
+    classes = data_info["classes"]
+    report_best(trainer.eval_model, criterion, eval_sets, classes, cfg, run_dir, device, **report_options(cfg))
     return 0
 
 

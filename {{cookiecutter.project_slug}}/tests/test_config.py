@@ -164,7 +164,7 @@ def test_the_choices_comments_are_read():
     choices = default_choices()
     assert choices["optim.name"] == ["adamw", "sgd"]
     assert choices["optim.scheduler"] == ["cosine", "step", "none"]
-    assert choices["trainer.monitor"] == ["val_acc", "val_loss"]
+    assert choices["trainer.monitor"] == ["val_acc", "val_loss", "val_macro_f1"]
     assert choices["data.preload"][:2] == ["false", "cpu"]
     for key, valid in choices.items():
         assert key in all_keys() and len(valid) >= 2, (key, valid)

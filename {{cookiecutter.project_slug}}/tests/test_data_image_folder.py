@@ -11,6 +11,10 @@ from test_images import APPLE_DOUBLE, check_skip_corrupt_training, unreadable_fi
 from test_images import bad_predict_inputs as bad_predict_inputs  # run by test_predict.py
 from test_images import cli_bad_predict_input as cli_bad_predict_input
 from test_images import mixed_predict_inputs as mixed_predict_inputs
+from test_report import (
+    check_optional_test_split,
+    check_unknown_test_class_stops_training_before_it_starts,
+)
 
 from {{ cookiecutter.package_name }}.data import DataError, build_dataloaders, build_datasets
 from {{ cookiecutter.package_name }}.data.common import SAMPLE_DATA_ROOT
@@ -291,3 +295,15 @@ def test_training_with_skip_corrupt_counts_the_skips_per_epoch(tmp_path, cli_ove
     for name, content in bad.items():
         (root / "train" / sorted(CLASSES)[0] / name).write_bytes(content)
     check_skip_corrupt_training(root, tmp_path, cli_overrides, capsys, len(bad))
+
+
+def test_the_test_split_is_optional_and_changes_no_training(tmp_path, cli_overrides, data_root, capsys):
+    check_optional_test_split(tmp_path, cli_overrides, data_root, capsys)
+
+
+def test_a_test_class_train_lacks_stops_training_before_it_starts(tmp_path, cli_overrides, data_root, capsys):
+    def add_class(root):
+        write_folder(root, "test", {"hexagon": 1})
+        return "hexagon"
+
+    check_unknown_test_class_stops_training_before_it_starts(tmp_path, cli_overrides, data_root, capsys, add_class)

@@ -12,6 +12,10 @@ import torch
 from PIL import Image
 from test_images import APPLE_DOUBLE, check_skip_corrupt_training, unreadable_files
 from test_images import cli_bad_predict_input as cli_bad_predict_input  # run by test_predict.py
+from test_report import (
+    check_optional_test_split,
+    check_unknown_test_class_stops_training_before_it_starts,
+)
 
 from {{ cookiecutter.package_name }}.data import DataError, build_dataloaders, build_datasets, take_skipped
 from {{ cookiecutter.package_name }}.data.common import SAMPLE_DATA_ROOT
@@ -320,3 +324,16 @@ def test_training_with_skip_corrupt_counts_the_skips_per_epoch(tmp_path, cli_ove
             (root / "images" / name).write_bytes(content)
             file.write(f"images/{name} {CLASSES[0]}\n")
     check_skip_corrupt_training(root, tmp_path, cli_overrides, capsys, len(bad))
+
+
+def test_the_test_split_is_optional_and_changes_no_training(tmp_path, cli_overrides, data_root, capsys):
+    check_optional_test_split(tmp_path, cli_overrides, data_root, capsys)
+
+
+def test_a_test_label_train_lacks_stops_training_before_it_starts(tmp_path, cli_overrides, data_root, capsys):
+    def add_class(root):
+        last = (root / "test.txt").read_text(encoding="utf-8").splitlines()[-1]
+        (root / "test.txt").write_text(f"{last.rsplit(None, 1)[0]} hexagon\n", encoding="utf-8")
+        return "hexagon"
+
+    check_unknown_test_class_stops_training_before_it_starts(tmp_path, cli_overrides, data_root, capsys, add_class)

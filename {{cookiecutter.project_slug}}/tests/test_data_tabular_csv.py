@@ -7,6 +7,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_report import (
+    check_optional_test_split,
+    check_unknown_test_class_stops_training_before_it_starts,
+)
 
 from {{ cookiecutter.package_name }}.data import DataError, build_dataloaders, build_datasets, table
 from {{ cookiecutter.package_name }}.data.common import SAMPLE_DATA_ROOT
@@ -388,3 +392,18 @@ def test_loader_with_worker_processes_gives_the_same_batches(make_config):
     assert len(serial) == len(parallel)
     for (x0, y0), (x1, y1) in zip(serial, parallel, strict=True):
         assert torch.equal(x0, x1) and torch.equal(y0, y1)
+
+
+def test_the_test_split_is_optional_and_changes_no_training(tmp_path, cli_overrides, data_root, capsys):
+    check_optional_test_split(tmp_path, cli_overrides, data_root, capsys)
+
+
+def test_a_test_label_train_lacks_stops_training_before_it_starts(tmp_path, cli_overrides, data_root, capsys):
+    def add_class(root):
+        with open(root / "test.csv", newline="", encoding="utf-8") as file:
+            header, first = list(csv.reader(file))[:2]
+        first[header.index("label")] = "hexagon"
+        write_csv(root / "test.csv", header, [first])
+        return "hexagon"
+
+    check_unknown_test_class_stops_training_before_it_starts(tmp_path, cli_overrides, data_root, capsys, add_class)

@@ -21,6 +21,7 @@ from test_images import mixed_predict_inputs as mixed_predict_inputs
 
 import train
 from {{ cookiecutter.package_name }}.data import DataError, build_dataloaders, build_datasets
+from {{ cookiecutter.package_name }}.data.dataset import build_test_set
 from {{ cookiecutter.package_name }}.data.dataset import PUBLISHED_STATS, read_cifar_pickle
 from {{ cookiecutter.package_name }}.data.sample import CIFAR_LABEL_NAMES, write_sample
 from {{ cookiecutter.package_name }}.data.sample import main as sample_main
@@ -101,13 +102,18 @@ def test_native_channels_labels_classes_and_published_stats(tmp_path, make_confi
     assert info["image_mode"] == ("RGB" if name == "CIFAR10" else "L")
     assert info["in_channels"] == CHANNELS[name]
     assert (info["mean"], info["std"]) == PUBLISHED_STATS[name]
-    assert len(train_loader.dataset) == 30 and len(val_loader.dataset) == 20  # val = the test split
+    assert len(train_loader.dataset) == 24 and len(val_loader.dataset) == 6  # val: 20% of train, held out
     inputs, targets = next(iter(train_loader))
     assert inputs.shape == (cfg.data.batch_size, CHANNELS[name], SIZE, SIZE)
     assert inputs.dtype == torch.float32 and torch.isfinite(inputs).all()
     assert targets.dtype == torch.int64
-    for dataset in (train_loader.dataset, val_loader.dataset):
-        assert {label for _, label in dataset.samples} == set(range(10))
+    train_and_val = train_loader.dataset.samples + val_loader.dataset.samples
+    assert {label for _, label in train_and_val} == set(range(10))
+    test_set = build_test_set(cfg, info)  # the dataset's own test split, never held out of train
+    assert len(test_set) == 20 and {label for _, label in test_set.samples} == set(range(10))
+    train_ids = {i for i, _ in train_loader.dataset.samples}
+    assert train_ids.isdisjoint(i for i, _ in val_loader.dataset.samples) and len(train_ids) == 24
+    assert test_set.source(0) == "test #0" and val_loader.dataset.source(0).startswith("train #")
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -116,15 +122,18 @@ def test_decoded_pixels_equal_the_written_files(tmp_path, make_config, name):
     size = NATIVE_SIZE[name]  # no resizing, so values compare exactly
     cfg = make_config(**{"data.root": root, "data.name": name, "data.image_size": size})
     train_set, val_set, info = build_datasets(cfg)
-    for split, dataset in (("train", train_set), ("val", val_set)):
-        images, labels = read_written(root, name, split)
-        assert [label for _, label in dataset.samples] == labels.tolist()
-        for i in (0, len(dataset) - 1):
-            decoded = np.asarray(dataset.load(dataset.samples[i][0]))
-            assert decoded.dtype == np.uint8 and np.array_equal(decoded, images[i])
-    # The normalised val tensor undoes to the written values, channels in RGB order.
+    test_set = build_test_set(cfg, info)
+    n_train = len(read_written(root, name, "train")[1])
+    # Sources index one array of train then test images; val is held out of train, test is the test files.
+    for written, dataset, offset in (("train", train_set, 0), ("train", val_set, 0), ("val", test_set, n_train)):
+        images, labels = read_written(root, name, written)
+        assert [label for source, label in dataset.samples] == [labels[s - offset] for s, _ in dataset.samples]
+        for source, _ in (dataset.samples[0], dataset.samples[-1]):
+            decoded = np.asarray(dataset.load(source))
+            assert decoded.dtype == np.uint8 and np.array_equal(decoded, images[source - offset])
+    # The normalised test tensor undoes to the written values, channels in RGB order.
     images, _ = read_written(root, name, "val")
-    x, _ = val_set[3]
+    x, _ = test_set[3]
     mean, std = (torch.tensor(v).view(-1, 1, 1) for v in PUBLISHED_STATS[name])
     expected = torch.from_numpy(images[3].copy()).float().div(255)
     expected = expected.permute(2, 0, 1) if name == "CIFAR10" else expected[None]

@@ -92,10 +92,23 @@ def test_val_metrics_equal_a_single_process_evaluation(runs, capsys):
     assert result["accuracy"] == pytest.approx(float(rows[-1]["val_acc"]), abs=1e-9)
 
 
+def test_the_report_of_two_ranks_equals_a_single_process_one(runs, capsys):
+    # Read before evaluate.py (one process) rewrites it: each rank predicted its own unpadded share of val.
+    run_dir = runs["dir"] / "straight"
+    saved = json.loads((run_dir / "eval" / "val" / "report.json").read_text(encoding="utf-8"))
+    best = run_dir / "checkpoints" / "best.pt"
+    assert evaluate.main([str(best), "trainer.device=cpu", "data.num_workers=0"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert saved["num_samples"] == result["num_samples"] == sum(map(sum, saved["confusion_matrix"]))
+    assert saved["confusion_matrix"] == result["confusion_matrix"] and saved["per_class"] == result["per_class"]
+    for key in ("loss", "accuracy", "macro_f1", "weighted_f1", "ece"):
+        assert saved[key] == pytest.approx(result[key], abs=1e-6), key
+
+
 def test_rank_zero_alone_writes_and_logs(runs):
     for name in ("resumed", "straight"):
         run_dir = runs["dir"] / name
-        expected = {"checkpoints", "config.yaml", "metrics.csv", "train.log", "curves.png"}  # nothing per rank
+        expected = {"checkpoints", "config.yaml", "metrics.csv", "train.log", "curves.png", "eval"}  # nothing per rank
         expected.add("tensorboard")  # use_tensorboard
         assert {p.name for p in run_dir.iterdir()} == expected
         assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["best.pt", "last.pt"]

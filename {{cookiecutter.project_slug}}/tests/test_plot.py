@@ -58,7 +58,7 @@ def test_module_cli_without_metrics_is_a_clear_error(tmp_path, capsys):
     assert err.strip() == f"error: {tmp_path / 'metrics.csv'} does not exist (give a run dir written by train.py)"
 
 
-@pytest.mark.parametrize(("content", "reason"), [(HEADER, "no epochs yet"), (HEADER + "1,x,,,,,\n", "not a number")])
+@pytest.mark.parametrize(("content", "reason"), [(HEADER, "no epochs yet"), (HEADER + "1,x,,,,,,\n", "not a number")])
 def test_unusable_metrics_warn_instead_of_raising(tmp_path, caplog, content, reason):
     (tmp_path / "metrics.csv").write_text(content)
     with caplog.at_level(logging.WARNING, logger=PACKAGE):
@@ -69,7 +69,7 @@ def test_unusable_metrics_warn_instead_of_raising(tmp_path, caplog, content, rea
 
 
 def test_an_unwritable_folder_warns_instead_of_raising(tmp_path, caplog, monkeypatch):
-    (tmp_path / "metrics.csv").write_text(HEADER + "1,1.2,0.4,1.1,0.5,0.003,0.5\n")
+    (tmp_path / "metrics.csv").write_text(HEADER + "1,1.2,0.4,1.1,0.5,0.45,0.003,0.5\n")
 
     def read_only(path, write):
         raise PermissionError(f"[Errno 13] Permission denied: '{path}'")

@@ -19,7 +19,7 @@ from {{ cookiecutter.package_name }}.engine import Trainer, build_optimizer, bui
 from {{ cookiecutter.package_name }}.errors import run_main
 from {{ cookiecutter.package_name }}.models import build_model
 
-HEADER = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "time_s"]  # metrics.csv, the contract
+HEADER = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_macro_f1", "lr", "time_s"]  # metrics.csv
 AUGMENT = {"data.random_resized_crop": True, "data.horizontal_flip": True}  # image data: random crops and flips
 
 
@@ -145,7 +145,7 @@ def test_early_stopping(make_config, tmp_path, monkeypatch, monitor, values, epo
 
     def fake_evaluate(*args, **kwargs):
         value = next(scripted)
-        return {"loss": value if monitor == "val_loss" else 1.0, "accuracy": value, "num_samples": 1}
+        return {"loss": value if monitor == "val_loss" else 1.0, "accuracy": value, "num_samples": 1, "macro_f1": 0.0}
 
     monkeypatch.setattr(engine, "evaluate", fake_evaluate)
     cfg = make_config(**{"trainer.epochs": 6, "trainer.early_stopping_patience": 2, "trainer.monitor": monitor})

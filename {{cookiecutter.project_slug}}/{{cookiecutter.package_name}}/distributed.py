@@ -74,6 +74,33 @@ def broadcast_buffers(module: torch.nn.Module) -> None:
             dist.broadcast(buffer, src=0)
 
 
+def gather_objects(value) -> list:
+    """Every rank's `value` (any picklable object), in rank order; [value] in one process."""
+    if not is_distributed():
+        return [value]
+    values = [None] * get_world_size()
+    dist.all_gather_object(values, value)
+    return values
+
+
+def barrier(device: torch.device) -> None:
+    """Wait until every rank gets here (e.g. for the checkpoint rank 0 is writing)."""
+    if is_distributed():
+        dist.barrier(device_ids=[device.index] if device.type == "cuda" else None)
+
+
+def report_options(cfg) -> dict:
+    """report.report_best's options under torchrun: each rank predicts its share of a split (no
+    padding: every sample once), the outputs are gathered to every rank, rank 0 writes the files."""
+    if not is_distributed():
+        return {}
+    shard = partial(ShardSampler, rank=get_rank(), world_size=get_world_size())
+    options = {"shard": shard, "gather": gather_objects, "write": is_main_process()}
+    if cfg.data.num_workers:  # see shard_loaders: no fork from a process running the group's threads
+        options["multiprocessing_context"] = "forkserver"
+    return options
+
+
 def broadcast_from_main(value):
     """Rank 0's `value` on every rank (any picklable object)."""
     if not is_distributed():
@@ -147,9 +174,8 @@ class ShardedPreloadedLoader(PreloadedLoader):
     DistributedSampler pads (every rank takes the same number of steps); val shards are not."""
 
     def __init__(self, loader: PreloadedLoader, rank: int, world_size: int):
-        super().__init__(
-            loader.inputs, loader.targets, loader.batch_size, loader.shuffle, loader.generator, loader.transform
-        )
+        super().__init__(loader.inputs, loader.targets, loader.batch_size, loader.shuffle, loader.generator)
+        self.transform, self.source = loader.transform, loader.source
         self.rank, self.world_size = rank, world_size
 
     def num_samples(self) -> int:

@@ -21,7 +21,7 @@ from .schedule import build_scheduler, restore_schedule
 from .utils import derive_seed, seed_everything, show_progress
 
 log = logging.getLogger(__name__)
-__all__ = ["Trainer", "build_optimizer", "build_scheduler", "evaluate", "train_one_epoch"]
+__all__ = ["Trainer", "build_optimizer", "build_scheduler", "evaluate", "predict", "train_one_epoch"]
 
 
 def build_optimizer(cfg, model: nn.Module) -> torch.optim.Optimizer:
@@ -69,14 +69,19 @@ def train_one_epoch(model, criterion, optimizer, loader, device, epoch: int, cfg
     return {**result, "steps": steps, "samples_per_s": result["num_samples"] / (time.perf_counter() - start)}
 
 
+def predict(model, inputs: torch.Tensor, device, cfg) -> torch.Tensor:
+    """The model's logits for a batch (evaluate and report.py use it)."""
+    return model(inputs)
+
+
 @torch.inference_mode()
-def evaluate(model, criterion, loader, device, cfg) -> dict:
-    """Mean loss and accuracy over every sample of `loader`."""
+def evaluate(model, criterion, loader, device, cfg, num_classes: int = 0) -> dict:
+    """Mean loss, accuracy (and macro F1) over every sample of `loader`."""
     model.eval()
-    sums = RunningSums(device)
+    sums = RunningSums(device, num_classes)  # with num_classes: the confusion matrix too, for macro F1
     for inputs, targets in tqdm(loader, "eval", leave=False, disable=not show_progress(cfg.trainer.progress_bar)):
         inputs, targets = inputs.to(device), targets.to(device)
-        logits = model(inputs)
+        logits = predict(model, inputs, device, cfg)
         sums.add(criterion(logits, targets) if len(targets) else logits.sum() * 0.0, logits, targets)
     return sums.result("evaluation")
 
@@ -134,7 +139,8 @@ class Trainer:
             train = train_one_epoch(
                 self.model, self.criterion, self.optimizer, self.train_loader, self.device, epoch, self.cfg
             )
-            val = evaluate(self.eval_model, self.criterion, self.val_loader, self.device, self.cfg)
+            num_classes = len(self.data_info["classes"])
+            val = evaluate(self.eval_model, self.criterion, self.val_loader, self.device, self.cfg, num_classes)
             self.end_epoch(epoch, train, val, time.perf_counter() - start)
         return self.history
 
@@ -147,7 +153,8 @@ class Trainer:
         if self.scheduler:
             self.scheduler.step()
         row = {"epoch": epoch + 1, "train_loss": train["loss"], "train_acc": train["accuracy"]}
-        row |= {"val_loss": val["loss"], "val_acc": val["accuracy"], "lr": lr, "time_s": round(seconds, 3)}
+        row |= {"val_loss": val["loss"], "val_acc": val["accuracy"], "val_macro_f1": val["macro_f1"]}
+        row |= {"lr": lr, "time_s": round(seconds, 3)}
         self.history.append(row)
         self.epoch, self.step = epoch + 1, self.step + train["steps"]
         improved = self.best.update(row)

@@ -26,7 +26,7 @@ from .schedule import build_scheduler, restore_schedule
 from .utils import derive_seed, seed_everything, show_progress
 
 log = logging.getLogger(__name__)
-__all__ = ["Trainer", "build_optimizer", "build_scheduler", "evaluate", "train_one_epoch"]
+__all__ = ["Trainer", "build_optimizer", "build_scheduler", "evaluate", "predict", "train_one_epoch"]
 
 
 def build_optimizer(cfg, model: nn.Module) -> torch.optim.Optimizer:
@@ -83,19 +83,24 @@ def train_one_epoch(model, criterion, optimizer, scaler, loader, device, epoch: 
     return {**result, "steps": steps, "samples_per_s": result["num_samples"] / (time.perf_counter() - start)}
 
 
-@torch.inference_mode()
-def evaluate(model, criterion, loader, device, cfg) -> dict:
-    """Mean loss and accuracy over every sample of `loader`, under the same autocast as training."""
-    model.eval()
+def predict(model, inputs: torch.Tensor, device, cfg) -> torch.Tensor:
+    """The model's logits for a batch under training's autocast (evaluate and report.py use it)."""
     dtype = amp_dtype(cfg, device)
-    sums = RunningSums(device)
+    with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+        return model(inputs)
+
+
+@torch.inference_mode()
+def evaluate(model, criterion, loader, device, cfg, num_classes: int = 0) -> dict:
+    """Mean loss, accuracy (and macro F1) over every sample of `loader`, under the same autocast as training."""
+    model.eval()
+    sums = RunningSums(device, num_classes)  # with num_classes: the confusion matrix too, for macro F1
     for inputs, targets in tqdm(loader, "eval", leave=False, disable=not show_progress(cfg.trainer.progress_bar)):
         inputs, targets = inputs.to(device, non_blocking=True), targets.to(device, non_blocking=True)
-        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-            logits = model(inputs)
+        logits = predict(model, inputs, device, cfg)
         sums.add(criterion(logits.float(), targets) if len(targets) else logits.sum() * 0.0, logits, targets)
     # Each rank saw its own shard of val (no padding): sum over ranks for the whole-set metrics.
-    all_reduce_sum(sums.loss, sums.correct, sums.count)
+    all_reduce_sum(sums.loss, sums.correct, sums.count, sums.confusion)
     return sums.result("evaluation")
 
 
@@ -168,7 +173,8 @@ class Trainer:
                 self.model, self.criterion, self.optimizer, self.scaler, self.train_loader, self.device, epoch, self.cfg
             )
             broadcast_buffers(self.eval_model)
-            val = evaluate(self.eval_model, self.criterion, self.val_loader, self.device, self.cfg)
+            num_classes = len(self.data_info["classes"])
+            val = evaluate(self.eval_model, self.criterion, self.val_loader, self.device, self.cfg, num_classes)
             self.end_epoch(epoch, train, val, time.perf_counter() - start)
         return self.history
 
@@ -183,7 +189,8 @@ class Trainer:
         if self.scheduler:
             self.scheduler.step()
         row = {"epoch": epoch + 1, "train_loss": train["loss"], "train_acc": train["accuracy"]}
-        row |= {"val_loss": val["loss"], "val_acc": val["accuracy"], "lr": lr, "time_s": round(seconds, 3)}
+        row |= {"val_loss": val["loss"], "val_acc": val["accuracy"], "val_macro_f1": val["macro_f1"]}
+        row |= {"lr": lr, "time_s": round(seconds, 3)}
         self.history.append(row)
         self.epoch, self.step = epoch + 1, self.step + train["steps"]
         improved = self.best.update(row)

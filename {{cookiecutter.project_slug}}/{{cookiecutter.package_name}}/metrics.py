@@ -12,22 +12,53 @@ from .utils import atomic_write_text
 
 log = logging.getLogger(__name__)
 
-METRIC_FIELDS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "time_s"]
+METRIC_FIELDS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_macro_f1", "lr", "time_s"]
+MONITORS = {"val_acc": "max", "val_loss": "min", "val_macro_f1": "max"}  # trainer.monitor: which way is better
+
+
+def confusion_counts(targets: torch.Tensor, predictions: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """(C, C) int64 counts, rows the true class, columns the predicted one. A one-hot product, not
+    bincount: bincount on CUDA reads its input's max on the host (a sync)."""
+    true = torch.nn.functional.one_hot(targets, num_classes).float()
+    predicted = torch.nn.functional.one_hot(predictions, num_classes).float()
+    return (true.T @ predicted).round().long()  # exact: counts of one batch are far below 2**24
+
+
+def class_scores(confusion: torch.Tensor) -> dict:
+    """Per-class precision, recall, F1 and support of a confusion matrix (0 where undefined, as
+    scikit-learn's zero_division=0), and their macro (plain) and weighted (by support) F1."""
+    confusion = confusion.double()
+    hits, support, predicted = confusion.diagonal(), confusion.sum(1), confusion.sum(0)
+    precision = torch.where(predicted > 0, hits / predicted.clamp_min(1), 0.0)
+    recall = torch.where(support > 0, hits / support.clamp_min(1), 0.0)
+    total = precision + recall
+    f1 = torch.where(total > 0, 2 * precision * recall / total.clamp_min(1e-300), 0.0)
+    weighted = (f1 * support).sum() / support.sum().clamp_min(1)
+    return {
+        "precision": precision, "recall": recall, "f1": f1, "support": support.long(),
+        "macro_f1": f1.mean().item(), "weighted_f1": weighted.item(),
+    }  # fmt: skip
 
 
 class RunningSums:
-    """Summed loss, correct predictions and sample count; read (one host sync) only in `result`."""
+    """Summed loss, correct predictions and sample count (and with `num_classes` the confusion
+    matrix, for macro F1); read (one host sync) only in `result`."""
 
-    def __init__(self, device: torch.device):
+    def __init__(self, device: torch.device, num_classes: int = 0):
         self.loss = torch.zeros((), dtype=torch.float64, device=device)
         self.correct = torch.zeros((), dtype=torch.int64, device=device)
         self.count = torch.zeros((), dtype=torch.int64, device=device)
+        self.num_classes = num_classes
+        self.confusion = torch.zeros((num_classes, num_classes), dtype=torch.int64, device=device)
 
     def add(self, mean_loss: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor) -> None:
         n = targets.shape[0]
         self.loss += mean_loss.detach().double() * n
-        self.correct += (logits.argmax(dim=1) == targets).sum()
+        predictions = logits.argmax(dim=1)
+        self.correct += (predictions == targets).sum()
         self.count += n
+        if self.num_classes:
+            self.confusion += confusion_counts(targets, predictions, self.num_classes)
 
     def result(self, what: str) -> dict:
         count = int(self.count.item())
@@ -36,7 +67,10 @@ class RunningSums:
         loss = self.loss.item() / count
         if not math.isfinite(loss):
             raise FloatingPointError(f"{what} loss is {loss}; try a lower optim.lr or trainer.grad_clip_norm")
-        return {"loss": loss, "accuracy": self.correct.item() / count, "num_samples": count}
+        result = {"loss": loss, "accuracy": self.correct.item() / count, "num_samples": count}
+        if self.num_classes:
+            result["macro_f1"] = class_scores(self.confusion.cpu())["macro_f1"]
+        return result
 
 
 def write_metrics(path, rows: list[dict]) -> None:
@@ -52,14 +86,14 @@ class BestTracker:
     """The monitored metric's best value and the epochs since it last improved (early stopping)."""
 
     def __init__(self, monitor: str, best: float | None = None, bad_epochs: int = 0):
-        if monitor not in ("val_acc", "val_loss"):
-            raise ValueError(f"trainer.monitor={monitor!r} is not one of: val_acc, val_loss")
+        if monitor not in MONITORS:
+            raise ValueError(f"trainer.monitor={monitor!r} is not one of: {', '.join(MONITORS)}")
         self.monitor, self.best, self.bad_epochs = monitor, best, bad_epochs
 
     def update(self, row: dict) -> bool:
         """True when this epoch is the best so far."""
         value = row[self.monitor]
-        if self.best is None or (value > self.best if self.monitor == "val_acc" else value < self.best):
+        if self.best is None or (value > self.best if MONITORS[self.monitor] == "max" else value < self.best):
             self.best, self.bad_epochs = value, 0
             return True
         self.bad_epochs += 1
@@ -76,7 +110,7 @@ def log_progress(bar, epoch: int, steps: int, loss, sums: RunningSums, start: fl
 
 def log_epoch(row: dict, epochs: int, improved: bool) -> None:
     log.info(
-        "epoch %d/%d  train_loss %.4f  train_acc %.4f  val_loss %.4f  val_acc %.4f  lr %.2e  %.1fs%s",
+        "epoch %d/%d  train_loss %.4f  train_acc %.4f  val_loss %.4f  val_acc %.4f  val_f1 %.4f  lr %.2e  %.1fs%s",
         row["epoch"], epochs, row["train_loss"], row["train_acc"], row["val_loss"], row["val_acc"],
-        row["lr"], row["time_s"], "  (best)" if improved else "",
+        row["val_macro_f1"], row["lr"], row["time_s"], "  (best)" if improved else "",
     )  # fmt: skip

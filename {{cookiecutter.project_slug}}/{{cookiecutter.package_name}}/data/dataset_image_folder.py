@@ -1,22 +1,30 @@
-"""Images sorted into class folders: `<root>/train/<class>/*.png` and `<root>/val/<class>/*`.
+"""Images sorted into class folders: `<root>/train/<class>/*.png`, `<root>/val/<class>/*`, `<root>/test/<class>/*`.
 
-Without a `val/` folder a seeded `data.val_fraction` of train is held out. Hidden files (`._photo.png`
-from a Mac, `.DS_Store`) and `__MACOSX/` folders are skipped, and counted in the log.
+Without a `val/` folder a seeded `data.val_fraction` of train is held out. A `test/` folder is optional:
+it is only evaluated (at the end of training, and by `evaluate.py --split test`), never trained on.
+Hidden files (`._photo.png` from a Mac, `.DS_Store`) and `__MACOSX/` folders are skipped, and counted in the log.
 
-Every `dataset.py` has EXPECTED_LAYOUT, PREDICT_INPUTS, ensure_data_root, build_datasets, preload_split and
-predict_inputs (for loaders.py and predict.py); its datasets have a `collate_fn`, maybe `take_skipped()`.
+Every `dataset.py` has EXPECTED_LAYOUT, PREDICT_INPUTS, ensure_data_root, build_datasets, build_test_set,
+preload_split and predict_inputs (for loaders.py and predict.py); its datasets have a `collate_fn`, a
+`source(i)`, maybe `take_skipped()` and, for images, `image(i)` (report.py).
 """
 
 from functools import partial
 from pathlib import Path
 
 from .common import DataError, holdout_split, sort_labels, write_sample_root
-from .images import PREDICT_INPUTS, image_datasets, image_files, is_hidden, predict_inputs, preload_split
+from .images import PREDICT_INPUTS, eval_dataset, image_datasets, image_files, is_hidden, predict_inputs, preload_split
 
-EXPECTED_LAYOUT = "  <root>/train/<class_name>/<image>.png|jpg|...\n  <root>/val/<class_name>/<image>  (optional)"
+EXPECTED_LAYOUT = (
+    "  <root>/train/<class_name>/<image>.png|jpg|...\n  <root>/val/<class_name>/<image>  (optional)\n"
+    "  <root>/test/<class_name>/<image>  (optional; evaluated only)"
+)
 ensure_data_root = partial(write_sample_root, expected_layout=EXPECTED_LAYOUT)
 
-__all__ = ["EXPECTED_LAYOUT", "PREDICT_INPUTS", "build_datasets", "ensure_data_root", "predict_inputs", "preload_split"]
+__all__ = [
+    "EXPECTED_LAYOUT", "PREDICT_INPUTS", "build_datasets", "build_test_set", "ensure_data_root", "predict_inputs",
+    "preload_split",
+]  # fmt: skip
 
 
 def class_folders(split_dir: Path) -> list[str]:
@@ -60,3 +68,11 @@ def build_datasets(cfg, data_info: dict | None = None):
             "one (add images, add a val/ folder, or change data.val_fraction)"
         )
     return image_datasets(cfg, train_samples, val_samples, classes, data_info)
+
+
+def build_test_set(cfg, data_info: dict):
+    """The test split under `<root>/test/`, transformed as validation is; None without that folder."""
+    test_dir = Path(cfg.data.root) / "test"
+    if not test_dir.is_dir():
+        return None
+    return eval_dataset(cfg, find_images(test_dir, list(data_info["classes"])), data_info)

@@ -4,10 +4,12 @@ A `.txt` list holds one `relative/path label` per line, split on the last run of
 may contain spaces); blank lines and `#` comment lines are skipped. A `.csv` list has a header with
 `path` and `label` columns (others are ignored). Paths are relative to `data.root` (absolute paths
 work too); labels are class names or integers. Hidden files (`._photo.png`, `__MACOSX/`) are skipped
-and counted in the log. Without a val list a seeded `data.val_fraction` of train is held out.
+and counted in the log. Without a val list a seeded `data.val_fraction` of train is held out. A test list
+(`data.test_list`) is optional: it is only evaluated, never trained on.
 
-Every `dataset.py` has EXPECTED_LAYOUT, PREDICT_INPUTS, ensure_data_root, build_datasets, preload_split and
-predict_inputs (for loaders.py and predict.py); its datasets have a `collate_fn`, maybe `take_skipped()`.
+Every `dataset.py` has EXPECTED_LAYOUT, PREDICT_INPUTS, ensure_data_root, build_datasets, build_test_set,
+preload_split and predict_inputs (for loaders.py and predict.py); its datasets have a `collate_fn`, a
+`source(i)`, maybe `take_skipped()` and, for images, `image(i)` (report.py).
 """
 
 import csv
@@ -19,13 +21,14 @@ from pathlib import Path
 
 from . import images
 from .common import DataError, holdout_split, sort_labels, write_sample_root
-from .images import image_datasets, is_hidden, preload_split, skip_hidden
+from .images import eval_dataset, image_datasets, is_hidden, preload_split, skip_hidden
 
 log = logging.getLogger(__name__)
 
 EXPECTED_LAYOUT = (
     "  <root>/<data.train_list>  e.g. train.txt: `relative/path/to/image.jpg label` per line\n"
     "  <root>/<data.val_list>    e.g. val.txt, same format (optional)\n"
+    "  <root>/<data.test_list>   e.g. test.txt, same format (optional; evaluated only)\n"
     "  <root>/<images...>        paths in the lists are relative to <root>\n"
     "  (or .csv lists with a header row holding `path` and `label` columns)"
 )
@@ -33,7 +36,10 @@ ensure_data_root = partial(write_sample_root, expected_layout=EXPECTED_LAYOUT)
 TXT_FORMAT = "`relative/path label` (the path, whitespace, then the label; `#` starts a comment line)"
 PREDICT_INPUTS = f"{images.PREDICT_INPUTS}, and .txt or .csv lists of image paths relative to the list (labels ignored)"
 
-__all__ = ["EXPECTED_LAYOUT", "PREDICT_INPUTS", "build_datasets", "ensure_data_root", "predict_inputs", "preload_split"]
+__all__ = [
+    "EXPECTED_LAYOUT", "PREDICT_INPUTS", "build_datasets", "build_test_set", "ensure_data_root", "predict_inputs",
+    "preload_split",
+]  # fmt: skip
 
 
 def txt_rows(path: Path, file, labelled: bool):
@@ -142,6 +148,16 @@ def build_datasets(cfg, data_info: dict | None = None):
             "(add images, add a val list, or change data.val_fraction)"
         )
     return image_datasets(cfg, train_samples, val_samples, classes, data_info)
+
+
+def build_test_set(cfg, data_info: dict):
+    """The images of `<root>/<data.test_list>`, transformed as validation is; None without that list."""
+    root = Path(cfg.data.root)
+    path = root / cfg.data.test_list if cfg.data.test_list else None
+    if path is None or not path.is_file():
+        return None
+    classes = [str(name) for name in data_info["classes"]]
+    return eval_dataset(cfg, to_samples(path, read_list(path), root, classes), data_info)
 
 
 def listed_images(path: Path) -> list[Path]:

@@ -1,12 +1,14 @@
-"""A table in CSV: `<root>/train.csv` and `<root>/val.csv`, a label column and feature columns.
+"""A table in CSV: `<root>/train.csv`, `<root>/val.csv` and `<root>/test.csv`, a label column and feature columns.
 
 Read once and held in memory as tensors. The preprocessing (table.py: column roles, gap filling,
 standardisation, one-hot levels, embedded levels) is learned from the *train* rows only and saved
 in `data_info`, which every checkpoint carries to evaluation and predict.py. Columns are matched
-by name. Without `val.csv` a seeded `data.val_fraction` of train is held out.
+by name. Without `val.csv` a seeded `data.val_fraction` of train is held out. `test.csv` is optional:
+it is only evaluated (at the end of training, and by `evaluate.py --split test`), never trained on.
 
-Every `dataset.py` has EXPECTED_LAYOUT, PREDICT_INPUTS, ensure_data_root, build_datasets, preload_split and
-predict_inputs (for loaders.py and predict.py); its datasets have a `collate_fn`, maybe `take_skipped()`.
+Every `dataset.py` has EXPECTED_LAYOUT, PREDICT_INPUTS, ensure_data_root, build_datasets, build_test_set,
+preload_split and predict_inputs (for loaders.py and predict.py); its datasets have a `collate_fn`, a
+`source(i)`, maybe `take_skipped()` and, for images, `image(i)` (report.py).
 """
 
 import logging
@@ -24,7 +26,8 @@ log = logging.getLogger(__name__)
 
 EXPECTED_LAYOUT = (
     "  <root>/train.csv  (a header row; a label column and feature columns, numbers or categories, gaps allowed)\n"
-    "  <root>/val.csv    (optional, the same columns in any order)"
+    "  <root>/val.csv    (optional, the same columns in any order)\n"
+    "  <root>/test.csv   (optional, the same columns; evaluated only)"
 )
 ensure_data_root = partial(write_sample_root, expected_layout=EXPECTED_LAYOUT)
 PREDICT_INPUTS = "CSV files with the checkpoint's feature columns (by name; others ignored), rows named `file:N` from 1"
@@ -42,7 +45,12 @@ class TabularDataset(TensorDataset):
             raise DataError(f"{table.path} has labels {unknown} that are not among the known classes {list(index)}")
         self.features = encode(table, data_info)
         self.labels = torch.tensor([index[label] for label in table.labels], dtype=torch.int64)
+        self.file, self.row_ids = table.path.name, table.row_ids
         super().__init__(self.features, self.labels)
+
+    def source(self, index: int) -> str:
+        """`file:row` of sample `index` (row 1: the first under the header), for predictions.csv."""
+        return f"{self.file}:{int(self.row_ids[index]) + 1}"
 
 
 def configured_roles(cfg) -> dict:
@@ -89,6 +97,14 @@ def build_datasets(cfg, data_info: dict | None = None):
     width = data_info["num_features"]
     log.info("%d train / %d val rows as %d features in memory: %s", train.rows, val.rows, width, gib(nbytes))
     return train_set, val_set, data_info
+
+
+def build_test_set(cfg, data_info: dict):
+    """`<root>/test.csv`, encoded with the checkpoint's preprocessing; None without that file."""
+    path = Path(cfg.data.root) / "test.csv"
+    if not path.is_file():
+        return None
+    return TabularDataset(read_table(path, data_info["label_column"], column_roles(data_info)), data_info)
 
 
 def preload_split(dataset: TabularDataset, cfg, device: torch.device, split: str):

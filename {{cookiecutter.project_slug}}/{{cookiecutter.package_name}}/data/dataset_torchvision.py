@@ -1,13 +1,16 @@
 """A built-in dataset (MNIST, FashionMNIST, CIFAR10) read from its own files under `data.root`.
 
-Validation is the dataset's test split. Missing files are downloaded when `data.download`
-is true (torchvision checks the md5 of what it fetches); with it false nothing touches the
-network. The MNIST family is read by torchvision (IDX files: plain arrays, safe to parse).
+Validation is a seeded `data.val_fraction` of the train split, held out; the dataset's official test
+split is the test split, evaluated only (at the end of training, and by `evaluate.py --split test`).
+Missing files are downloaded when `data.download` is true (torchvision checks the md5 of what it
+fetches); with it false nothing touches the network. The MNIST family is read by torchvision
+(IDX files: plain arrays, safe to parse).
 CIFAR-10 batches are pickles, and a pickle can run code, so they are read here with an
 unpickler that only rebuilds numpy arrays: a tampered file is refused, not executed.
 
-Every `dataset.py` has EXPECTED_LAYOUT, PREDICT_INPUTS, ensure_data_root, build_datasets, preload_split and
-predict_inputs (for loaders.py and predict.py); its datasets have a `collate_fn`, maybe `take_skipped()`.
+Every `dataset.py` has EXPECTED_LAYOUT, PREDICT_INPUTS, ensure_data_root, build_datasets, build_test_set,
+preload_split and predict_inputs (for loaders.py and predict.py); its datasets have a `collate_fn`, a
+`source(i)`, maybe `take_skipped()` and, for images, `image(i)` (report.py).
 """
 
 import pickle
@@ -18,8 +21,8 @@ import numpy as np
 import torchvision
 from PIL import Image
 
-from .common import DataError
-from .images import PREDICT_INPUTS, image_datasets, predict_inputs, preload_split
+from .common import DataError, holdout_split
+from .images import PREDICT_INPUTS, eval_dataset, image_datasets, predict_inputs, preload_split
 
 EXPECTED_LAYOUT = (
     "  MNIST:        <root>/MNIST/raw/train-images-idx3-ubyte, train-labels-idx1-ubyte,\n"
@@ -28,7 +31,10 @@ EXPECTED_LAYOUT = (
     "  CIFAR10:      <root>/cifar-10-batches-py/data_batch_1 .. data_batch_5, test_batch, batches.meta"
 )
 
-__all__ = ["EXPECTED_LAYOUT", "PREDICT_INPUTS", "build_datasets", "ensure_data_root", "predict_inputs", "preload_split"]
+__all__ = [
+    "EXPECTED_LAYOUT", "PREDICT_INPUTS", "build_datasets", "build_test_set", "ensure_data_root", "predict_inputs",
+    "preload_split",
+]  # fmt: skip
 
 NATIVE_MODE = {"MNIST": "L", "FashionMNIST": "L", "CIFAR10": "RGB"}
 # Per-channel mean/std of the train split at the native mode, as published (and used by torchvision's references).
@@ -74,11 +80,15 @@ class ArrayImages:
     A class, not a lambda, so that DataLoader worker processes can pickle it.
     """
 
-    def __init__(self, images: np.ndarray):
-        self.images = images
+    def __init__(self, images: np.ndarray, n_train: int):
+        self.images, self.n_train = images, n_train  # train images first, then test ones
 
     def __call__(self, index: int) -> Image.Image:
         return Image.fromarray(self.images[index])  # (H, W) uint8 -> L, (H, W, 3) -> RGB
+
+    def describe(self, index: int) -> str:
+        """The split and position of image `index` in it, e.g. `test #17`."""
+        return f"train #{index}" if index < self.n_train else f"test #{index - self.n_train}"
 
 
 class SafeUnpickler(pickle.Unpickler):
@@ -233,8 +243,8 @@ def load_cifar10(cfg, root: Path):
     return images, np.array(train_labels, dtype=np.int64), np.array(test_labels, dtype=np.int64), classes
 
 
-def build_datasets(cfg, data_info: dict | None = None):
-    """(train_set, val_set, data_info); `data_info` from a checkpoint fixes mode and normalisation."""
+def load_arrays(cfg, data_info: dict | None):
+    """(images with train then test, train labels, test labels, class names) of data.name."""
     name, root = cfg.data.name, Path(cfg.data.root)
     if name == "CIFAR10":
         images, train_labels, test_labels, classes = load_cifar10(cfg, root)
@@ -247,12 +257,26 @@ def build_datasets(cfg, data_info: dict | None = None):
         )
     if not len(train_labels) or not len(test_labels):
         raise DataError(f"{name} under {root} has {len(train_labels)} train / {len(test_labels)} test images")
-    # Sources are indices into one array holding train then test images.
-    n_train = len(train_labels)
-    train_samples = [(i, int(label)) for i, label in enumerate(train_labels)]
-    val_samples = [(n_train + i, int(label)) for i, label in enumerate(test_labels)]
+    return images, train_labels, test_labels, classes
+
+
+def build_datasets(cfg, data_info: dict | None = None):
+    """(train_set, val_set, data_info); `data_info` from a checkpoint fixes mode and normalisation."""
+    name = cfg.data.name
+    images, train_labels, _, classes = load_arrays(cfg, data_info)
+    # Sources are indices into one array holding train then test images; val is held out of train.
+    train_ids, val_ids = holdout_split(len(train_labels), cfg.data.val_fraction, cfg.seed)
+    train_samples = [(i, int(train_labels[i])) for i in train_ids]
+    val_samples = [(i, int(train_labels[i])) for i in val_ids]
     mode = NATIVE_MODE[name] if cfg.data.image_mode == "auto" else cfg.data.image_mode
     # Published stats describe the native channels only; another mode gets stats computed from train.
     known_stats = PUBLISHED_STATS[name] if mode == NATIVE_MODE[name] else None
-    load = ArrayImages(images)
+    load = ArrayImages(images, len(train_labels))
     return image_datasets(cfg, train_samples, val_samples, classes, data_info, load, known_stats, mode)
+
+
+def build_test_set(cfg, data_info: dict):
+    """The dataset's official test split, transformed as validation is."""
+    images, train_labels, test_labels, _ = load_arrays(cfg, data_info)
+    samples = [(len(train_labels) + i, int(label)) for i, label in enumerate(test_labels)]
+    return eval_dataset(cfg, samples, data_info, ArrayImages(images, len(train_labels)))

@@ -131,6 +131,15 @@ class ImageDataset(Dataset):
             count, self.skipped.value = self.skipped.value, 0
         return count
 
+    def source(self, index: int) -> str:
+        """Where sample `index` comes from, for predictions.csv: its file (or what `load` calls it)."""
+        source = self.samples[index][0]
+        return self.load.describe(source) if hasattr(self.load, "describe") else str(source)
+
+    def image(self, index: int) -> torch.Tensor:
+        """Sample `index` as uint8 (C, image_size, image_size), unaugmented: for mistakes.png."""
+        return decode_transform(self.size)(to_mode(self.load(self.samples[index][0]), self.mode))
+
     def with_transform(self, transform) -> "ImageDataset":
         view = ImageDataset(self.samples, self.load, self.mode, self.size, transform, self.skip_corrupt)
         view.skipped, view.stats = self.skipped, self.stats
@@ -200,6 +209,13 @@ def image_datasets(
     val_set = ImageDataset(val_samples, load, mode, size, build_transforms(size, mean, std), cfg.data.skip_corrupt)
     train_set.stats = val_set.stats = (list(mean), list(std))
     return train_set, val_set, info
+
+
+def eval_dataset(cfg, samples, data_info: dict, load=open_image) -> ImageDataset:
+    """A split to evaluate (test), transformed as validation is, with the checkpoint's normalisation."""
+    size = data_info["image_size"]
+    transform = build_transforms(size, data_info["mean"], data_info["std"])
+    return ImageDataset(samples, load, data_info["image_mode"], size, transform, cfg.data.skip_corrupt)
 
 
 def preload_split(dataset: ImageDataset, cfg, device: torch.device, split: str):

@@ -22,7 +22,7 @@ def build_dataloaders(cfg, data_info: dict | None = None, device=None):  # devic
         for split, dataset in (("train", train_set), ("val", val_set)):
             inputs, targets, transform = preload_split(dataset, cfg, torch.device("cpu"), split)
             loaders.append(
-                PreloadedLoader(inputs, targets, cfg.data.batch_size, split == "train", generator, transform)
+                PreloadedLoader(inputs, targets, cfg.data.batch_size, split == "train", generator, transform, dataset)
             )
         return *loaders, data_info
     collate_fn = getattr(train_set, "collate_fn", None)  # None: the default collate

@@ -29,7 +29,7 @@ def build_dataloaders(cfg, data_info: dict | None = None, device=None):
         for split, dataset in (("train", train_set), ("val", val_set)):
             inputs, targets, transform = preload_split(dataset, cfg, target, split)
             loaders.append(
-                PreloadedLoader(inputs, targets, cfg.data.batch_size, split == "train", generator, transform)
+                PreloadedLoader(inputs, targets, cfg.data.batch_size, split == "train", generator, transform, dataset)
             )
         return *loaders, data_info
     # Page-locked host memory lets non_blocking host->GPU copies overlap compute.

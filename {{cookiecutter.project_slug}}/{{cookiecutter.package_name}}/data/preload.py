@@ -38,8 +38,9 @@ class PreloadedLoader:
     """Batches by indexing tensors in memory; `transform(batch)` runs on the whole batch. A drop-in for
     the DataLoader in the loop, with a `.generator` the trainer reseeds every epoch, as it does the DataLoader's."""
 
-    def __init__(self, inputs, targets, batch_size, shuffle=False, generator=None, transform=None):
+    def __init__(self, inputs, targets, batch_size, shuffle=False, generator=None, transform=None, source=None):
         self.dataset = TensorDataset(inputs, targets)
+        self.source = source  # the dataset this was decoded from (evaluation reports read it lazily)
         self.inputs, self.targets = inputs, targets
         self.batch_size = batch_size
         self.shuffle = shuffle

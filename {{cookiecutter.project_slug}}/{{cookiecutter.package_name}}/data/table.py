@@ -44,12 +44,18 @@ class Table:
     categorical: dict  # column -> (int64 codes, the levels they index, in order of appearance)
     labels: list  # the label column as text; [] when it was not read
     rows: int
+    row_ids: torch.Tensor | None = None  # each row's position in the file (0: under the header); None: 0, 1, ...
+
+    def __post_init__(self):
+        if self.row_ids is None:
+            self.row_ids = torch.arange(self.rows)
 
     def take(self, ids: list[int]) -> "Table":
         index = torch.tensor(ids, dtype=torch.int64)
         numeric = {name: values[index] for name, values in self.numeric.items()}
         categorical = {name: (codes[index], levels) for name, (codes, levels) in self.categorical.items()}
-        return Table(self.path, numeric, categorical, [self.labels[i] for i in ids] if self.labels else [], len(ids))
+        labels = [self.labels[i] for i in ids] if self.labels else []
+        return Table(self.path, numeric, categorical, labels, len(ids), self.row_ids[index])
 
     def roles(self) -> dict:
         return dict.fromkeys(self.numeric, "numeric") | dict.fromkeys(self.categorical, "categorical")

@@ -1,0 +1,249 @@
+"""Evaluation reports: per-class precision/recall/F1, confusion matrix, calibration, predictions, mistakes.
+
+`predict_split` runs a model over a dataset and keeps, per sample, its index, target and class
+probabilities; `build_report` turns them into the numbers; `write_report` writes them under
+`<run_dir>/eval/<split>/`: report.json, confusion_matrix.csv/.png, predictions.csv and, for images,
+mistakes.png. evaluate.py and the end of training both go through `evaluate_split`.
+"""
+
+import csv
+import io
+import json
+import logging
+from pathlib import Path
+
+import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from torch.utils.data import DataLoader, Dataset, default_collate
+
+from .checkpoint import load_checkpoint, load_model_weights
+from .engine import predict
+from .errors import DataError
+from .metrics import class_scores, confusion_counts
+from .utils import atomic_write, atomic_write_text
+
+log = logging.getLogger(__name__)
+
+ECE_BINS = 15
+MAX_PROBABILITY_COLUMNS = 20  # predictions.csv gets p_<class> columns up to this many classes
+MISTAKES_SHOWN = 16
+
+
+class Indexed(Dataset):
+    """`dataset[i]` with `i` appended, so every prediction keeps the sample it belongs to."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        item = self.dataset[index]
+        return None if item is None else (*item, index)  # None: skipped as corrupt (data.skip_corrupt)
+
+
+def collate_kept(batch):
+    """default_collate of the samples that were not skipped; None when all were."""
+    batch = [item for item in batch if item is not None]
+    return default_collate(batch) if batch else None
+
+
+@torch.inference_mode()
+def predict_split(model, criterion, dataset, cfg, device, **loader_options) -> dict:
+    """{"index", "target", "probs", "loss_sum"} over `dataset` (this process's share with a sampler),
+    through the engine's `predict` (training's autocast); the loss is summed per batch as validation does."""
+    loader = DataLoader(
+        Indexed(dataset), batch_size=cfg.data.batch_size, num_workers=cfg.data.num_workers,
+        collate_fn=collate_kept, **loader_options,
+    )  # fmt: skip
+    model.eval()
+    indices, targets, probs = [], [], []
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    for batch in loader:
+        if batch is None:
+            continue
+        inputs, target, index = batch
+        inputs, target = inputs.to(device, non_blocking=True), target.to(device, non_blocking=True)
+        logits = predict(model, inputs, device, cfg).float()
+        loss_sum += criterion(logits, target).double() * len(target)
+        indices.append(index)
+        targets.append(target.cpu())
+        probs.append(logits.softmax(dim=1).cpu())
+    if not indices:  # an empty share (fewer samples than ranks), or every sample skipped
+        return {"index": torch.empty(0, dtype=torch.int64), "loss_sum": 0.0}
+    return {
+        "index": torch.cat(indices), "target": torch.cat(targets), "probs": torch.cat(probs),
+        "loss_sum": loss_sum.item(),
+    }  # fmt: skip
+
+
+def merge(parts: list[dict]) -> dict:
+    """One process's outputs from every process's share (torchrun), in sample order."""
+    loss_sum = sum(part["loss_sum"] for part in parts)
+    parts = [part for part in parts if len(part["index"])]
+    if not parts:
+        raise DataError("no samples to evaluate: the split is empty, or every sample in it was skipped")
+    index = torch.cat([part["index"] for part in parts])
+    order = index.argsort()
+    merged = {key: torch.cat([part[key] for part in parts])[order] for key in ("index", "target", "probs")}
+    return {**merged, "loss_sum": loss_sum}
+
+
+def expected_calibration_error(confidence: torch.Tensor, correct: torch.Tensor, bins: int = ECE_BINS) -> float:
+    """Sum over equal-width confidence bins (lo, hi] of |accuracy - mean confidence| x share of samples."""
+    which = (confidence.double() * bins).ceil().long().clamp(1, bins) - 1
+    ece = 0.0
+    for b in range(bins):
+        in_bin = which == b
+        if in_bin.any():
+            gap = correct[in_bin].double().mean() - confidence[in_bin].double().mean()
+            ece += gap.abs().item() * in_bin.sum().item() / len(confidence)
+    return ece
+
+
+def build_report(outputs: dict, classes: list[str]) -> dict:
+    """The numbers: loss, accuracy, top-5 accuracy (more than 5 classes), macro and weighted F1,
+    per-class precision/recall/F1/support, the confusion matrix and the expected calibration error."""
+    probs, target = outputs["probs"], outputs["target"]
+    n, num_classes = probs.shape
+    confidence, prediction = probs.max(dim=1)
+    confusion = confusion_counts(target, prediction, num_classes)
+    scores = class_scores(confusion)
+    report = {
+        "loss": outputs["loss_sum"] / n,
+        "accuracy": (prediction == target).double().mean().item(),
+        "num_samples": n,
+    }
+    if num_classes > 5:
+        top5 = probs.topk(5, dim=1).indices
+        report["top5_accuracy"] = (top5 == target[:, None]).any(dim=1).double().mean().item()
+    report |= {"macro_f1": scores["macro_f1"], "weighted_f1": scores["weighted_f1"]}
+    report["per_class"] = {
+        name: {key: scores[key][i].item() for key in ("precision", "recall", "f1", "support")}
+        for i, name in enumerate(classes)
+    }
+    report["confusion_matrix"] = confusion.tolist()
+    report["ece"] = expected_calibration_error(confidence, prediction == target)
+    return report
+
+
+def format_report(report: dict, split: str) -> str:
+    """A readable table of the report's numbers (for stderr)."""
+    head = f"{split}: {report['num_samples']} samples  loss {report['loss']:.4f}  accuracy {report['accuracy']:.4f}"
+    if "top5_accuracy" in report:
+        head += f"  top-5 {report['top5_accuracy']:.4f}"
+    head += f"  macro F1 {report['macro_f1']:.4f}  weighted F1 {report['weighted_f1']:.4f}  ECE {report['ece']:.4f}"
+    width = max(12, *(len(name) for name in report["per_class"]))
+    lines = [head, f"{'class':<{width}}  precision  recall      f1  support"]
+    for name, s in report["per_class"].items():
+        lines.append(f"{name:<{width}}  {s['precision']:9.4f}  {s['recall']:6.4f}  {s['f1']:6.4f}  {s['support']:7d}")
+    return "\n".join(lines)
+
+
+def write_report(report: dict, outputs: dict, dataset, classes: list[str], out_dir: Path) -> None:
+    """report.json, confusion_matrix.csv/.png, predictions.csv and (images) mistakes.png in `out_dir`."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out_dir / "report.json", json.dumps(report, indent=2) + "\n")
+    confusion = torch.tensor(report["confusion_matrix"])
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(["true \\ predicted", *classes])
+    writer.writerows([name, *row] for name, row in zip(classes, confusion.tolist(), strict=True))
+    atomic_write_text(out_dir / "confusion_matrix.csv", text.getvalue())
+    save_figure(confusion_figure(confusion, classes), out_dir / "confusion_matrix.png")
+
+    probs, target = outputs["probs"], outputs["target"]
+    confidence, prediction = probs.max(dim=1)
+    with_probs = len(classes) <= MAX_PROBABILITY_COLUMNS
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(
+        ["index", "source", "target", "prediction", "confidence", *([f"p_{c}" for c in classes] * with_probs)]
+    )
+    for i, index in enumerate(outputs["index"].tolist()):
+        row = [index, dataset.source(index), classes[target[i]], classes[prediction[i]], f"{confidence[i]:.6f}"]
+        writer.writerow(row + ([f"{p:.6f}" for p in probs[i].tolist()] if with_probs else []))
+    atomic_write_text(out_dir / "predictions.csv", text.getvalue())
+
+    if hasattr(dataset, "image"):  # image data: the most confident mistakes, as pictures
+        wrong = (prediction != target).nonzero().flatten()
+        worst = wrong[confidence[wrong].argsort(descending=True)][:MISTAKES_SHOWN].tolist()
+        shown = [(outputs["index"][i].item(), classes[target[i]], classes[prediction[i]], confidence[i]) for i in worst]
+        save_figure(mistakes_figure(dataset, shown), out_dir / "mistakes.png")
+
+
+def save_figure(figure: Figure, path: Path) -> None:
+    atomic_write(path, lambda file: figure.savefig(file, format="png", dpi=100))
+
+
+def confusion_figure(confusion: torch.Tensor, classes: list[str]) -> Figure:
+    """Row-normalised (each true class sums to 1) colours; the counts written in the cells when few."""
+    n = len(classes)
+    rates = confusion.double() / confusion.sum(dim=1, keepdim=True).clamp_min(1)
+    size = min(4 + 0.5 * n, 40)
+    figure = Figure(figsize=(size, size * 0.85), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.subplots()
+    image = axes.imshow(rates.numpy(), cmap="Blues", vmin=0, vmax=1)
+    figure.colorbar(image, ax=axes, label="share of the true class")
+    axes.set_xticks(range(n), classes, rotation=90 if n > 6 else 0)
+    axes.set_yticks(range(n), classes)
+    axes.set_xlabel("predicted class")
+    axes.set_ylabel("true class")
+    for row in range(n if n <= 30 else 0):  # more classes: cells too small to write in
+        for col in range(n):
+            color = "white" if rates[row, col] > 0.5 else "black"
+            axes.text(col, row, str(int(confusion[row, col])), ha="center", va="center", color=color, fontsize=8)
+    return figure
+
+
+def mistakes_figure(dataset, shown: list) -> Figure:
+    """A grid of (index, true, predicted, confidence) images, each titled with its classes."""
+    columns = 4
+    rows = max(1, -(-len(shown) // columns))
+    figure = Figure(figsize=(2.6 * columns, 2.8 * rows), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(rows, columns, squeeze=False).flatten()
+    for ax in axes:
+        ax.axis("off")
+    if not shown:
+        axes[0].set_title("no mistakes")
+    for ax, (index, true, predicted, confidence) in zip(axes, shown, strict=False):
+        image = dataset.image(index)  # uint8 (C, H, W)
+        ax.imshow(image.permute(1, 2, 0).squeeze(-1).numpy(), cmap="gray" if image.shape[0] == 1 else None)
+        ax.set_title(f"true {true}\npredicted {predicted} ({confidence:.2f})", fontsize=8)
+    return figure
+
+
+def evaluate_split(model, criterion, dataset, classes: list, cfg, device, out_dir: Path | None, **options) -> dict:
+    """Predict `dataset`, build its report and (with `out_dir`) write its files; returns the report.
+
+    Under torchrun pass `shard` (n -> a sampler of this rank's share), `gather` (every rank's
+    outputs, in a list) and `out_dir` on rank 0 only: the numbers count every sample exactly once.
+    """
+    gather = options.pop("gather", lambda outputs: [outputs])
+    shard = options.pop("shard", None)
+    if shard is not None:
+        options["sampler"] = shard(len(dataset))
+    outputs = merge(gather(predict_split(model, criterion, dataset, cfg, device, **options)))
+    report = build_report(outputs, classes)
+    if out_dir is not None:
+        write_report(report, outputs, dataset, classes, out_dir)
+    return report
+
+
+def report_best(model, criterion, datasets: dict, classes: list, cfg, run_dir: Path, device, **options) -> None:
+    """The end of training: the best checkpoint (else last.pt) on each split, reports in `<run_dir>/eval/`."""
+    checkpoints = run_dir / "checkpoints"
+    path = checkpoints / "best.pt" if (checkpoints / "best.pt").is_file() else checkpoints / "last.pt"
+    load_model_weights(model, load_checkpoint(path), path)
+    write = options.pop("write", True)
+    for split, dataset in datasets.items():
+        out_dir = run_dir / "eval" / split
+        report = evaluate_split(model, criterion, dataset, classes, cfg, device, out_dir if write else None, **options)
+        log.info(
+            "%s on %s: accuracy %.4f  macro F1 %.4f  ECE %.4f  (%d samples; report in %s)",
+            path.name, split, report["accuracy"], report["macro_f1"], report["ece"], report["num_samples"], out_dir,
+        )  # fmt: skip
