@@ -6,14 +6,16 @@ from helpers import largest_function, python_lines, python_sources, render
 
 # (answers, most Python lines outside tests/). Issue 10 asks for 1800 / 1300 / 2100; the redesign
 # reached 2174 / 1640 / 2453 (from 2366 / 1989 / 2634) without dropping a behaviour, and reading
-# tables as they come (categorical columns, gaps: data/table.py) brought tabular to 1834. These
+# tables as they come (categorical columns, gaps: data/table.py) brought tabular to 1834. The
+# evaluation reports (report.py: per-class scores, confusion matrix, calibration, predictions and
+# mistakes; test splits; evaluate.py --split) added about 360 to each: 2533 / 2193 / 2842. These
 # budgets hold that ground: a change that grows a render past them must say why.
 BUDGETS = {
-    "default": ({}, 2200),
-    "tabular-cpu": ({"dataset_type": "tabular_csv", "gpu": "none"}, 1860),
+    "default": ({}, 2540),
+    "tabular-cpu": ({"dataset_type": "tabular_csv", "gpu": "none"}, 2200),
     "image-ddp-tensorboard": (
         {"dataset_type": "image_folder", "gpu": "multi", "use_tensorboard": True},
-        2470,
+        2850,
     ),
 }
 MAX_FILE_LINES = 300

@@ -21,8 +21,7 @@ from test_images import mixed_predict_inputs as mixed_predict_inputs
 
 import train
 from {{ cookiecutter.package_name }}.data import DataError, build_dataloaders, build_datasets
-from {{ cookiecutter.package_name }}.data.dataset import build_test_set
-from {{ cookiecutter.package_name }}.data.dataset import PUBLISHED_STATS, read_cifar_pickle
+from {{ cookiecutter.package_name }}.data.dataset import PUBLISHED_STATS, build_test_set, read_cifar_pickle
 from {{ cookiecutter.package_name }}.data.sample import CIFAR_LABEL_NAMES, write_sample
 from {{ cookiecutter.package_name }}.data.sample import main as sample_main
 

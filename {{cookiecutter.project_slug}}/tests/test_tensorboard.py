@@ -69,7 +69,8 @@ def test_a_model_that_does_not_trace_costs_the_graph_only(tmp_path, caplog):
     with caplog.at_level(logging.INFO):
         logger = TensorBoardLogger(tmp_path, Untraceable(), loader)
     assert "graph skipped" in caplog.text
-    row = {"epoch": 1, "train_loss": 0.5, "train_acc": 0.25, "val_loss": 0.75, "val_acc": 0.5, "lr": 0.01}
+    row = {"epoch": 1, "train_loss": 0.5, "train_acc": 0.25, "val_loss": 0.75, "val_acc": 0.5, "val_macro_f1": 0.4}
+    row["lr"] = 0.01
     logger(row, {"samples_per_s": 100.0})
     events = read_events(tmp_path)
     assert [(e.step, e.value) for e in events.Scalars("loss/val")] == [(1, 0.75)]

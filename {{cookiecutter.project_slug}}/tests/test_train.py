@@ -137,6 +137,7 @@ def test_resume_of_a_missing_path_is_a_clean_error(tmp_path, capsys):
     [
         ("val_loss", [1.0, 0.9, 0.95, 0.95, 0.95, 0.95], 4, 2),  # improves until epoch 2, then 2 bad epochs
         ("val_acc", [0.5, 0.5, 0.4, 0.9, 0.9, 0.9], 3, 1),  # equal is no improvement
+        ("val_macro_f1", [0.5, 0.7, 0.6, 0.7, 0.9, 0.9], 4, 2),  # higher is better, as for accuracy
     ],
 )
 def test_early_stopping(make_config, tmp_path, monkeypatch, monitor, values, epochs_run, best_epoch):
@@ -145,7 +146,9 @@ def test_early_stopping(make_config, tmp_path, monkeypatch, monitor, values, epo
 
     def fake_evaluate(*args, **kwargs):
         value = next(scripted)
-        return {"loss": value if monitor == "val_loss" else 1.0, "accuracy": value, "num_samples": 1, "macro_f1": 0.0}
+        # Only the monitored number moves, so the test shows which one picks best.pt.
+        loss, accuracy, macro_f1 = (value if monitor == key else 0.5 for key in ("val_loss", "val_acc", "val_macro_f1"))
+        return {"loss": loss, "accuracy": accuracy, "num_samples": 1, "macro_f1": macro_f1}
 
     monkeypatch.setattr(engine, "evaluate", fake_evaluate)
     cfg = make_config(**{"trainer.epochs": 6, "trainer.early_stopping_patience": 2, "trainer.monitor": monitor})

@@ -18,6 +18,7 @@ TAGS = {
     "loss/val": "val_loss",
     "accuracy/train": "train_acc",
     "accuracy/val": "val_acc",
+    "macro_f1/val": "val_macro_f1",
     "lr": "lr",
 }
 
