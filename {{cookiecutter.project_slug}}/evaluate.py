@@ -53,7 +53,7 @@ def main(argv=None) -> int:
     # <run_dir>/checkpoints/x.pt -> <run_dir>/eval/<split>/; a checkpoint elsewhere gets eval/ beside it.
     run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
     out_dir = run_dir / "eval" / args.split
-    # The criterion and autocast of training's validation: on val the numbers match its metrics.csv.
+    # The criterion and forward pass of training's validation: on val the numbers match its metrics.csv.
     classes = data_info["classes"]
     report = evaluate_split(model, nn.CrossEntropyLoss(), datasets[args.split], classes, cfg, device, out_dir)
     log.info("%s\nfiles in %s", format_report(report, args.split), out_dir)
