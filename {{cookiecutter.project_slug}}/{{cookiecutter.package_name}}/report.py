@@ -66,7 +66,7 @@ def predict_split(model, criterion, dataset, cfg, device, **loader_options) -> d
         if batch is None:
             continue
         inputs, target, index = batch
-        inputs, target = inputs.to(device, non_blocking=True), target.to(device, non_blocking=True)
+        inputs, target = inputs.to(device), target.to(device)
         logits = predict(model, inputs, device, cfg).float()
         loss_sum += criterion(logits, target).double() * len(target)
         indices.append(index)
