@@ -54,7 +54,7 @@ def collate_kept(batch):
 @torch.inference_mode()
 def predict_split(model, criterion, dataset, cfg, device, **loader_options) -> dict:
     """{"index", "target", "probs", "loss_sum"} over `dataset` (this process's share with a sampler),
-    through the engine's `predict` (as validation runs the model); the loss is summed per batch as validation does."""
+    through the engine's `predict`, as validation runs the model; the loss is summed per batch as there."""
     loader = DataLoader(
         Indexed(dataset), batch_size=cfg.data.batch_size, num_workers=cfg.data.num_workers,
         collate_fn=collate_kept, **loader_options,
@@ -233,6 +233,8 @@ def evaluate_split(model, criterion, dataset, classes: list, cfg, device, out_di
     if shard is not None:
         options["sampler"] = shard(len(dataset))
     outputs = merge(gather(predict_split(model, criterion, dataset, cfg, device, **options)))
+    if skipped := dataset.take_skipped() if hasattr(dataset, "take_skipped") else 0:
+        log.warning("skipped %d unreadable images (data.skip_corrupt); the report leaves them out", skipped)
     report = build_report(outputs, classes)
     if out_dir is not None:
         write_report(report, outputs, dataset, classes, out_dir)
