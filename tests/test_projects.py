@@ -269,7 +269,7 @@ class ProjectChecks:
             # No downloads here: write MNIST's real file format with the project's own writer.
             # 60 + 15 images per class: the default config still learns them, in a few seconds.
             sample = ["data/mnist", "--name", "MNIST", "--train-per-class", "60"]
-            sample += ["--val-per-class", "15"]
+            sample += ["--test-per-class", "15"]
             proc = project.python("-m", f"{project.package}.data.sample", *sample)
             assert proc.returncode == 0, explain(proc)
         return project

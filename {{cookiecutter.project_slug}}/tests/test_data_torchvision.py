@@ -37,7 +37,7 @@ NATIVE_SIZE = {"MNIST": 28, "FashionMNIST": 28, "CIFAR10": 32}
 
 
 def write_tiny(root: Path, name: str, seed: int = 0) -> Path:
-    return write_sample(root, name, train_per_class=3, val_per_class=2, seed=seed)  # 30 train, 20 val
+    return write_sample(root, name, train_per_class=3, test_per_class=2, seed=seed)  # 30 train, 20 test
 
 
 def val_inputs(data_root: Path, val_set, tmp_path: Path) -> tuple[list[str], list[str]]:
@@ -177,7 +177,7 @@ def test_missing_files_without_download_say_where_and_how(tmp_path, make_config,
 @pytest.mark.parametrize("name", ["CIFAR10", "FashionMNIST"])
 def test_train_one_epoch_on_files_from_the_sample_writer(tmp_path, cli_overrides, capsys, name):
     root = tmp_path / "data"
-    sample_main([str(root), "--name", name, "--train-per-class", "3", "--val-per-class", "1"])  # its CLI
+    sample_main([str(root), "--name", name, "--train-per-class", "3", "--test-per-class", "1"])  # its CLI
     assert f"data.name={name}" in capsys.readouterr().out
     settings = {"data.root": root, "data.name": name, "run_name": "run", "output_dir": tmp_path / "runs"}
     assert train.main(cli_overrides(**settings)) == 0

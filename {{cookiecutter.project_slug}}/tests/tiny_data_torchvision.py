@@ -9,7 +9,7 @@ MODEL_WIDTH_KEY = "model.channels"  # the list of ints that sizes the model
 
 
 def write_tiny_sample(root):
-    write_sample(root, "MNIST", train_per_class=6, val_per_class=2)  # 10 classes: 60 train, 20 val images
+    write_sample(root, "MNIST", train_per_class=6, test_per_class=2)  # 10 classes: 60 train, 20 test images
     return root
 
 

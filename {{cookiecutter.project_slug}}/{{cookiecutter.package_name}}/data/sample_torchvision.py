@@ -94,13 +94,15 @@ def write_cifar_batch(path: Path, images: np.ndarray, labels: np.ndarray, batch_
         pickle.dump(entry, file, protocol=2)  # the real batches are protocol-2 pickles
 
 
-def write_sample(root, name: str = "MNIST", train_per_class: int = 200, val_per_class: int = 50, seed: int = 0) -> Path:
+def write_sample(
+    root, name: str = "MNIST", train_per_class: int = 200, test_per_class: int = 50, seed: int = 0
+) -> Path:
     """Write the stand-in for `name` under `root` (the layout data.root expects); return root."""
     if name not in NAMES:
         raise ValueError(f"name must be one of {', '.join(NAMES)}, not {name!r}")
     root = Path(root)
     rng = np.random.default_rng(seed)
-    train_labels, test_labels = split_labels(train_per_class, rng), split_labels(val_per_class, rng)
+    train_labels, test_labels = split_labels(train_per_class, rng), split_labels(test_per_class, rng)
     train_images, test_images = make_images(name, train_labels, rng), make_images(name, test_labels, rng)
     if name == "CIFAR10":
         folder = root / "cifar-10-batches-py"
@@ -126,10 +128,10 @@ def main(argv=None) -> None:
     parser.add_argument("root", type=Path, help="data.root to write under")
     parser.add_argument("--name", choices=NAMES, default="MNIST", help="which dataset's files to imitate")
     parser.add_argument("--train-per-class", type=int, default=200)
-    parser.add_argument("--val-per-class", type=int, default=50)
+    parser.add_argument("--test-per-class", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    write_sample(args.root, args.name, args.train_per_class, args.val_per_class, args.seed)
+    write_sample(args.root, args.name, args.train_per_class, args.test_per_class, args.seed)
     print(f"wrote a sample {args.name} under {args.root}; train with data.root={args.root} data.name={args.name}")
 
 
