@@ -5,6 +5,7 @@ Examples:
     python train.py trainer.epochs=20 data.root=/data/mine
     python train.py --config configs/my.yaml run_name=baseline
     python train.py --resume runs/baseline            # continue where it stopped
+    python train.py run_name=job42 --resume auto      # a requeued job: continue runs/job42, or start it
 """
 
 import argparse
@@ -33,7 +34,8 @@ log = logging.getLogger("{{ cookiecutter.package_name }}.train")
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", type=Path, help="YAML config (default: configs/default.yaml)")
-    parser.add_argument("--resume", type=Path, metavar="RUN_DIR_OR_CKPT", help="continue a run from its last.pt")
+    resume_help = "continue a run from its last.pt (auto: <output_dir>/<run_name> if it has one, else start it)"
+    parser.add_argument("--resume", metavar="RUN_DIR|CKPT|auto", help=resume_help)
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides")
     return parser.parse_intermixed_args(argv)  # options and key=value in any order
 
@@ -42,7 +44,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     setup_logging()
     cfg, state, ckpt_path = load_run(args.config, args.resume, args.overrides)
-    run_dir = ckpt_path.parent.parent if state else new_run_dir(cfg)  # <run_dir>/checkpoints/last.pt
+    run_dir = ckpt_path.parent.parent if state else new_run_dir(cfg, restart=args.resume == "auto")
     cfg.output_dir, cfg.run_name = str(run_dir.parent), run_dir.name  # as resolved, for config.yaml
     seed_everything(derive_seed(cfg.seed, "init"), cfg.trainer.deterministic)
     device = setup_device(cfg)
@@ -59,7 +61,7 @@ def main(argv=None) -> int:
     if state is not None:
         trainer.load_state_dict(state, ckpt_path)
 
-    (run_dir / "checkpoints").mkdir(parents=True, exist_ok=state is not None)
+    (run_dir / "checkpoints").mkdir(parents=True, exist_ok=state is not None or args.resume == "auto")
     setup_logging(run_dir / "train.log")
     save_config(cfg, run_dir / "config.yaml")  # on resume: with this session's overrides
     trainer.epoch_callbacks.append(TensorBoardLogger(run_dir / "tensorboard", trainer.eval_model, val_loader))  # use_tensorboard

@@ -226,6 +226,28 @@ def test_interrupted_and_resumed_run_matches_an_uninterrupted_one(
     assert "Resumed" in (runs / "interrupted" / "train.log").read_text()
 
 
+def test_resume_auto_starts_or_continues_the_named_run(tmp_path, cli_overrides, capsys):
+    # A requeued job runs the same command every time.
+    command = ["--resume", "auto", *cli_overrides(run_name="job")]
+    assert train.main(command) == 0  # nothing to continue yet: the run starts
+    run_dir = tmp_path / "runs" / "job"
+    assert [row["epoch"] for row in read_metrics(run_dir)] == ["1"]
+    assert train.main([*command, "trainer.epochs=2"]) == 0  # again, with one more epoch: it continues
+    assert [row["epoch"] for row in read_metrics(run_dir)] == ["1", "2"]
+    assert "--resume auto: continuing" in capsys.readouterr().err  # said before the run's log file opens
+    assert "Resumed" in (run_dir / "train.log").read_text(encoding="utf-8")
+    # Stopped before its first checkpoint: started again in its run dir, not refused.
+    early = tmp_path / "runs" / "early"
+    (early / "checkpoints").mkdir(parents=True)
+    (early / "train.log").write_text("killed in epoch 1\n", encoding="utf-8")
+    assert train.main(["--resume", "auto", *cli_overrides(run_name="early")]) == 0
+    assert [row["epoch"] for row in read_metrics(early)] == ["1"]
+    assert (early / "train.log").read_text(encoding="utf-8").startswith("killed in epoch 1")  # appended to
+    capsys.readouterr()
+    assert run_main(train.main, ["--resume", "auto", *cli_overrides()]) == 2  # which run? a clean error
+    assert "--resume auto needs run_name=" in capsys.readouterr().err
+
+
 def test_resume_of_a_finished_run_changes_no_weights(tmp_path, cli_overrides):
     assert train.main(cli_overrides(run_name="done")) == 0
     run_dir = tmp_path / "runs" / "done"

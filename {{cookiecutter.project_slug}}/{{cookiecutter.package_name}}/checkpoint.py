@@ -4,6 +4,7 @@ A checkpoint is a dict of tensors and plain Python values only, so it loads with
 `torch.load(path, weights_only=True)`: no pickled code runs when you open one.
 """
 
+import logging
 import pickle
 import time
 from pathlib import Path
@@ -14,6 +15,8 @@ import torch.nn as nn
 from .config import load_config
 from .errors import CheckpointError, ConfigError
 from .utils import atomic_write
+
+log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 PREFIXES = ("module.", "_orig_mod.")  # added by DataParallel/DDP and torch.compile
@@ -101,11 +104,15 @@ def load_model_weights(model: nn.Module, state: dict, path="checkpoint") -> None
     model.load_state_dict(weights)
 
 
-def new_run_dir(cfg) -> Path:
-    """A fresh run dir; an existing one is never reused, so nothing in it can be overwritten."""
+def new_run_dir(cfg, restart: bool = False) -> Path:
+    """A fresh run dir; an existing one is never reused, so nothing in it can be overwritten. With
+    `restart` (--resume auto) a run dir that holds no checkpoint yet is started again."""
     output_dir = Path(cfg.output_dir)
     if cfg.run_name:
         run_dir = output_dir / cfg.run_name
+        if restart and run_dir.exists() and not any((run_dir / "checkpoints").glob("*.pt")):
+            log.warning("%s holds no checkpoint yet (it stopped in its first epoch): starting it again", run_dir)
+            return run_dir
         if run_dir.exists():
             raise ConfigError(
                 f"run directory {run_dir} already exists; pick another run_name=..., "
@@ -121,7 +128,17 @@ def new_run_dir(cfg) -> Path:
 
 def load_run(config_path, resume, overrides):
     """train.py's --config/--resume/overrides -> (cfg, checkpoint state, checkpoint path); a new run:
-    (cfg, None, None)."""
+    (cfg, None, None). `--resume auto` continues <output_dir>/<run_name> when it has a last.pt, else
+    starts it: a job that is requeued can run the same command every time."""
+    if resume == "auto":
+        cfg = load_config(config_path, overrides)
+        if not cfg.run_name:
+            raise ConfigError("--resume auto needs run_name=...: the run to continue (or to start when new)")
+        last = Path(cfg.output_dir) / cfg.run_name / "checkpoints" / "last.pt"
+        if not last.is_file():
+            return cfg, None, None
+        log.info("--resume auto: continuing %s", last)
+        config_path, resume = None, last  # the run's own config, with this command's overrides
     if not resume:
         return load_config(config_path, overrides), None, None
     if config_path:
