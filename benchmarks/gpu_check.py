@@ -159,11 +159,12 @@ class Setting:
                 for g in optimizer.param_groups
             ]
             optimizer = torch.optim.AdamW(groups, lr=cfg.optim.lr, foreach=True, fused=False)
-        info = data_info(cfg.data.image_size)
-        args = (
+        info, criterion = data_info(cfg.data.image_size), nn.CrossEntropyLoss()
+        # The Trainer applies channels_last, compile and the GradScaler, as it does for train.py.
+        trainer_args = (
             cfg,
             model,
-            nn.CrossEntropyLoss(),
+            criterion,
             optimizer,
             None,
             loader,
@@ -172,9 +173,7 @@ class Setting:
             run_dir,
             device,
         )
-        self.trainer = m.loop.Trainer(
-            *args
-        )  # channels_last, compile and the GradScaler as train.py gets them
+        self.trainer = m.loop.Trainer(*trainer_args)
 
     def run(self) -> tuple[float, int | None]:
         """(samples/s, peak bytes allocated above the start) of one training epoch."""
@@ -184,16 +183,8 @@ class Setting:
             torch.cuda.reset_peak_memory_stats(self.device)
             base = torch.cuda.memory_allocated(self.device)
         start = time.perf_counter()
-        stats = self.m.loop.train_one_epoch(
-            t.model,
-            t.criterion,
-            t.optimizer,
-            t.scaler,
-            self.loader,
-            self.device,
-            self.epoch,
-            self.cfg,
-        )
+        step_args = (t.model, t.criterion, t.optimizer, t.scaler, self.loader, self.device)
+        stats = self.m.loop.train_one_epoch(*step_args, self.epoch, self.cfg)
         sync(self.device)
         seconds = time.perf_counter() - start
         self.epoch += 1
@@ -227,14 +218,8 @@ def add_rows(table: Table, section: str, results: dict, baseline: str, labels: d
         peaks = [peak for _, peak in results[name] if peak is not None]
         ratios[name] = ratio_of(results, name, baseline)
         vs = "(baseline)" if name == baseline else labels[baseline]
-        table.row(
-            section,
-            label,
-            statistics.median(rates),
-            ratios[name],
-            vs,
-            max(peaks) if peaks else None,
-        )
+        peak = max(peaks) if peaks else None
+        table.row(section, label, statistics.median(rates), ratios[name], vs, peak)
     return ratios
 
 
@@ -310,19 +295,11 @@ def overhead(m, overrides, sizes: Sizes, device, tmp: Path, table: Table) -> Non
     ratios = [t / r for t, r in zip(times["trainer"], times["raw"], strict=True)]
     ratio = statistics.median(ratios)
     table.row("overhead", "raw loop", samples / statistics.median(times["raw"]), 1.0, "(baseline)")
-    table.row(
-        "overhead",
-        "generated Trainer",
-        samples / statistics.median(times["trainer"]),
-        1 / ratio,
-        "raw loop",
-    )
+    trainer_rate = samples / statistics.median(times["trainer"])
+    table.row("overhead", "generated Trainer", trainer_rate, 1 / ratio, "raw loop")
     ok = None if sizes.smoke else ratio <= MAX_OVERHEAD
-    table.check(
-        "Trainer/raw time",
-        ok,
-        f"{ratio:.3f} (needs <= {MAX_OVERHEAD}), median of {len(ratios)} pairs",
-    )
+    detail = f"{ratio:.3f} (needs <= {MAX_OVERHEAD}), median of {len(ratios)} pairs"
+    table.check("Trainer/raw time", ok, detail)
 
 
 class SlowBatches:
@@ -451,13 +428,12 @@ def run(cmd: list, cwd: Path, what: str) -> str:
 
 def ddp_matches_evaluate(multi: Path, data_root: Path, device, tmp: Path, table: Table) -> None:
     runs = tmp / "ddp-runs"
-    overrides = [
-        f"data.root={data_root}",
-        f"output_dir={runs}",
-        "run_name=ddp",
+    overrides = [f"data.root={data_root}", f"output_dir={runs}", "run_name=ddp"]
+    overrides += [
         "trainer.epochs=1",
+        "trainer.progress_bar=false",
+        f"trainer.device={device.type}",
     ]
-    overrides += ["trainer.progress_bar=false", f"trainer.device={device.type}"]
     overrides.append(f"data.num_workers={2 if device.type == 'cuda' else 0}")
     torchrun = [
         sys.executable,
@@ -469,13 +445,8 @@ def ddp_matches_evaluate(multi: Path, data_root: Path, device, tmp: Path, table:
     run([*torchrun, "train.py", *overrides], multi, "torchrun train.py")
     last = (runs / "ddp" / "metrics.csv").read_text().strip().splitlines()
     row = dict(zip(last[0].split(","), last[-1].split(","), strict=True))
-    result = json.loads(
-        run(
-            [sys.executable, "evaluate.py", str(runs / "ddp" / "checkpoints" / "last.pt")],
-            multi,
-            "evaluate.py",
-        )
-    )
+    checkpoint = str(runs / "ddp" / "checkpoints" / "last.pt")
+    result = json.loads(run([sys.executable, "evaluate.py", checkpoint], multi, "evaluate.py"))
     loss_diff = abs(float(row["val_loss"]) - result["loss"])
     acc_diff = abs(float(row["val_acc"]) - result["accuracy"])
     backend = "NCCL" if device.type == "cuda" else "gloo"
@@ -490,17 +461,9 @@ def ddp_matches_evaluate(multi: Path, data_root: Path, device, tmp: Path, table:
 
 def resume_is_exact(single: Path, data_root: Path, device, tmp: Path, table: Table) -> None:
     """In a fresh process: deterministic settings (CUBLAS_WORKSPACE_CONFIG) come before CUDA."""
-    cmd = [
-        sys.executable,
-        __file__,
-        "--child-resume",
-        str(single),
-        str(data_root),
-        str(tmp / "resume-runs"),
-    ]
-    result = json.loads(
-        run(cmd + ["--device", device.type], single, "the resume check").strip().splitlines()[-1]
-    )
+    cmd = [sys.executable, __file__, "--child-resume", str(single), str(data_root)]
+    cmd += [str(tmp / "resume-runs"), "--device", device.type]
+    result = json.loads(run(cmd, single, "the resume check").strip().splitlines()[-1])
     detail = f"{result['equal']} of {result['tensors']} tensors equal, metrics rows equal: "
     detail += f"{result['rows_equal']}, exit code of the interrupted run "
     detail += f"{result['interrupted_exit']} (130: Ctrl-C)"

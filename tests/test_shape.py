@@ -8,14 +8,15 @@ from helpers import largest_function, python_lines, python_sources, render
 # reached 2174 / 1640 / 2453 (from 2366 / 1989 / 2634) without dropping a behaviour, and reading
 # tables as they come (categorical columns, gaps: data/table.py) brought tabular to 1834. The
 # evaluation reports (report.py: per-class scores, confusion matrix, calibration, predictions and
-# mistakes; test splits; evaluate.py --split) added about 360 to each: 2533 / 2193 / 2842. These
+# mistakes; test splits; evaluate.py --split) added about 360 to each: 2533 / 2193 / 2842;
+# `--resume auto` (checkpoint.py) and the reports' count of skipped files 26 more. These
 # budgets hold that ground: a change that grows a render past them must say why.
 BUDGETS = {
-    "default": ({}, 2540),
-    "tabular-cpu": ({"dataset_type": "tabular_csv", "gpu": "none"}, 2200),
+    "default": ({}, 2560),
+    "tabular-cpu": ({"dataset_type": "tabular_csv", "gpu": "none"}, 2220),
     "image-ddp-tensorboard": (
         {"dataset_type": "image_folder", "gpu": "multi", "use_tensorboard": True},
-        2850,
+        2870,
     ),
 }
 MAX_FILE_LINES = 300
