@@ -29,6 +29,8 @@ from {{ cookiecutter.package_name }}.data.images import (
     to_mode,
 )
 from {{ cookiecutter.package_name }}.errors import DataError
+from {{ cookiecutter.package_name }}.models import build_model
+from {{ cookiecutter.package_name }}.report import evaluate_split
 
 SIZE = 16  # FAST data.image_size
 
@@ -125,6 +127,16 @@ def test_skip_corrupt_logs_drops_and_counts(tmp_path, make_config, caplog):
     inputs, targets = lenient.collate_fn([None, None])  # all skipped: empty, but shaped like a real batch
     assert inputs.shape == (0, 3, SIZE, SIZE) and inputs.dtype == torch.float32
     assert targets.shape == (0,) and targets.dtype == torch.int64
+
+
+def test_reports_leave_unreadable_images_out_and_say_how_many(tmp_path, make_config, caplog):
+    (tmp_path / "broken.png").write_bytes(b"garbage")
+    cfg, dataset = dataset_of(tmp_path, make_config, ["a.png", "broken.png", "b.png"], **{"data.skip_corrupt": True})
+    model = build_model(cfg, {"num_classes": 2, "in_channels": 3, "image_size": SIZE})
+    with caplog.at_level(logging.WARNING):
+        report = evaluate_split(model, torch.nn.CrossEntropyLoss(), dataset, ["x", "y"], cfg, torch.device("cpu"), None)
+    assert report["num_samples"] == 2 and report["per_class"]["y"]["support"] == 0
+    assert "skipped 1 unreadable images" in caplog.text
 
 
 @pytest.mark.parametrize("start", ["fork", "forkserver"])  # forkserver, the default from Python 3.14, pickles it
