@@ -22,7 +22,7 @@ import torch.nn as nn
 
 from {{ cookiecutter.package_name }}.checkpoint import load_checkpoint, load_model_weights, resolve_checkpoint_path
 from {{ cookiecutter.package_name }}.config import load_config
-from {{ cookiecutter.package_name }}.data import DataError, eval_datasets
+from {{ cookiecutter.package_name }}.data import DataError, build_datasets, build_test_set
 from {{ cookiecutter.package_name }}.device import setup_device
 from {{ cookiecutter.package_name }}.errors import run_main
 from {{ cookiecutter.package_name }}.models import build_model
@@ -45,8 +45,9 @@ def main(argv=None) -> int:
     cfg = load_config(base=state["config"], overrides=args.overrides)
     device = setup_device(cfg)
     data_info = state["data_info"]
-    datasets = eval_datasets(cfg, data_info)
-    if args.split not in datasets:
+    # Only the split asked for is read (val: built as training built it, held out of train if need be).
+    dataset = build_datasets(cfg, data_info)[1] if args.split == "val" else build_test_set(cfg, data_info)
+    if dataset is None:
         raise DataError(f"--split test: data.root={cfg.data.root!r} has no test split (see the README's Data)")
     model = build_model(cfg, data_info).to(device)
     load_model_weights(model, state, path)
@@ -55,7 +56,7 @@ def main(argv=None) -> int:
     out_dir = run_dir / "eval" / args.split
     # The criterion and forward pass of training's validation: on val the numbers match its metrics.csv.
     classes = data_info["classes"]
-    report = evaluate_split(model, nn.CrossEntropyLoss(), datasets[args.split], classes, cfg, device, out_dir)
+    report = evaluate_split(model, nn.CrossEntropyLoss(), dataset, classes, cfg, device, out_dir)
     log.info("%s\nfiles in %s", format_report(report, args.split), out_dir)
     print(json.dumps({**report, "split": args.split, "epoch": state["epoch"], "checkpoint": str(args.checkpoint)}))
     return 0
