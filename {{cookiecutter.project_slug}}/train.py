@@ -46,13 +46,14 @@ def main(argv=None) -> int:
     cfg, state, ckpt_path = load_run(args.config, args.resume, args.overrides)
     run_dir = ckpt_path.parent.parent if state else new_run_dir(cfg, restart=args.resume == "auto")
     cfg.output_dir, cfg.run_name = str(run_dir.parent), run_dir.name  # as resolved, for config.yaml
-    seed_everything(derive_seed(cfg.seed, "init"), cfg.trainer.deterministic)
     device = setup_device(cfg)
 
     # Build everything before touching the run dir: a bad setting leaves nothing behind.
     train_loader, val_loader, data_info = build_dataloaders(cfg, state["data_info"] if state else None, device)
     eval_sets = eval_datasets(cfg, data_info, val_loader)  # val, and test if there is one: checked before training
     train_loader = with_prefetch(train_loader, cfg, device)  # use_prefetch
+    # Seeded here, after the data: the init is the same whether or not data loading drew random numbers.
+    seed_everything(derive_seed(cfg.seed, "init"), cfg.trainer.deterministic)
     model = build_model(cfg, data_info).to(device)
     criterion = nn.CrossEntropyLoss()
     optimizer = build_optimizer(cfg, model)

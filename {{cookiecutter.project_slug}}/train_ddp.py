@@ -75,13 +75,14 @@ def run(args) -> int:
         if isinstance(run_dir, Exception):
             raise run_dir
     cfg.output_dir, cfg.run_name = str(run_dir.parent), run_dir.name  # as resolved, for config.yaml
-    seed_everything(derive_seed(cfg.seed, "init"), cfg.trainer.deterministic)  # the same init on every rank
 
     # Build everything before touching the run dir: a bad setting leaves nothing behind.
     train_loader, val_loader, data_info = build_dataloaders(cfg, state["data_info"] if state else None, device)
     eval_sets = eval_datasets(cfg, data_info, val_loader)  # val, and test if there is one: checked before training
     train_loader, val_loader = shard_loaders(train_loader, val_loader, cfg)
     train_loader = with_prefetch(train_loader, cfg, device)  # use_prefetch
+    # Seeded here, after the data: the init is the same whether or not data loading drew random numbers.
+    seed_everything(derive_seed(cfg.seed, "init"), cfg.trainer.deterministic)  # the same init on every rank
     model = wrap_model(build_model(cfg, data_info).to(device), cfg, device)
     criterion = nn.CrossEntropyLoss()
     optimizer = build_optimizer(cfg, model)

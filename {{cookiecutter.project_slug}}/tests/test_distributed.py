@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
 import evaluate
 from {{ cookiecutter.package_name }} import distributed
+from {{ cookiecutter.package_name }}.config import default_choices
 from {{ cookiecutter.package_name }}.data import build_dataloaders
 from {{ cookiecutter.package_name }}.data.preload import PreloadedLoader
 from {{ cookiecutter.package_name }}.distributed import ShardedPreloadedLoader, shard_loaders, wrap_model
@@ -251,16 +252,17 @@ def shard_indices(loader) -> list[int]:
     return list(loader.sampler)
 
 
-@pytest.mark.parametrize("preload", ["false", "cpu"])
-def test_val_shards_cover_every_sample_once_and_train_shards_are_equal(make_config, monkeypatch, preload):
-    cfg = make_config(**{"data.preload": preload})
+@pytest.mark.parametrize("preload", [p for p in default_choices()["data.preload"] if p != "device"])  # disk: images
+def test_val_shards_cover_every_sample_once_and_train_shards_are_equal(make_config, monkeypatch, preload, tmp_path):
+    cache = {"data.cache_dir": str(tmp_path / "cache")} if preload == "disk" else {}
+    cfg = make_config(**{"data.preload": preload, **cache})
     train_loader, val_loader, _ = build_dataloaders(cfg)
     world = 7  # divides none of the tiny val sets: shards of unequal size
     val, train = [], []
     for rank in range(world):
         fake_rank(monkeypatch, rank, world)
         train_shard, val_shard = shard_loaders(train_loader, val_loader, cfg)
-        assert isinstance(val_shard, ShardedPreloadedLoader) == (preload == "cpu")
+        assert isinstance(val_shard, ShardedPreloadedLoader) == (preload != "false")  # disk: shards of the mapping
         val += shard_indices(val_shard)
         train.append(shard_indices(train_shard))
     assert sorted(val) == list(range(len(val_loader.dataset)))  # no padding: no sample counted twice

@@ -13,6 +13,7 @@ preload_split and predict_inputs (for loaders.py and predict.py); its datasets h
 `source(i)`, maybe `take_skipped()` and, for images, `image(i)` (report.py).
 """
 
+import hashlib
 import pickle
 from pathlib import Path
 from urllib.error import URLError
@@ -89,6 +90,10 @@ class ArrayImages:
     def describe(self, index: int) -> str:
         """The split and position of image `index` in it, e.g. `test #17`."""
         return f"train #{index}" if index < self.n_train else f"test #{index - self.n_train}"
+
+    def fingerprint(self) -> str:
+        """A hash of the pixels, for the data.preload=disk cache key."""
+        return hashlib.sha256(np.ascontiguousarray(self.images).data).hexdigest()
 
 
 class SafeUnpickler(pickle.Unpickler):

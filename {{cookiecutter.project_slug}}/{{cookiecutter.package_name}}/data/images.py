@@ -9,6 +9,7 @@ import logging
 import multiprocessing
 import warnings
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -19,6 +20,7 @@ from tqdm import tqdm
 from ..errors import ConfigError, DataError
 from ..utils import show_progress
 from .augment import Augmentation, BatchTransform, build_transforms, decode_transform
+from .disk_cache import cached_images
 from .preload import check_fits, gib
 
 log = logging.getLogger(__name__)
@@ -70,12 +72,19 @@ def to_mode(image: Image.Image, mode: str) -> Image.Image:
     return image.convert(mode)  # CMYK, YCbCr, P, 1, ... through PIL's own matrices
 
 
-def open_image(path) -> Image.Image:
-    """Decode a file fully (a truncated file fails here, not later), upright per its EXIF tag."""
+def open_image(path, size: int | None = None) -> Image.Image:
+    """Decode a file fully (a truncated file fails here, not later), upright per its EXIF tag.
+
+    With `size`, a JPEG is decoded at 1/2, 1/4 or 1/8 scale where both sides stay >= size (libjpeg's
+    DCT scaling, `Image.draft`): 2-3x faster on photos and nothing lost, since every image is resized
+    to size x size next and crops are taken from that. Other formats decode fully.
+    """
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as image:
+                if size is not None:
+                    image.draft(None, (size, size))
                 image.load()
                 return ImageOps.exif_transpose(image)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombWarning, Image.DecompressionBombError) as err:
@@ -177,13 +186,13 @@ def check_mean_std(mean: list, std: list, mode: str) -> None:
         )
 
 
-def image_datasets(
-    cfg, train_samples, val_samples, classes, data_info=None, load=open_image, known_stats=None, mode=None
-):
+def image_datasets(cfg, train_samples, val_samples, classes, data_info=None, load=None, known_stats=None, mode=None):
     """(train_set, val_set, data_info). Normalisation comes from `data_info` (a checkpoint), else
-    `data.mean`/`data.std`, else `known_stats` (a torchvision dataset's published values), else train."""
+    `data.mean`/`data.std`, else `known_stats` (a torchvision dataset's published values), else train.
+    `load(source)` gives a PIL image; by default `source` is a file path, decoded at data.image_size."""
     mode = data_info["image_mode"] if data_info else (mode or cfg.data.image_mode)
     size = cfg.data.image_size
+    load = load or partial(open_image, size=size)
     train_set = ImageDataset(train_samples, load, mode, size, skip_corrupt=cfg.data.skip_corrupt)
     if data_info is not None:
         mean, std = data_info["mean"], data_info["std"]
@@ -211,22 +220,34 @@ def image_datasets(
     return train_set, val_set, info
 
 
-def eval_dataset(cfg, samples, data_info: dict, load=open_image) -> ImageDataset:
+def eval_dataset(cfg, samples, data_info: dict, load=None) -> ImageDataset:
     """A split to evaluate (test), transformed as validation is, with the checkpoint's normalisation."""
     size = data_info["image_size"]
     transform = build_transforms(size, data_info["mean"], data_info["std"])
+    load = load or partial(open_image, size=size)
     return ImageDataset(samples, load, data_info["image_mode"], size, transform, cfg.data.skip_corrupt)
 
 
 def preload_split(dataset: ImageDataset, cfg, device: torch.device, split: str):
-    """(uint8 images decoded once onto `device`, labels, the batched transform: augmenting for train)."""
+    """(uint8 images decoded once: onto `device`, or mapped from the disk cache; labels; the batched
+    transform: augmenting for train)."""
+    decoded = partial(decoded_batches, dataset, cfg, f"preload {split}", 256, range(len(dataset)))
+    if cfg.data.preload == "disk":
+        inputs, targets = cached_images(dataset, cfg, split, decoded)
+    else:
+        inputs, targets = decode_into_memory(dataset, cfg, device, split, decoded)
+    augment = Augmentation.from_config(cfg) if split == "train" else None
+    return inputs, targets, BatchTransform(*dataset.stats, augment)
+
+
+def decode_into_memory(dataset: ImageDataset, cfg, device: torch.device, split: str, decoded):
     size, channels = dataset.size, MODE_CHANNELS[dataset.mode]
     what = f"{len(dataset)} {split} images at {channels}x{size}x{size} uint8"
     check_fits(len(dataset) * channels * size * size, device, cfg, what)
     inputs = torch.empty((len(dataset), channels, size, size), dtype=torch.uint8)
     targets = torch.empty(len(dataset), dtype=torch.int64)
     filled = 0
-    for images, labels in decoded_batches(dataset, cfg, f"preload {split}", 256, range(len(dataset))):
+    for images, labels in decoded():
         inputs[filled : filled + len(labels)] = images
         targets[filled : filled + len(labels)] = labels
         filled += len(labels)
@@ -234,8 +255,7 @@ def preload_split(dataset: ImageDataset, cfg, device: torch.device, split: str):
         log.warning("preload %s: skipped %d corrupt images", split, dataset.take_skipped())
     inputs, targets = inputs[:filled].to(device), targets[:filled].to(device)
     log.info("preloaded %s into %s memory: %s", what, device.type.upper(), gib(inputs.nbytes))
-    augment = Augmentation.from_config(cfg) if split == "train" else None
-    return inputs, targets, BatchTransform(*dataset.stats, augment)
+    return inputs, targets
 
 
 def predict_inputs(inputs: list[str], data_info: dict, cfg, batch_size: int):
@@ -255,6 +275,6 @@ def predict_inputs(inputs: list[str], data_info: dict, cfg, batch_size: int):
     size = data_info["image_size"]
     transform = build_transforms(size, data_info["mean"], data_info["std"])
     samples = [(str(path), 0) for path in images]  # labels are unknown: 0 is a placeholder
-    dataset = ImageDataset(samples, open_image, data_info["image_mode"], size, transform)
+    dataset = ImageDataset(samples, partial(open_image, size=size), data_info["image_mode"], size, transform)
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=cfg.data.num_workers)
     return [str(path) for path in images], (batch for batch, _ in loader)
