@@ -29,6 +29,19 @@ def test_data_loading_benchmark_reports_both_comparisons(tmp_path):
     assert re.search(prefetch, proc.stdout), proc.stdout
 
 
+def test_image_decode_benchmark_compares_every_path(tmp_path):
+    proc = python(
+        BENCHMARKS / "image_decode.py", "--images", "6", "--width", "400", "--height", "300",
+        "--size", "48", "--repeats", "1", "--workers", "0", cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, explain(proc)
+    out = proc.stdout
+    for side in ["bare PIL, full", "old path", "bare PIL, draft", "lazy path now", "preload=disk"]:
+        assert re.search(rf"^  {re.escape(side)}.* +\d+\.\d$", out, re.MULTILINE), out
+    assert re.search(r"ratio lazy now / old path: \d+\.\d\dx", out), out
+    assert re.search(r"ratio preload=disk epoch 2 / lazy epoch, 0 workers: \d+\.\dx", out), out
+
+
 def test_overhead_benchmark_compares_the_same_work_and_ends_with_the_ratio(tmp_path):
     proc = python(
         BENCHMARKS / "overhead.py", "--epochs", "1", "--pairs", "2", "--images", "128",

@@ -159,10 +159,10 @@ SUPPORTED_COMBINATIONS = [
     },
 ]
 
-METRICS_HEADER = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_macro_f1", "lr", "time_s"]
+METRICS_HEADER = "epoch train_loss train_acc val_loss val_acc val_macro_f1 lr time_s".split()
 RUN_FILES = "config.yaml train.log metrics.csv checkpoints/last.pt checkpoints/best.pt".split()
-RUN_FILES += [f"eval/val/{name}" for name in ("report.json", "confusion_matrix.csv", "confusion_matrix.png")]
-RUN_FILES += ["eval/val/predictions.csv"]
+EVAL_FILES = "report.json confusion_matrix.csv confusion_matrix.png predictions.csv".split()
+RUN_FILES += [f"eval/val/{name}" for name in EVAL_FILES]
 NOT_SOURCES = {"__pycache__", ".pytest_cache", ".ruff_cache", "runs", "data"}  # at the root
 FLAGS = [key for key, value in COOKIECUTTER_JSON.items() if isinstance(value, bool)]
 # A marker the post-gen hook missed: `  # use_prefetch` at the end of a line, any spacing.

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw
 
 import train
 from {{ cookiecutter.package_name }}.data.augment import (
@@ -150,6 +150,40 @@ def test_skips_in_worker_processes_are_counted(tmp_path, make_config, start):
     )
     assert sum(len(y) for _, y in loader) == 3
     assert dataset.take_skipped() == 2
+
+
+def photo(width: int, height: int) -> Image.Image:
+    """A smooth, photo-like picture with edges: gradients and discs."""
+    y, x = torch.meshgrid(torch.linspace(0, 1, height), torch.linspace(0, 1, width), indexing="ij")
+    channels = [torch.sin(x * 7 + c) * torch.cos(y * 5 - c) * 100 + 128 for c in range(3)]
+    image = Image.fromarray(torch.stack(channels, -1).to(torch.uint8).numpy())
+    draw = ImageDraw.Draw(image)
+    for i in range(6):
+        left, top = width * i // 7, height * (i % 3) // 4
+        draw.ellipse([left, top, left + width // 5, top + height // 3], fill=(40 * i, 255 - 40 * i, 90))
+    return image
+
+
+@pytest.mark.parametrize("exif_rotated", [False, True])
+def test_jpegs_decode_at_the_scale_the_size_needs_and_look_the_same(tmp_path, exif_rotated):
+    exif = Image.Exif()
+    exif[0x0112] = 6 if exif_rotated else 1  # 6: "rotate 90 CW to display"
+    path = save(tmp_path / "photo.jpg", photo(1200, 900), quality=90, exif=exif.tobytes())
+    full = open_image(path)
+    assert full.size == ((900, 1200) if exif_rotated else (1200, 900))
+    quarter, eighth = (-(-side // 4) for side in full.size), (-(-side // 8) for side in full.size)
+    assert open_image(path, size=120).size == tuple(quarter)  # 1/8 would leave 113 < 120 pixels
+    assert open_image(path, size=100).size == tuple(eighth)
+    for size in (64, 100):
+        x_full = decode_transform(size)(full).float()
+        x_drafted = decode_transform(size)(open_image(path, size=size)).float()
+        assert (x_full - x_drafted).abs().mean() < 1.5, size  # resampling noise, out of 255
+    assert open_image(path, size=1000).size == full.size  # never below the size asked for
+
+
+def test_other_formats_decode_fully(tmp_path):
+    path = save(tmp_path / "photo.png", photo(400, 300))
+    assert open_image(path, size=50).size == (400, 300)
 
 
 def test_decode_transform_gives_resized_uint8(tmp_path):
