@@ -159,6 +159,11 @@ SUPPORTED_COMBINATIONS = [
     },
 ]
 
+# The combinations whose train.py is also broken on purpose from the command line (BreakChecks).
+BROKEN_ON_PURPOSE = {
+    ("image_folder", "single"), ("image_list", "multi"),
+    ("tabular_csv", "none"), ("torchvision", "multi"),
+}  # fmt: skip
 METRICS_HEADER = "epoch train_loss train_acc val_loss val_acc val_macro_f1 lr time_s".split()
 RUN_FILES = "config.yaml train.log metrics.csv checkpoints/last.pt checkpoints/best.pt".split()
 EVAL_FILES = "report.json confusion_matrix.csv confusion_matrix.png predictions.csv".split()
@@ -200,6 +205,9 @@ def test_combinations_cover_every_answer():
             seen = {c[flag] for c in SUPPORTED_COMBINATIONS if c[key] == value}
             assert seen == {True, False}, f"{key}={value} never meets {flag}={not seen.pop()}"
     assert {c["license"] for c in SUPPORTED_COMBINATIONS} == set(choices["license"])
+    assert BROKEN_ON_PURPOSE <= set(pairs)
+    for index, key in enumerate(["dataset_type", "gpu"]):
+        assert {pair[index] for pair in BROKEN_ON_PURPOSE} == set(choices[key]), key
 
 
 def test_no_jinja_control_flow_in_template_python():
@@ -379,16 +387,6 @@ class ProjectChecks:
         saved = json.loads((smoke / "eval" / "val" / "report.json").read_text(encoding="utf-8"))
         assert saved["confusion_matrix"] == metrics["confusion_matrix"], (saved, metrics)
 
-    def test_typo_in_key_is_refused(self, project):
-        runs = project.root / "runs"
-        before = sorted(runs.iterdir()) if runs.exists() else []
-        proc = project.train("trainer.epoch=1")
-        output = proc.stdout + proc.stderr
-        assert proc.returncode != 0, explain(proc)
-        assert "trainer.epoch" in output and "trainer.epochs" in output, explain(proc)
-        assert "Traceback" not in output, explain(proc)
-        assert (sorted(runs.iterdir()) if runs.exists() else []) == before, "a run dir appeared"
-
     def test_resume_adds_an_epoch(self, project, smoke):
         # Last in the class: it extends the smoke run. Resume continues in the same run dir,
         # appends to metrics.csv, and with more epochs it stretches the (cosine) schedule
@@ -402,14 +400,37 @@ class ProjectChecks:
         assert resumed[-1]["lr"] > 0, f"the resumed epoch trained at lr 0: {resumed}"
 
 
+class BreakChecks:
+    """A typo on the command line of a real `python train.py`: one line, no traceback, no run dir.
+
+    Run for BROKEN_ON_PURPOSE only (each dataset_type and each gpu answer once): the config code is
+    the same in every render, and each project's own suite breaks every render in-process.
+    """
+
+    def test_typo_in_key_is_refused(self, project):
+        runs = project.root / "runs"
+        before = sorted(runs.iterdir()) if runs.exists() else []
+        proc = project.train("trainer.epoch=1")
+        output = proc.stdout + proc.stderr
+        assert proc.returncode != 0, explain(proc)
+        assert "trainer.epoch" in output and "trainer.epochs" in output, explain(proc)
+        assert "Traceback" not in output, explain(proc)
+        assert (sorted(runs.iterdir()) if runs.exists() else []) == before, "a run dir appeared"
+
+
 def class_name(answers):
     """TestImageFolderSingleGpu, TestTabularCsvCpu, ... (one per dataset_type x gpu)."""
     hardware = {"none": "Cpu", "single": "SingleGpu", "multi": "MultiGpu"}[answers["gpu"]]
     return "Test" + answers["dataset_type"].title().replace("_", "") + hardware
 
 
+def checks_of(answers) -> tuple[type, ...]:
+    broken = (answers["dataset_type"], answers["gpu"]) in BROKEN_ON_PURPOSE
+    return (ProjectChecks, BreakChecks) if broken else (ProjectChecks,)
+
+
 # The test classes: one per row of SUPPORTED_COMBINATIONS.
 globals().update(
-    (class_name(answers), type(class_name(answers), (ProjectChecks,), {"answers": answers}))
+    (class_name(answers), type(class_name(answers), checks_of(answers), {"answers": answers}))
     for answers in SUPPORTED_COMBINATIONS
 )

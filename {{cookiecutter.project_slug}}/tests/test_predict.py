@@ -17,7 +17,7 @@ from {{ cookiecutter.package_name }}.checkpoint import load_checkpoint, load_mod
 from {{ cookiecutter.package_name }}.config import load_config
 from {{ cookiecutter.package_name }}.data import build_dataloaders
 from {{ cookiecutter.package_name }}.engine import evaluate
-from {{ cookiecutter.package_name }}.errors import ConfigError, DataError
+from {{ cookiecutter.package_name }}.errors import ConfigError, DataError, run_main
 from {{ cookiecutter.package_name }}.models import build_model
 
 
@@ -131,10 +131,11 @@ def test_bad_inputs_are_clear_errors(run_dir, tmp_path):
         assert not output.exists()
 
 
-def test_cli_errors_exit_2_with_one_line(run_dir, tmp_path, run_script):
+def test_cli_errors_exit_2_with_one_line(run_dir, tmp_path, monkeypatch, capsys):
     args, message = cli_bad_predict_input(tmp_path)
-    proc = run_script("predict.py", run_dir, *args)
-    assert proc.returncode == 2
-    assert "Traceback" not in proc.stderr
-    assert proc.stderr.strip().splitlines()[-1].startswith(message)
+    monkeypatch.chdir(tmp_path)  # where predictions.csv would be written
+    assert run_main(predict.main, [str(run_dir), *args]) == 2  # what `python predict.py` exits with
+    stderr = capsys.readouterr().err
+    assert "Traceback" not in stderr
+    assert stderr.strip().splitlines()[-1].startswith(message)
     assert not (tmp_path / "predictions.csv").exists()

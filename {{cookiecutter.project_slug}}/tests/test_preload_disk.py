@@ -100,7 +100,7 @@ def test_a_failed_write_leaves_no_cache_and_names_the_file(make_config, disk, mo
 
 @pytest.mark.skipif(sys.platform == "win32", reason="no file lock on Windows")
 def test_one_process_builds_a_cache_while_the_others_wait(tmp_path):
-    """Ranks of a torchrun job (or two runs) that find no cache: one decodes, the others wait, then read it."""
+    """Processes that find no cache (two runs, or the processes of one job): one decodes, the others wait."""
     events = []
 
     def second():

@@ -52,7 +52,7 @@ def read_index(index_path: Path, data_path: Path, key: str, image_bytes: int) ->
 
 @contextlib.contextmanager
 def exclusive(lock_path: Path):
-    """One process builds a cache (other DDP ranks, other runs) while the rest wait, then read it."""
+    """One process builds a cache (of two runs, or of the processes of one job) while the rest wait, then read it."""
     try:
         import fcntl
     except ImportError:  # Windows: no lock; concurrent builds write the same bytes and rename atomically
