@@ -5,8 +5,8 @@ use_github_actions and license are cycled so that each dataset_type and each gpu
 meets both values of each yes/no answer, and the free-text answers carry quotes,
 apostrophes, backslashes, <>& and non-ASCII text.
 
-One test class per combination, generated from the table (the gpu=multi rows first: their own
-suites take longest, and xdist hands out classes in this order). Its class-scoped fixtures
+One test class per combination, generated from the table (tests/conftest.py hands them to xdist
+longest first: the gpu=multi rows, whose own suites run torchrun). Its class-scoped fixtures
 render the project once and train it once; its tests run in order on one xdist worker
 (`--dist loadscope` in pyproject.toml), so each combination's expensive steps run once.
 """

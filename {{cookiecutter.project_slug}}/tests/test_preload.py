@@ -12,6 +12,7 @@ import torch
 from test_train import settings_that_exist
 
 import train
+from {{ cookiecutter.package_name }}.config import default_choices
 from {{ cookiecutter.package_name }}.data import DataError, build_dataloaders, build_datasets, preload
 from {{ cookiecutter.package_name }}.data.preload import PreloadedLoader
 
@@ -93,8 +94,10 @@ def test_preload_larger_than_the_free_memory_share_is_refused(make_config, monke
     assert "data.preload=false" in message  # says what to do instead
 
 
-def test_training_on_preloaded_data_resumes_exactly(tmp_path, cli_overrides):
-    settings = {**CPU_PRELOAD, "trainer.epochs": 2, "model.dropout": 0.5}
+@pytest.mark.parametrize("preload", [p for p in default_choices()["data.preload"] if p in ("cpu", "disk")])
+def test_training_on_preloaded_data_resumes_exactly(tmp_path, cli_overrides, preload):
+    cache = {"data.cache_dir": str(tmp_path / "cache")} if preload == "disk" else {}  # disk: image data
+    settings = {"data.preload": preload, **cache, "trainer.epochs": 2, "model.dropout": 0.5}
     assert train.main(cli_overrides(run_name="straight", **settings)) == 0
     assert train.main(cli_overrides(run_name="resumed", **{**settings, "trainer.epochs": 1})) == 0
     runs = tmp_path / "runs"

@@ -1,4 +1,6 @@
-"""data.preload=disk: decoded once into a cache file, then the same batches as preload=cpu, read memory-mapped."""
+"""data.preload=disk: decoded once into a cache file, then the same batches as preload=cpu, read memory-mapped.
+
+Exact resume on it is tested with preload=cpu's, in test_preload.py."""
 
 import json
 import logging
@@ -14,7 +16,6 @@ import torch
 from test_preload import NO_AUGMENT
 from tiny_data import write_tiny_sample
 
-import train
 from {{ cookiecutter.package_name }}.data import DataError, build_dataloaders, build_datasets, disk_cache
 from {{ cookiecutter.package_name }}.data.images import ImageDataset
 
@@ -145,15 +146,3 @@ def test_reading_a_cache_larger_than_a_batch_keeps_the_memory_flat(tmp_path, dis
     assert total == 2 * sum(range(12)) * 500 * inputs[0].numel()
     grown = rss_anon() - before  # batches and the allocator's caches, not the 74 MB
     assert grown < inputs.numel() // 3, f"the reading process holds {grown} bytes more: the cache was copied"
-
-
-def test_training_on_disk_cached_data_resumes_exactly(tmp_path, cli_overrides, disk):
-    settings = {**disk, "trainer.epochs": 2, "model.dropout": 0.5}
-    assert train.main(cli_overrides(run_name="straight", **settings)) == 0
-    assert train.main(cli_overrides(run_name="resumed", **{**settings, "trainer.epochs": 1})) == 0
-    runs = tmp_path / "runs"
-    assert train.main(["--resume", str(runs / "resumed"), "trainer.epochs=2"]) == 0
-    straight = torch.load(runs / "straight" / "checkpoints" / "last.pt", weights_only=True)
-    resumed = torch.load(runs / "resumed" / "checkpoints" / "last.pt", weights_only=True)
-    for key, value in straight["model"].items():
-        assert torch.equal(value, resumed["model"][key]), key
