@@ -11,14 +11,14 @@ from helpers import largest_function, python_lines, python_sources, render
 # mistakes; test splits; evaluate.py --split) added about 360 to each: 2533 / 2193 / 2842;
 # `--resume auto` (checkpoint.py) and the reports' count of skipped files 26 more. Image data
 # larger than RAM (data.preload=disk: data/disk_cache.py, 120) and JPEGs decoded at the needed
-# scale added 141 to the image renders. These budgets hold that ground: a change that grows a
-# render past them must say why.
+# scale added 141 to the image renders, and GPU decoding (data/decode.py, gpu renders) 67 more.
+# These budgets hold that ground: a change that grows a render past them must say why.
 BUDGETS = {
-    "default": ({}, 2700),
+    "default": ({}, 2767),
     "tabular-cpu": ({"dataset_type": "tabular_csv", "gpu": "none"}, 2220),
     "image-ddp-tensorboard": (
         {"dataset_type": "image_folder", "gpu": "multi", "use_tensorboard": True},
-        3011,
+        3078,
     ),
 }
 MAX_FILE_LINES = 300

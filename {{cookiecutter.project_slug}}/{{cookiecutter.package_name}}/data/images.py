@@ -14,12 +14,11 @@ from pathlib import Path
 
 import torch
 from PIL import Image, ImageOps
-from torch.utils.data import DataLoader, Dataset, Subset, default_collate
-from tqdm import tqdm
+from torch.utils.data import DataLoader, Dataset, default_collate
 
 from ..errors import ConfigError, DataError
-from ..utils import show_progress
 from .augment import Augmentation, BatchTransform, build_transforms, decode_transform
+from .decode import decoded_batches
 from .disk_cache import cached_images
 from .preload import check_fits, gib
 
@@ -153,13 +152,6 @@ class ImageDataset(Dataset):
         view = ImageDataset(self.samples, self.load, self.mode, self.size, transform, self.skip_corrupt)
         view.skipped, view.stats = self.skipped, self.stats
         return view
-
-
-def decoded_batches(dataset: ImageDataset, cfg, desc: str, batch_size: int, ids):
-    """Batches of uint8 images at data.image_size (no augmentation), decoded in worker processes."""
-    view = Subset(dataset.with_transform(decode_transform(dataset.size)), ids)
-    loader = DataLoader(view, batch_size, num_workers=cfg.data.num_workers, collate_fn=dataset.collate_fn)
-    return tqdm(loader, desc=desc, leave=False, disable=not show_progress(cfg.trainer.progress_bar))
 
 
 def compute_mean_std(dataset: ImageDataset, cfg, max_images: int) -> tuple[list[float], list[float]]:

@@ -1,0 +1,14 @@
+"""Decoding a whole split once (preloading, the mean/std): in DataLoader worker processes."""
+
+from torch.utils.data import DataLoader, Subset
+from tqdm import tqdm
+
+from ..utils import show_progress
+from .augment import decode_transform
+
+
+def decoded_batches(dataset, cfg, desc: str, batch_size: int, ids):
+    """Batches of uint8 images at data.image_size (no augmentation), decoded in worker processes."""
+    view = Subset(dataset.with_transform(decode_transform(dataset.size)), ids)
+    loader = DataLoader(view, batch_size, num_workers=cfg.data.num_workers, collate_fn=dataset.collate_fn)
+    return tqdm(loader, desc=desc, leave=False, disable=not show_progress(cfg.trainer.progress_bar))
