@@ -20,6 +20,8 @@ runs on cuda:0, in about 8 minutes on one GPU:
    processes vs `data.preload=cpu` vs `data.preload=device` (train.py's prefetch applied, as
    train.py does); then `data.prefetch_batches` 2 vs 0 with a slow loader: pinned float
    batches at 224 px for resnet18, each handed out after a CPU delay.
+   Then `data.decode_device` cpu vs cuda: the one-time preload decode of 256 photo-sized JPEGs
+   (2000x1500 to 224 px) by the CPU workers vs in batches on the GPU (measured, not judged).
 4. Correctness.
    - `torchrun --nproc-per-node=1` (NCCL) trains an epoch of the gpu=multi project; the
      val_loss and val_acc it wrote to metrics.csv equal those `evaluate.py` prints.
@@ -54,6 +56,7 @@ from pathlib import Path
 
 import torch
 import torch.nn as nn
+from image_decode import write_photos
 from overhead import run_raw, run_trainer
 from rendering import close_logging, import_project, quiet_fds, render_image_folder_project
 
@@ -377,6 +380,28 @@ def data_paths(m, overrides, sizes: Sizes, device, tmp: Path, table: Table) -> N
     table.speed_check("prefetch_batches=2 vs 0 (slow loader)", ratios[2], sizes.smoke)
 
 
+def decoding(m, overrides, sizes: Sizes, device, tmp: Path, table: Table) -> None:
+    """data.decode_device: preloading photo-sized JPEGs, decoded by CPU workers vs on the GPU."""
+    if device.type != "cuda":
+        table.check("data.decode_device=cuda vs cpu", None, "not run in --cpu-smoke (needs CUDA)")
+        return
+    count = 256
+    write_photos(tmp / "photos", count, 2000, 1500)  # train and val hold the same files
+    base = [*overrides, f"data.root={tmp / 'photos'}", "data.image_size=224", "data.preload=cpu"]
+    base += [f"data.num_workers={sizes.workers}", "data.mean=[0.5,0.5,0.5]", "data.std=[.2,.2,.2]"]
+    rates = {}
+    for where in ("cpu", "cuda"):
+        cfg = m.config.load_config(None, [*base, f"data.decode_device={where}"])
+        start = time.perf_counter()
+        with quiet_fds(2):
+            m.data.build_dataloaders(cfg, None, device)
+        rates[where] = 2 * count / (time.perf_counter() - start)
+    table.row("decode", f"{count} JPEGs 2000x1500, cpu workers", rates["cpu"], 1.0, "(baseline)")
+    ratio = rates["cuda"] / rates["cpu"]
+    table.row("decode", "decode_device=cuda (nvJPEG)", rates["cuda"], ratio, "cpu workers")
+    table.check("data.decode_device=cuda vs cpu (preload decode)", None, f"ratio {ratio:.2f}")
+
+
 def count_host_reads(setting: Setting) -> int:
     """Host syncs during one training epoch of `setting`, counted by the profiler.
 
@@ -577,7 +602,7 @@ def main() -> int:
         )
         print(f"torch {torch.__version__}, {name}")
         table = Table()
-        for part in (throughput, overhead, data_paths, host_syncs):
+        for part in (throughput, overhead, data_paths, decoding, host_syncs):
             part_start = time.perf_counter()
             part(m, overrides, sizes, device, tmp / part.__name__, table)
             print(f"{part.__name__}: {time.perf_counter() - part_start:.0f} s", flush=True)

@@ -107,6 +107,7 @@ def test_gpu_check_runs_every_part_on_the_cpu_and_ends_with_the_verdict(tmp_path
     ]:  # fmt: skip
         assert re.search(rf"^{section} +{setting} +\d+ +\d+\.\d\d ", out, re.MULTILINE), out
     # The correctness checks are judged on the CPU too (gloo instead of NCCL).
+    assert "info  data.decode_device=cuda vs cpu: not run in --cpu-smoke (needs CUDA)" in out, out
     assert "PASS  torchrun (1 process) val metrics == evaluate.py" in out, out
     assert re.search(r"PASS  deterministic run.*: (\d+) of \1 tensors equal", out), out
     assert out.strip().splitlines()[-1] == "verdict: PASS", out

@@ -135,10 +135,14 @@ def test_workflow_triggers_runner_and_actions(project):
 def test_workflow_installs_lints_tests_and_smoke_trains(project):
     _, steps = workflow_steps(project)
     lines = run_lines(steps)
-    torch = "torch" if project.answers["dataset_type"] == "tabular_csv" else "torch torchvision"
+    image = project.answers["dataset_type"] != "tabular_csv"
+    torch = "torch torchvision" if image else "torch"
+    gpu = project.answers.get("gpu", "single") != "none"
+    # TensorBoard, when chosen, is a dependency; GPU image projects' tests use gpu-decode.
+    extras = "dev,gpu-decode" if image and gpu else "dev"
     expected = [
         f"pip install {torch} {CPU_INDEX}",
-        'pip install -e ".[dev]"',  # TensorBoard, when chosen, is a dependency: its tests run
+        f'pip install -e ".[{extras}]"',
         "ruff check .",
         "ruff format --check .",
     ]

@@ -13,8 +13,6 @@ import logging
 from pathlib import Path
 
 import torch
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from PIL import Image, ImageDraw, ImageFont
 from torch.utils.data import DataLoader, Dataset, default_collate
 
@@ -153,7 +151,8 @@ def write_report(report: dict, outputs: dict, dataset, classes: list[str], out_d
     writer.writerow(["true \\ predicted", *classes])
     writer.writerows([name, *row] for name, row in zip(classes, confusion.tolist(), strict=True))
     atomic_write_text(out_dir / "confusion_matrix.csv", text.getvalue())
-    save_figure(confusion_figure(confusion, classes), out_dir / "confusion_matrix.png")
+    picture = confusion_image(confusion, classes)
+    atomic_write(out_dir / "confusion_matrix.png", lambda file: picture.save(file, format="PNG"))
 
     probs, target = outputs["probs"], outputs["target"]
     confidence, prediction = probs.max(dim=1)
@@ -176,29 +175,44 @@ def write_report(report: dict, outputs: dict, dataset, classes: list[str], out_d
         atomic_write(out_dir / "mistakes.png", lambda file: grid.save(file, format="PNG"))
 
 
-def save_figure(figure: Figure, path: Path) -> None:
-    atomic_write(path, lambda file: figure.savefig(file, format="png", dpi=100))
+def confusion_image(confusion: torch.Tensor, classes: list[str]) -> Image.Image:
+    """Row-normalised (each true class sums to 1) shades of blue, the counts written in the cells when
+    few; true classes down the side, predicted ones along the top. Drawn with PIL, like mistakes.png."""
+    n, font = len(classes), ImageFont.load_default()
+    rates = (confusion.double() / confusion.sum(dim=1, keepdim=True).clamp_min(1)).tolist()
+    cell = 36 if n <= 30 else max(4, 1080 // n)  # more classes: cells too small to write in
+    names = [name if len(name) <= 24 else name[:23] + "~" for name in classes]
+    label = int(max(font.getlength(name) for name in names)) + 12
+    top, left = label + 20, label + 20
+    image = Image.new("RGB", (left + n * cell + 70, top + n * cell + 10), "white")
+    draw = ImageDraw.Draw(image)
+    title = "true class (rows) x predicted class (columns); colour: share of the row"
+    draw.text((4, 2), title, fill="black", font=font)
 
+    def blue(rate: float) -> tuple[int, int, int]:  # white to dark blue, as matplotlib's "Blues"
+        return tuple(round(a + (b - a) * rate) for a, b in zip((247, 251, 255), (8, 48, 107), strict=True))
 
-def confusion_figure(confusion: torch.Tensor, classes: list[str]) -> Figure:
-    """Row-normalised (each true class sums to 1) colours; the counts written in the cells when few."""
-    n = len(classes)
-    rates = confusion.double() / confusion.sum(dim=1, keepdim=True).clamp_min(1)
-    size = min(4 + 0.5 * n, 40)
-    figure = Figure(figsize=(size, size * 0.85), layout="constrained")
-    FigureCanvasAgg(figure)
-    axes = figure.subplots()
-    image = axes.imshow(rates.numpy(), cmap="Blues", vmin=0, vmax=1)
-    figure.colorbar(image, ax=axes, label="share of the true class")
-    axes.set_xticks(range(n), classes, rotation=90 if n > 6 else 0)
-    axes.set_yticks(range(n), classes)
-    axes.set_xlabel("predicted class")
-    axes.set_ylabel("true class")
-    for row in range(n if n <= 30 else 0):  # more classes: cells too small to write in
+    for row in range(n):
+        y = top + row * cell
+        if cell >= 10:  # room for a name
+            draw.text((left - 6, y + cell // 2), names[row], fill="black", font=font, anchor="rm")
         for col in range(n):
-            color = "white" if rates[row, col] > 0.5 else "black"
-            axes.text(col, row, str(int(confusion[row, col])), ha="center", va="center", color=color, fontsize=8)
-    return figure
+            x = left + col * cell
+            draw.rectangle([x, y, x + cell - 1, y + cell - 1], fill=blue(rates[row][col]))
+            if n <= 30:
+                color = "white" if rates[row][col] > 0.5 else "black"
+                count = str(int(confusion[row, col]))
+                draw.text((x + cell // 2, y + cell // 2), count, fill=color, font=font, anchor="mm")
+    for col in range(n if cell >= 10 else 0):  # column names, written upwards
+        text = Image.new("RGB", (label, cell), "white")
+        ImageDraw.Draw(text).text((label - 6, cell // 2), names[col], fill="black", font=font, anchor="rm")
+        image.paste(text.rotate(90, expand=True), (left + col * cell, top - label))
+    x = left + n * cell + 12  # the colour scale: 1 at the top, 0 at the bottom
+    for y in range(n * cell):
+        draw.line([x, top + y, x + 12, top + y], fill=blue(1 - y / max(1, n * cell - 1)))
+    draw.text((x + 16, top), "1", fill="black", font=font)
+    draw.text((x + 16, top + n * cell - 10), "0", fill="black", font=font)
+    return image
 
 
 def mistakes_grid(dataset, shown: list) -> Image.Image:
