@@ -16,6 +16,7 @@ import torch
 from test_preload import NO_AUGMENT
 from tiny_data import write_tiny_sample
 
+import train
 from {{ cookiecutter.package_name }}.data import DataError, build_dataloaders, build_datasets, disk_cache
 from {{ cookiecutter.package_name }}.data.images import ImageDataset
 
@@ -51,6 +52,18 @@ def test_disk_batches_equal_the_in_memory_ones_and_the_second_run_decodes_nothin
         for loader in loaders[1:]:
             for (x, y), (x_expected, y_expected) in zip(batches(loader), expected, strict=True):
                 assert torch.equal(y, y_expected) and torch.equal(x, x_expected)
+
+
+def test_a_run_that_builds_the_cache_and_one_that_reads_it_train_alike(tmp_path, cli_overrides, disk):
+    """Building decodes with DataLoader workers, which draw from the global RNG; reading does not. The model
+    is seeded after the data, so both runs start from, and end with, the same weights."""
+    settings = {**disk, "data.num_workers": 1}
+    for name in ("builds", "reads"):
+        assert train.main(cli_overrides(run_name=name, **settings)) == 0
+    runs = tmp_path / "runs"
+    built, read = (torch.load(runs / n / "checkpoints" / "last.pt", weights_only=True) for n in ("builds", "reads"))
+    for key, value in built["model"].items():
+        assert torch.equal(value, read["model"][key]), key
 
 
 def test_the_key_covers_the_files_and_the_settings(tmp_path, make_config, disk):
