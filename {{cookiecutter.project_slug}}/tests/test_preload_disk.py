@@ -77,8 +77,9 @@ def test_the_key_covers_the_files_and_the_settings(tmp_path, make_config, disk):
         stamp = time.time() + 10
         os.utime(source, (stamp, stamp))
     else:  # an image of an array (torchvision): one pixel changed
-        train_set.load.images = train_set.load.images.copy()
-        train_set.load.images[source].flat[0] ^= 1
+        images = train_set.load.images.copy()
+        images[source].flat[0] ^= 1
+        train_set.load = type(train_set.load)(images, train_set.load.n_train)
     assert disk_cache.cache_key(train_set, "train") != key
     build_dataloaders(cfg)
     build_dataloaders(make_config(**disk, **{"data.root": str(root), "data.image_size": cfg.data.image_size + 4}))
@@ -148,11 +149,11 @@ def test_reading_a_cache_larger_than_a_batch_keeps_the_memory_flat(tmp_path, dis
             yield torch.full((block, *shape), start // block, dtype=torch.uint8), torch.arange(start, start + block) % 5
 
     cfg = SimpleNamespace(data=SimpleNamespace(cache_dir=disk["data.cache_dir"]))
-    built, _ = disk_cache.cached_images(dataset, cfg, "train", make_batches)
+    built, _ = disk_cache.cached_images(dataset, cfg, "train", make_batches, shape)
     int(built[torch.randperm(n)[:64]][:, :, 0, 0].sum())  # the allocator's first batch-sized blocks
     del built
     before, total = rss_anon(), 0
-    inputs, targets = disk_cache.cached_images(dataset, cfg, "train", make_batches)  # read again: mapped
+    inputs, targets = disk_cache.cached_images(dataset, cfg, "train", make_batches, shape)  # read again: mapped
     assert inputs.shape == (n, *shape) and torch.equal(targets, torch.arange(n) % 5)
     for _ in range(2):  # two epochs of shuffled batches of 64
         for index in torch.randperm(n).split(64):

@@ -83,6 +83,7 @@ class ArrayImages:
 
     def __init__(self, images: np.ndarray, n_train: int):
         self.images, self.n_train = images, n_train  # train images first, then test ones
+        self.digest = None
 
     def __call__(self, index: int) -> Image.Image:
         return Image.fromarray(self.images[index])  # (H, W) uint8 -> L, (H, W, 3) -> RGB
@@ -92,8 +93,10 @@ class ArrayImages:
         return f"train #{index}" if index < self.n_train else f"test #{index - self.n_train}"
 
     def fingerprint(self) -> str:
-        """A hash of the pixels, for the data.preload=disk cache key."""
-        return hashlib.sha256(np.ascontiguousarray(self.images).data).hexdigest()
+        """A hash of the pixels, for the data.preload=disk cache key (hashed once: train and val share them)."""
+        if self.digest is None:
+            self.digest = hashlib.sha256(np.ascontiguousarray(self.images).data).hexdigest()
+        return self.digest
 
 
 class SafeUnpickler(pickle.Unpickler):

@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import math
 import os
 import shutil
 from pathlib import Path
@@ -92,11 +93,10 @@ def build(dataset, make_batches, data_path: Path, index_path: Path, key: str, im
     return index
 
 
-def cached_images(dataset, cfg, split: str, make_batches) -> tuple[torch.Tensor, torch.Tensor]:
-    """(uint8 images (N, C, H, W) mapped from the cache file, labels). Unless a complete cache of the
-    same data exists, it is built first from `make_batches()`: (uint8 images at data.image_size, labels)."""
-    channels = 1 if dataset.mode == "L" else 3
-    image_bytes = channels * dataset.size * dataset.size
+def cached_images(dataset, cfg, split: str, make_batches, image_shape: tuple) -> tuple[torch.Tensor, torch.Tensor]:
+    """(uint8 images (N, *image_shape) mapped from the cache file, labels). Unless a complete cache of the
+    same data exists, it is built first from `make_batches()`: (uint8 images of image_shape, labels)."""
+    image_bytes = math.prod(image_shape)
     key = cache_key(dataset, split)
     folder = Path(cfg.data.cache_dir)
     data_path = folder / f"{split}-{key[:24]}.uint8"
@@ -112,7 +112,7 @@ def cached_images(dataset, cfg, split: str, make_batches) -> tuple[torch.Tensor,
     if index["skipped"]:
         log.warning("data.preload=disk: %d unreadable %s images are not in the cache", index["skipped"], split)
     log.info("data.preload=disk: %d %s images read from %s (%s)", count, split, data_path, gib(count * image_bytes))
-    shape = (count, channels, dataset.size, dataset.size)
+    shape = (count, *image_shape)
     if count == 0:
         return torch.empty(shape, dtype=torch.uint8), torch.empty(0, dtype=torch.int64)
     # shared=False: a private mapping; pages are read from the file when touched and never written back.

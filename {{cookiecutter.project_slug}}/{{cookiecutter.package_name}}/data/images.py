@@ -6,6 +6,7 @@ corrupt file is a `DataError` naming it or, with `data.skip_corrupt`, a logged s
 """
 
 import logging
+import math
 import multiprocessing
 import warnings
 from collections.abc import Callable
@@ -224,19 +225,19 @@ def preload_split(dataset: ImageDataset, cfg, device: torch.device, split: str):
     """(uint8 images decoded once: onto `device`, or mapped from the disk cache; labels; the batched
     transform: augmenting for train)."""
     decoded = partial(decoded_batches, dataset, cfg, f"preload {split}", 256, range(len(dataset)))
+    shape = (MODE_CHANNELS[dataset.mode], dataset.size, dataset.size)
     if cfg.data.preload == "disk":
-        inputs, targets = cached_images(dataset, cfg, split, decoded)
+        inputs, targets = cached_images(dataset, cfg, split, decoded, shape)
     else:
-        inputs, targets = decode_into_memory(dataset, cfg, device, split, decoded)
+        inputs, targets = decode_into_memory(dataset, cfg, device, split, decoded, shape)
     augment = Augmentation.from_config(cfg) if split == "train" else None
     return inputs, targets, BatchTransform(*dataset.stats, augment)
 
 
-def decode_into_memory(dataset: ImageDataset, cfg, device: torch.device, split: str, decoded):
-    size, channels = dataset.size, MODE_CHANNELS[dataset.mode]
-    what = f"{len(dataset)} {split} images at {channels}x{size}x{size} uint8"
-    check_fits(len(dataset) * channels * size * size, device, cfg, what)
-    inputs = torch.empty((len(dataset), channels, size, size), dtype=torch.uint8)
+def decode_into_memory(dataset: ImageDataset, cfg, device: torch.device, split: str, decoded, shape: tuple):
+    what = f"{len(dataset)} {split} images at {'x'.join(map(str, shape))} uint8"
+    check_fits(len(dataset) * math.prod(shape), device, cfg, what)
+    inputs = torch.empty((len(dataset), *shape), dtype=torch.uint8)
     targets = torch.empty(len(dataset), dtype=torch.int64)
     filled = 0
     for images, labels in decoded():
