@@ -94,8 +94,7 @@ class ArrayImages:
 
     def fingerprint(self) -> str:
         """A hash of the pixels, for the data.preload=disk cache key (hashed once: train and val share them)."""
-        if self.digest is None:
-            self.digest = hashlib.sha256(np.ascontiguousarray(self.images).data).hexdigest()
+        self.digest = self.digest or hashlib.sha256(np.ascontiguousarray(self.images).data).hexdigest()
         return self.digest
 
 
