@@ -138,8 +138,8 @@ def test_workflow_installs_lints_tests_and_smoke_trains(project):
     image = project.answers["dataset_type"] != "tabular_csv"
     torch = "torch torchvision" if image else "torch"
     gpu = project.answers.get("gpu", "single") != "none"
-    # TensorBoard, when chosen, is a dependency; GPU image projects' tests use gpu-decode.
-    extras = "dev,gpu-decode" if image and gpu else "dev"
+    # TensorBoard, when chosen, is a dependency; every project's tests use export, GPU image ones gpu-decode.
+    extras = "dev,export,gpu-decode" if image and gpu else "dev,export"
     expected = [
         f"pip install {torch} {CPU_INDEX}",
         f'pip install -e ".[{extras}]"',

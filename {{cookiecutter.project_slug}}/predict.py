@@ -1,14 +1,15 @@
-"""Predict classes for new inputs with a trained checkpoint; write one CSV row per input.
+"""Predict classes for new inputs with a trained checkpoint or an exported model; one CSV row per input.
 
 Examples:
     python predict.py runs/baseline INPUT...                     # writes predictions.csv here
     python predict.py runs/baseline/checkpoints/best.pt INPUT... --output preds.csv
     python predict.py runs/baseline INPUT... trainer.device=cpu --batch-size 128
+    python predict.py runs/baseline/export/best.onnx INPUT...    # onnxruntime on the CPU (export.py)
 
 What an INPUT is depends on the data type: see INPUT in `python predict.py --help`. Inputs are
-preprocessed as validation data was, with the checkpoint's saved preprocessing (its data_info),
-never the current config's; key=value overrides change the rest (trainer.device, ...). The CSV
-has the columns input, prediction (a class name), probability (of it) and p_<class> per class.
+preprocessed as validation data was, with the model's saved preprocessing (its data_info), never
+the current config's; key=value overrides change the rest (trainer.device, ...). The CSV has the
+columns input, prediction (a class name), probability (of it) and p_<class> per class.
 """
 
 import argparse
@@ -27,6 +28,7 @@ from tqdm import tqdm
 from {{ cookiecutter.package_name }}.checkpoint import load_checkpoint, load_model_weights, resolve_checkpoint_path
 from {{ cookiecutter.package_name }}.config import load_config
 from {{ cookiecutter.package_name }}.data.dataset import PREDICT_INPUTS, predict_inputs
+from {{ cookiecutter.package_name }}.deploy import FORMATS, load_exported
 from {{ cookiecutter.package_name }}.device import resolve_device
 from {{ cookiecutter.package_name }}.errors import ConfigError, run_main
 from {{ cookiecutter.package_name }}.models import build_model
@@ -46,7 +48,9 @@ def positive_int(text: str) -> int:
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("checkpoint", type=Path, help="a .pt file, or a run dir (uses its last.pt)")
+    exported = ", ".join(fmt.suffix for fmt in FORMATS.values())
+    model_help = f"a checkpoint (.pt), a run dir (uses its last.pt), or a file export.py wrote ({exported})"
+    parser.add_argument("model", type=Path, help=model_help)
     parser.add_argument(
         "inputs", nargs="+", metavar="INPUT", help=f"{PREDICT_INPUTS}; key=value config overrides may be mixed in"
     )
@@ -62,8 +66,7 @@ def parse_args(argv=None):
 
 @torch.inference_mode()
 def predict_probabilities(model, batches, device, total: int, progress: bool) -> torch.Tensor:
-    """Softmax probabilities (N, num_classes) on the CPU, one batch at a time."""
-    model.eval()
+    """Softmax probabilities (N, num_classes) on the CPU, one batch at a time; `model` in eval mode."""
     probabilities = []
     for inputs in tqdm(batches, total=total, desc="predict", leave=False, disable=not progress, dynamic_ncols=True):
         logits = model(inputs.to(device))
@@ -91,23 +94,29 @@ def main(argv=None) -> int:
     if args.output.exists() and not args.overwrite:
         raise ConfigError(f"{args.output} already exists; pass --overwrite to replace it, or choose another --output")
 
-    ckpt_path = resolve_checkpoint_path(args.checkpoint)
-    state = load_checkpoint(ckpt_path)
+    if any(args.model.name.endswith(fmt.suffix) for fmt in FORMATS.values()):
+        model, state = load_exported(args.model)  # its metadata: the checkpoint's config, data_info, epoch
+        model_path = args.model
+    else:
+        model_path = resolve_checkpoint_path(args.model)
+        state, model = load_checkpoint(model_path), None
     data_info = state["data_info"]
     classes = [str(name) for name in data_info["classes"]]
     cfg = load_config(base=state["config"], overrides=args.overrides)
-    device = resolve_device(cfg.trainer.device)
+    device = resolve_device(cfg.trainer.device) if model is None else torch.device("cpu")
     batch_size = args.batch_size or cfg.data.batch_size
     # Read every input before the model is built: a bad input fails fast.
     names, batches = predict_inputs(args.inputs, data_info, cfg, batch_size)
 
-    model = build_model(cfg, data_info).to(device)
-    load_model_weights(model, state, ckpt_path)
+    if model is None:
+        model = build_model(cfg, data_info).to(device)
+        load_model_weights(model, state, model_path)
+        model.eval()
     # Plain fp32: the probabilities do not depend on mixed-precision support.
     total = math.ceil(len(names) / batch_size)
     probabilities = predict_probabilities(model, batches, device, total, show_progress(cfg.trainer.progress_bar))
     write_predictions(args.output, names, probabilities, classes)
-    log.info("Predicted %d inputs with %s (epoch %d); wrote %s", len(names), ckpt_path, state["epoch"], args.output)
+    log.info("Predicted %d inputs with %s (epoch %d); wrote %s", len(names), model_path, state["epoch"], args.output)
     return 0
 
 

@@ -15,7 +15,11 @@ class CheckpointError(RuntimeError):
     """A checkpoint that is missing, unreadable, unsafe or for another model."""
 
 
-USER_ERRORS = (ConfigError, DataError, CheckpointError, FloatingPointError)
+class ExportError(RuntimeError):
+    """A model that cannot be exported, or whose export does not compute what the model does."""
+
+
+USER_ERRORS = (ConfigError, DataError, CheckpointError, ExportError, FloatingPointError)
 
 
 def error_message(err: Exception) -> str:

@@ -1,0 +1,141 @@
+"""Export a checkpoint to run without this project: ONNX (default), torch.export, or TorchScript; parity checked.
+
+Examples:
+    python export.py runs/baseline/checkpoints/best.pt              # runs/baseline/export/best.onnx
+    python export.py runs/baseline --format exported                # runs/baseline/export/last.pt2
+    python export.py runs/baseline --output model.onnx data.root=/data/mine
+
+The exported model takes a float32 batch of any size, preprocessed as validation data is, and returns
+logits. The file carries what that preprocessing needs (see {{ cookiecutter.package_name }}/deploy.py), and a
+JSON copy is written beside it (<output>.json). Before anything is written, the exported model runs on a
+batch of the validation split next to the PyTorch model in eval mode: a max absolute logit difference
+above --atol refuses the export (exit code 2). predict.py runs .onnx files, and deploy/onnx_predict.py
+does with nothing but numpy and onnxruntime.
+"""
+
+import argparse
+import json
+import logging
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+from {{ cookiecutter.package_name }}.checkpoint import load_checkpoint, load_model_weights, resolve_checkpoint_path
+from {{ cookiecutter.package_name }}.config import load_config, to_dict
+from {{ cookiecutter.package_name }}.data import build_datasets
+from {{ cookiecutter.package_name }}.deploy import FORMATS, failing_operator
+from {{ cookiecutter.package_name }}.errors import ConfigError, ExportError, run_main
+from {{ cookiecutter.package_name }}.models import build_model
+from {{ cookiecutter.package_name }}.utils import atomic_write, atomic_write_text, setup_logging
+
+log = logging.getLogger("{{ cookiecutter.package_name }}.export")
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("checkpoint", type=Path, help="a .pt file, or a run dir (uses its last.pt)")
+    parser.add_argument("--format", choices=list(FORMATS), default="onnx", help="default: %(default)s")
+    parser.add_argument("--output", type=Path, help="default: <run_dir>/export/<checkpoint name>.<format's suffix>")
+    parser.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
+    atol_help = "largest max |logit difference| to the PyTorch model accepted (default: %(default)g)"
+    parser.add_argument("--atol", type=float, default=1e-4, help=atol_help)
+    parser.add_argument("--samples", type=int, default=64, help="validation samples the parity check runs")
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides (data.root, ...)")
+    return parser.parse_intermixed_args(argv)
+
+
+def validation_batch(cfg, data_info: dict, samples: int) -> torch.Tensor:
+    """Up to `samples` validation inputs, preprocessed as training's validation was."""
+    val_set = build_datasets(cfg, data_info)[1]
+    loader = DataLoader(val_set, batch_size=min(samples, len(val_set)), collate_fn=val_set.collate_fn)
+    return next(iter(loader))[0].float()
+
+
+def check_parity(run, model, inputs: torch.Tensor, atol: float) -> dict:
+    with torch.no_grad():
+        expected, got = model(inputs), run(inputs)
+    return {
+        "samples": len(inputs),
+        "max_abs_diff": (got - expected).abs().max().item(),
+        "argmax_agreement": (got.argmax(1) == expected.argmax(1)).float().mean().item(),
+        "atol": atol,
+    }
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    setup_logging()
+    fmt = FORMATS[args.format]
+    ckpt_path = resolve_checkpoint_path(args.checkpoint)
+    run_dir = ckpt_path.parent.parent if ckpt_path.parent.name == "checkpoints" else ckpt_path.parent
+    output = args.output or run_dir / "export" / (ckpt_path.stem + fmt.suffix)
+    sidecar = output.with_name(output.name + ".json")
+    if not output.name.endswith(fmt.suffix):
+        raise ConfigError(f"--output {output}: a --format {args.format} file name ends in {fmt.suffix}")
+    if (output.exists() or sidecar.exists()) and not args.overwrite:
+        raise ConfigError(f"{output} or {sidecar.name} exists; pass --overwrite to replace them, or choose --output")
+
+    state = load_checkpoint(ckpt_path)
+    cfg, data_info = load_config(base=state["config"], overrides=args.overrides), state["data_info"]
+    model = build_model(cfg, data_info)
+    load_model_weights(model, state, ckpt_path)
+    model.eval()  # dropout off, BatchNorm's running statistics: what inference computes
+    inputs = validation_batch(cfg, data_info, args.samples)
+    example = inputs[:2] if len(inputs) > 1 else inputs.repeat(2, *[1] * (inputs.dim() - 1))  # batch 1 would be fixed
+    metadata = {
+        "format": args.format,
+        "checkpoint": str(ckpt_path),
+        "epoch": state["epoch"],
+        "classes": [str(name) for name in data_info["classes"]],
+        "input": {"name": "input", "dtype": "float32", "shape": ["batch", *example.shape[1:]]},
+        "output": {"name": "logits", "shape": ["batch", data_info["num_classes"]]},
+        "data_info": data_info,
+        "config": to_dict(cfg),
+    }
+    if args.format == "torchscript":
+        log.warning("TorchScript is deprecated in PyTorch; --format exported (torch.export) is its successor")
+    with tempfile.TemporaryDirectory(prefix="export-") as scratch:
+        exported = Path(scratch) / output.name  # checked here first: a refused export leaves nothing behind
+        try:
+            fmt.export(model, example, exported, json.dumps(metadata))
+        except ConfigError:
+            raise
+        except Exception as err:
+            other = "exported" if args.format == "onnx" else "onnx"
+            raise ExportError(
+                f"--format {args.format}: model {cfg.model.name!r} does not export; it failed at "
+                f"{failing_operator(err)}. Try --format {other}, or change that part of the model."
+            ) from None
+        try:
+            run = fmt.load(exported)[0]
+        except ConfigError as err:  # onnxruntime is not installed: the export stands, unchecked
+            log.warning("parity not checked: %s", err)
+            parity = None
+        else:
+            parity = check_parity(run, model, inputs, args.atol)
+            log.info(
+                "parity on %d validation samples, %s vs PyTorch: max |logit difference| %.3g (--atol %g), "
+                "argmax agrees on %.1f%%", parity["samples"], fmt.runtime, parity["max_abs_diff"], args.atol,
+                100 * parity["argmax_agreement"],
+            )  # fmt: skip
+            if not parity["max_abs_diff"] <= args.atol:  # NaN fails too
+                raise ExportError(
+                    f"the {args.format} export computes other logits than the model (max |difference| "
+                    f"{parity['max_abs_diff']:.3g} > --atol {args.atol:g}); nothing was written. Try another "
+                    "--format, or raise --atol if the difference is acceptable."
+                )
+        with open(exported, "rb") as source:
+            atomic_write(output, lambda file: shutil.copyfileobj(source, file))
+    atomic_write_text(sidecar, json.dumps({**metadata, "file": output.name, "parity": parity}, indent=2) + "\n")
+    size = output.stat().st_size / 2**20
+    log.info("wrote %s (%.1f MiB, %s) and %s", output, size, args.format, sidecar.name)
+    print(output)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main))
