@@ -29,7 +29,7 @@ PACKAGE = CONTEXT["package_name"]
 SLUG = CONTEXT["project_slug"]
 FILES = CONTEXT["_files"]
 MARKERS = CONTEXT["_markers"]
-INSTALL = 'python -m pip install -e ".[dev]"'  # the same command as both READMEs
+INSTALL = 'python -m pip install -e ".[dev,export]"'  # the same command as both READMEs
 CACHES = ["__pycache__", ".pytest_cache", ".ruff_cache"]
 
 

@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 
+import pytest
 from helpers import TEMPLATE_DIR, explain, python
 
 BENCHMARKS = TEMPLATE_DIR / "benchmarks"
@@ -40,6 +41,24 @@ def test_image_decode_benchmark_compares_every_path(tmp_path):
         assert re.search(rf"^  {re.escape(side)}.* +\d+\.\d$", out, re.MULTILINE), out
     assert re.search(r"ratio lazy now / old path: \d+\.\d\dx", out), out
     assert re.search(r"ratio preload=disk epoch 2 / lazy epoch, 0 workers: \d+\.\dx", out), out
+
+
+def test_export_latency_benchmark_times_both_sides_per_batch_size(tmp_path):
+    proc = python(
+        BENCHMARKS / "export_latency.py", "--models", "simple_cnn:32", "mlp",
+        "--batches", "1", "8", "--iterations", "2", "--repeats", "1", cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, explain(proc)
+    number = r"(\d[\d.e+-]*)"
+    row = rf"^(\w+) +(\S+) +(\d+) +{number} +{number} +(\d+\.\d\d)x$"
+    rows = re.findall(row, proc.stdout, re.MULTILINE)
+    assert [(r[0], r[1], r[2]) for r in rows] == [
+        ("simple_cnn", "3x32x32", "1"), ("simple_cnn", "3x32x32", "8"),
+        ("mlp", "12", "1"), ("mlp", "12", "8"),
+    ], proc.stdout  # fmt: skip
+    for *_, eager, onnx, speedup in rows:  # the printed ratio is the two timings' ratio
+        ratio = float(eager) / float(onnx)
+        assert float(speedup) == pytest.approx(ratio, rel=0.02, abs=0.01), rows
 
 
 def test_overhead_benchmark_compares_the_same_work_and_ends_with_the_ratio(tmp_path):

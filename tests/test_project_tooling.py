@@ -138,7 +138,7 @@ def test_workflow_installs_lints_tests_and_smoke_trains(project):
     image = project.answers["dataset_type"] != "tabular_csv"
     torch = "torch torchvision" if image else "torch"
     gpu = project.answers.get("gpu", "single") != "none"
-    # TensorBoard, when chosen, is a dependency; every project's tests use export, GPU image ones gpu-decode.
+    # TensorBoard, when chosen, is a dependency. Tests use export; GPU image ones gpu-decode too.
     extras = "dev,export,gpu-decode" if image and gpu else "dev,export"
     expected = [
         f"pip install {torch} {CPU_INDEX}",
@@ -273,7 +273,7 @@ def test_makefile_recipes_dry_run(project):
     proc = make("-n", "install", "train", "test", "lint", cwd=project.root)
     assert proc.returncode == 0, explain(proc)
     assert [line.strip() for line in proc.stdout.splitlines()] == [
-        'python -m pip install -e ".[dev]"',
+        'python -m pip install -e ".[dev,export]"',
         "python train.py",
         "python -m pytest",
         "python -m ruff check .",

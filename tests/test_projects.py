@@ -164,6 +164,10 @@ BROKEN_ON_PURPOSE = {
     ("image_folder", "single"), ("image_list", "multi"),
     ("tabular_csv", "none"), ("torchvision", "multi"),
 }  # fmt: skip
+# The combinations that export every model in every format (ExportChecks): the export code is the
+# same in every render; each project's own suite exports its default model in every format.
+EXPORTED_EVERY_MODEL = {("image_folder", "none"), ("tabular_csv", "none")}
+EXPORT_SUFFIXES = {"onnx": ".onnx", "exported": ".pt2", "torchscript": ".torchscript.pt"}
 METRICS_HEADER = "epoch train_loss train_acc val_loss val_acc val_macro_f1 lr time_s".split()
 RUN_FILES = "config.yaml train.log metrics.csv checkpoints/last.pt checkpoints/best.pt".split()
 EVAL_FILES = "report.json confusion_matrix.csv confusion_matrix.png predictions.csv".split()
@@ -418,6 +422,58 @@ class BreakChecks:
         assert (sorted(runs.iterdir()) if runs.exists() else []) == before, "a run dir appeared"
 
 
+class ExportChecks:
+    """Every model of models/registry.py, trained one epoch, exported in every format (parity
+    checked by export.py), then predicting through predict.py as its checkpoint does."""
+
+    # One process for every model and format: torch is imported once.
+    EXPORT_EVERY_MODEL = """
+import json, os, sys
+import export, predict, train
+from {package}.models import MODELS
+suffixes, data_args = json.loads(sys.argv[1]), sys.argv[2:]
+root = dict(arg.split("=", 1) for arg in data_args).get("data.root", "data/sample")
+for model in MODELS:
+    run_dir = f"runs/export-{{model}}"
+    args = [f"model.name={{model}}", f"run_name=export-{{model}}", "trainer.epochs=1"]
+    assert train.main([*args, "data.num_workers=0", *data_args]) == 0  # writes the sample data
+    found = (f"{{root}}/{{name}}" for name in ("val.csv", "train.csv", "val"))
+    inputs = [next(path for path in found if os.path.exists(path))]
+    assert predict.main([run_dir, *inputs, "--output", f"{{run_dir}}/predictions.csv"]) == 0
+    for fmt, suffix in suffixes.items():
+        assert export.main([run_dir, "--format", fmt]) == 0
+        exported, output = f"{{run_dir}}/export/last{{suffix}}", f"{{run_dir}}/{{fmt}}.csv"
+        assert predict.main([exported, *inputs, "--output", output]) == 0
+print(json.dumps(list(MODELS)))
+"""
+
+    def test_every_model_exports_in_every_format(self, project):
+        script = self.EXPORT_EVERY_MODEL.format(package=project.package)
+        proc = project.python("-c", script, json.dumps(EXPORT_SUFFIXES), *project.data_args)
+        assert proc.returncode == 0, explain(proc)
+        models = json.loads(proc.stdout.splitlines()[-1])
+        assert models, "models/registry.py has no model"
+        for model, fmt in itertools.product(models, EXPORT_SUFFIXES):
+            run_dir = project.root / "runs" / f"export-{model}"
+            sidecar = run_dir / "export" / f"last{EXPORT_SUFFIXES[fmt]}.json"
+            parity = json.loads(sidecar.read_text(encoding="utf-8"))["parity"]
+            assert parity["outside_tolerance"] == 0, (model, fmt, parity)
+            expected = read_predictions(run_dir / "predictions.csv")
+            got = read_predictions(run_dir / f"{fmt}.csv")
+            assert [(r["input"], r["prediction"]) for r in got] == [
+                (r["input"], r["prediction"]) for r in expected
+            ], (model, fmt)
+            for row, want in zip(got, expected, strict=True):
+                assert row.keys() == want.keys(), (model, fmt)
+                gaps = [abs(float(row[k]) - float(want[k])) for k in want if k.startswith("p_")]
+                assert max(gaps) <= 1e-4, (model, fmt, row, want)
+
+
+def read_predictions(path):
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
 def class_name(answers):
     """TestImageFolderSingleGpu, TestTabularCsvCpu, ... (one per dataset_type x gpu)."""
     hardware = {"none": "Cpu", "single": "SingleGpu", "multi": "MultiGpu"}[answers["gpu"]]
@@ -425,8 +481,9 @@ def class_name(answers):
 
 
 def checks_of(answers) -> tuple[type, ...]:
-    broken = (answers["dataset_type"], answers["gpu"]) in BROKEN_ON_PURPOSE
-    return (ProjectChecks, BreakChecks) if broken else (ProjectChecks,)
+    pair = (answers["dataset_type"], answers["gpu"])
+    extra = [(BreakChecks, BROKEN_ON_PURPOSE), (ExportChecks, EXPORTED_EVERY_MODEL)]
+    return (ProjectChecks, *[checks for checks, pairs in extra if pair in pairs])
 
 
 # The test classes: one per row of SUPPORTED_COMBINATIONS.

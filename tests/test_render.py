@@ -12,7 +12,7 @@ except ModuleNotFoundError:  # Python 3.10
 from helpers import TEMPLATE_DIR, explain, render, run
 
 # The one install command: template README quick start, post-gen message, generated README.
-INSTALL = 'python -m pip install -e ".[dev]"'
+INSTALL = 'python -m pip install -e ".[dev,export]"'
 
 
 def test_cli_renders_tabular_cpu_project(tmp_path):

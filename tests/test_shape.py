@@ -13,14 +13,18 @@ from helpers import largest_function, python_lines, python_sources, render
 # larger than RAM (data.preload=disk: data/disk_cache.py, 120) and JPEGs decoded at the needed
 # scale added 141 to the image renders, and GPU decoding (data/decode.py, gpu renders) 67 more.
 # The confusion matrix drawn with PIL instead of matplotlib (0.5 s less at the end of every run)
-# takes 14 more lines, and one image shape handed to both preload paths 1. These budgets hold
-# that ground: a change that grows a render past them must say why.
+# takes 14 more lines, and one image shape handed to both preload paths 1. Deployable models
+# added 383 to each render (378 to tabular): export.py (153: ONNX / torch.export / TorchScript,
+# the parity check, atomic output), deploy.py (128: the formats and their metadata),
+# deploy/onnx_predict.py (89; 84 for tables: predictions with numpy and onnxruntime alone) and
+# predict.py's exported models (13). These budgets hold that ground: a change that grows a render
+# past them must say why.
 BUDGETS = {
-    "default": ({}, 2782),
-    "tabular-cpu": ({"dataset_type": "tabular_csv", "gpu": "none"}, 2234),
+    "default": ({}, 3165),
+    "tabular-cpu": ({"dataset_type": "tabular_csv", "gpu": "none"}, 2612),
     "image-ddp-tensorboard": (
         {"dataset_type": "image_folder", "gpu": "multi", "use_tensorboard": True},
-        3093,
+        3476,
     ),
 }
 MAX_FILE_LINES = 300

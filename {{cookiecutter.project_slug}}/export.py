@@ -8,9 +8,9 @@ Examples:
 The exported model takes a float32 batch of any size, preprocessed as validation data is, and returns
 logits. The file carries what that preprocessing needs (see {{ cookiecutter.package_name }}/deploy.py), and a
 JSON copy is written beside it (<output>.json). Before anything is written, the exported model runs on a
-batch of the validation split next to the PyTorch model in eval mode: a max absolute logit difference
-above --atol refuses the export (exit code 2). predict.py runs .onnx files, and deploy/onnx_predict.py
-does with nothing but numpy and onnxruntime.
+batch of the validation split next to the PyTorch model in eval mode: a logit that differs by more than
+--atol + --rtol x |logit| (as torch.testing.assert_close judges) refuses the export (exit code 2).
+predict.py runs the exported files; deploy/onnx_predict.py runs .onnx ones with numpy and onnxruntime alone.
 """
 
 import argparse
@@ -41,8 +41,8 @@ def parse_args(argv=None):
     parser.add_argument("--format", choices=list(FORMATS), default="onnx", help="default: %(default)s")
     parser.add_argument("--output", type=Path, help="default: <run_dir>/export/<checkpoint name>.<format's suffix>")
     parser.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
-    atol_help = "largest max |logit difference| to the PyTorch model accepted (default: %(default)g)"
-    parser.add_argument("--atol", type=float, default=1e-4, help=atol_help)
+    parser.add_argument("--atol", type=float, default=1e-4, help="absolute logit tolerance (default: %(default)g)")
+    parser.add_argument("--rtol", type=float, default=1e-4, help="relative logit tolerance (default: %(default)g)")
     parser.add_argument("--samples", type=int, default=64, help="validation samples the parity check runs")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides (data.root, ...)")
     return parser.parse_intermixed_args(argv)
@@ -55,15 +55,47 @@ def validation_batch(cfg, data_info: dict, samples: int) -> torch.Tensor:
     return next(iter(loader))[0].float()
 
 
-def check_parity(run, model, inputs: torch.Tensor, atol: float) -> dict:
+def export_model(fmt: str, model, example: torch.Tensor, path: Path, metadata: dict) -> None:
+    """Write `path`; an exporter's failure becomes one line naming what it failed on."""
+    try:
+        FORMATS[fmt].export(model, example, path, json.dumps(metadata))
+    except ConfigError:
+        raise
+    except Exception as err:
+        raise ExportError(
+            f"--format {fmt}: model {metadata['config']['model']['name']!r} does not export; it failed at "
+            f"{failing_operator(err)}. Try --format {'exported' if fmt == 'onnx' else 'onnx'}, or change that "
+            "part of the model."
+        ) from None
+
+
+def check_parity(run, model, inputs: torch.Tensor, atol: float, rtol: float, fmt: str) -> dict:
+    """The exported model's logits against the PyTorch model's; outside the tolerance: ExportError."""
     with torch.no_grad():
         expected, got = model(inputs), run(inputs)
-    return {
+    difference = (got - expected).abs()
+    parity = {
         "samples": len(inputs),
-        "max_abs_diff": (got - expected).abs().max().item(),
+        "max_abs_diff": difference.max().item(),
+        "max_abs_logit": expected.abs().max().item(),
         "argmax_agreement": (got.argmax(1) == expected.argmax(1)).float().mean().item(),
+        "outside_tolerance": (~(difference <= atol + rtol * expected.abs())).sum().item(),  # NaN counts
         "atol": atol,
+        "rtol": rtol,
     }
+    log.info(
+        "parity on %d validation samples, %s vs PyTorch: max |logit difference| %.3g (largest |logit| %.3g), "
+        "argmax agrees on %.1f%%", len(inputs), FORMATS[fmt].runtime, parity["max_abs_diff"],
+        parity["max_abs_logit"], 100 * parity["argmax_agreement"],
+    )  # fmt: skip
+    if parity["outside_tolerance"]:
+        raise ExportError(
+            f"the {fmt} export computes other logits than the model: {parity['outside_tolerance']} of "
+            f"{expected.numel()} differ by more than --atol {atol:g} + --rtol {rtol:g} x |logit| (max |difference| "
+            f"{parity['max_abs_diff']:.3g}); nothing was written. Try another --format, or raise the tolerances if "
+            "the difference is acceptable."
+        )
+    return parity
 
 
 def main(argv=None) -> int:
@@ -99,35 +131,15 @@ def main(argv=None) -> int:
     if args.format == "torchscript":
         log.warning("TorchScript is deprecated in PyTorch; --format exported (torch.export) is its successor")
     with tempfile.TemporaryDirectory(prefix="export-") as scratch:
-        exported = Path(scratch) / output.name  # checked here first: a refused export leaves nothing behind
-        try:
-            fmt.export(model, example, exported, json.dumps(metadata))
-        except ConfigError:
-            raise
-        except Exception as err:
-            other = "exported" if args.format == "onnx" else "onnx"
-            raise ExportError(
-                f"--format {args.format}: model {cfg.model.name!r} does not export; it failed at "
-                f"{failing_operator(err)}. Try --format {other}, or change that part of the model."
-            ) from None
+        exported = Path(scratch) / output.name  # checked before it is copied: a refused export leaves nothing
+        export_model(args.format, model, example, exported, metadata)
         try:
             run = fmt.load(exported)[0]
         except ConfigError as err:  # onnxruntime is not installed: the export stands, unchecked
             log.warning("parity not checked: %s", err)
             parity = None
         else:
-            parity = check_parity(run, model, inputs, args.atol)
-            log.info(
-                "parity on %d validation samples, %s vs PyTorch: max |logit difference| %.3g (--atol %g), "
-                "argmax agrees on %.1f%%", parity["samples"], fmt.runtime, parity["max_abs_diff"], args.atol,
-                100 * parity["argmax_agreement"],
-            )  # fmt: skip
-            if not parity["max_abs_diff"] <= args.atol:  # NaN fails too
-                raise ExportError(
-                    f"the {args.format} export computes other logits than the model (max |difference| "
-                    f"{parity['max_abs_diff']:.3g} > --atol {args.atol:g}); nothing was written. Try another "
-                    "--format, or raise --atol if the difference is acceptable."
-                )
+            parity = check_parity(run, model, inputs, args.atol, args.rtol, args.format)
         with open(exported, "rb") as source:
             atomic_write(output, lambda file: shutil.copyfileobj(source, file))
     atomic_write_text(sidecar, json.dumps({**metadata, "file": output.name, "parity": parity}, indent=2) + "\n")
