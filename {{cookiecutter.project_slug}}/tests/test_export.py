@@ -110,6 +110,8 @@ def test_predict_with_onnx_matches_the_checkpoint(onnx_file, run_dir, data_root,
     assert_same_predictions(predictions(onnx_file, inputs, tmp_path / "onnx.csv"), expected)
 
     # deploy/onnx_predict.py, copied away from the project, in a Python where torch cannot be imported.
+    # It takes image files and folders, or CSV files: a list file's images are given one by one.
+    inputs = names if all(Path(name).is_file() for name in names) else inputs
     deploy = tmp_path / "deploy"
     deploy.mkdir()
     script = shutil.copy(PROJECT_DIR / "deploy" / "onnx_predict.py", deploy)
@@ -200,9 +202,14 @@ def test_without_onnxruntime_the_export_stands_unchecked(onnx_file, run_dir, dat
         predict.main([str(output), str(data_root), "--output", str(tmp_path / "p.csv")])
 
 
-def test_bad_exports_and_exported_files_are_refused(onnx_file, run_dir, tmp_path):
+def test_bad_exports_and_exported_files_are_refused(onnx_file, run_dir, tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match="exists; pass --overwrite"):
         export.main([str(run_dir)])  # the fixture's export is there already
+    with monkeypatch.context() as patch:
+        patch.setitem(sys.modules, "onnxscript", None)  # what torch.onnx writes ONNX with
+        with pytest.raises(ConfigError, match=r"--format onnx needs the onnxscript package, not installed here"):
+            export.main([str(run_dir), "--output", str(tmp_path / "model.onnx")])
+    assert not (tmp_path / "model.onnx").exists()
     with pytest.raises(ConfigError, match=r"a --format exported file name ends in \.pt2"):
         export.main([str(run_dir), "--format", "exported", "--output", str(tmp_path / "model.onnx")])
     with pytest.raises(SystemExit):  # argparse: invalid choice

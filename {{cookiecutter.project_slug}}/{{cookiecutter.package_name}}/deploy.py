@@ -1,4 +1,4 @@
-"""Exported models (export.py writes them, predict.py runs .onnx ones): ONNX, torch.export and TorchScript.
+"""Exported models (export.py writes them, predict.py runs them): ONNX, torch.export and TorchScript files.
 
 Every exported file carries one JSON document under METADATA_KEY (ONNX metadata, or an extra file in
 the archive): the class names, the input it takes, and the checkpoint's `data_info` (image size, mode,
