@@ -48,6 +48,22 @@ def data_root(tmp_path_factory) -> Path:
     return write_tiny_sample(tmp_path_factory.mktemp("data") / "tiny")
 
 
+@pytest.fixture(scope="session")
+def shared_runs(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("runs")
+
+
+@pytest.fixture
+def trained_run(shared_runs, cli_overrides) -> Path:
+    """A finished two-epoch run (two points per curve), trained once per session: read it, never change it."""
+    import train
+
+    run_dir = shared_runs / "run"
+    if not run_dir.exists():
+        assert train.main(cli_overrides(run_name="run", output_dir=shared_runs, **{"trainer.epochs": 2})) == 0
+    return run_dir
+
+
 @pytest.fixture
 def cli_overrides(tmp_path, data_root):
     """cli_overrides(**{"trainer.epochs": 3}) -> ["data.image_size=16", ...]: FAST settings for train.py."""

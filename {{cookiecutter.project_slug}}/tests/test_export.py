@@ -18,7 +18,6 @@ from test_data import val_inputs
 
 import export
 import predict
-import train
 from {{ cookiecutter.package_name }}.checkpoint import load_checkpoint, load_model_weights
 from {{ cookiecutter.package_name }}.config import load_config
 from {{ cookiecutter.package_name }}.data import build_datasets
@@ -27,18 +26,9 @@ from {{ cookiecutter.package_name }}.errors import CheckpointError, ConfigError,
 from {{ cookiecutter.package_name }}.models import build_model
 
 
-@pytest.fixture(scope="module")
-def shared_runs(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("runs")
-
-
 @pytest.fixture
-def run_dir(shared_runs, cli_overrides) -> Path:
-    """One tiny trained run, shared by this module's tests (they read it, never change it)."""
-    run_dir = shared_runs / "run"
-    if not run_dir.exists():
-        assert train.main(cli_overrides(run_name="run", output_dir=shared_runs)) == 0
-    return run_dir
+def run_dir(trained_run) -> Path:
+    return trained_run  # conftest.py: one tiny trained run per session (this module adds its export/)
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-import train
 from {{ cookiecutter.package_name }} import plot
 from {{ cookiecutter.package_name }}.metrics import METRIC_FIELDS
 from {{ cookiecutter.package_name }}.plot import main, plot_curves
@@ -16,19 +15,11 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 HEADER = ",".join(METRIC_FIELDS) + "\n"  # metrics.csv as train.py writes it
 
 
-@pytest.fixture(scope="module")
-def shared_runs(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("runs")
-
-
 @pytest.fixture
-def run_dir(shared_runs, cli_overrides) -> Path:
-    """A finished two-epoch run (two points per curve), trained once per module; each test starts without curves."""
-    run_dir = shared_runs / "curvy"
-    if not run_dir.exists():
-        assert train.main(cli_overrides(run_name="curvy", output_dir=shared_runs, **{"trainer.epochs": 2})) == 0
-    (run_dir / "curves.png").unlink(missing_ok=True)
-    return run_dir
+def run_dir(trained_run) -> Path:
+    """The session's two-epoch run (conftest.py); each test starts without curves."""
+    (trained_run / "curves.png").unlink(missing_ok=True)
+    return trained_run
 
 
 def assert_png(path) -> None:
