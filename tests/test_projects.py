@@ -423,19 +423,23 @@ class BreakChecks:
 
 
 class ExportChecks:
-    """Every model of models/registry.py, trained one epoch, exported in every format (parity
-    checked by export.py), then predicting through predict.py as its checkpoint does."""
+    """Every model of models/registry.py (and a torchvision one), trained one epoch, exported in
+    every format (parity checked by export.py), then predicting through predict.py as its
+    checkpoint does."""
 
     # One process for every model and format: torch is imported once.
     EXPORT_EVERY_MODEL = """
 import json, os, sys
 import export, predict, train
-from {package}.models import MODELS
+from {package}.models.registry import LIBRARIES, MODELS
 suffixes, data_args = json.loads(sys.argv[1]), sys.argv[2:]
 root = dict(arg.split("=", 1) for arg in data_args).get("data.root", "data/sample")
-for model in MODELS:
+# Own models, and a torchvision one (hardswish, squeeze-excite) where any is taken by name.
+models = [*MODELS, *(["mobilenet_v3_small"] if LIBRARIES else [])]
+small = ["data.image_size=32"] if LIBRARIES else []  # images: quick epochs
+for model in models:
     run_dir = f"runs/export-{{model}}"
-    args = [f"model.name={{model}}", f"run_name=export-{{model}}", "trainer.epochs=1"]
+    args = [f"model.name={{model}}", f"run_name=export-{{model}}", "trainer.epochs=1", *small]
     assert train.main([*args, "data.num_workers=0", *data_args]) == 0  # writes the sample data
     found = (f"{{root}}/{{name}}" for name in ("val.csv", "train.csv", "val"))
     inputs = [next(path for path in found if os.path.exists(path))]
@@ -444,7 +448,7 @@ for model in MODELS:
         assert export.main([run_dir, "--format", fmt]) == 0
         exported, output = f"{{run_dir}}/export/last{{suffix}}", f"{{run_dir}}/{{fmt}}.csv"
         assert predict.main([exported, *inputs, "--output", output]) == 0
-print(json.dumps(list(MODELS)))
+print(json.dumps(models))
 """
 
     def test_every_model_exports_in_every_format(self, project):

@@ -17,14 +17,16 @@ from helpers import largest_function, python_lines, python_sources, render
 # added 383 to each render (378 to tabular): export.py (153: ONNX / torch.export / TorchScript,
 # the parity check, atomic output), deploy.py (128: the formats and their metadata),
 # deploy/onnx_predict.py (89; 84 for tables: predictions with numpy and onnxruntime alone) and
-# predict.py's exported models (13). These budgets hold that ground: a change that grows a render
-# past them must say why.
+# predict.py's exported models (13). Any torchvision model by name, pretrained or from a local
+# weights file, added 122 to the image renders (models/torchvision_models.py 92 for resnet.py's
+# 24, `model.weights` in checkpoint.py 33, the name lookup in models/__init__.py 14) and 50 to
+# tabular. These budgets hold that ground: a change that grows a render past them must say why.
 BUDGETS = {
-    "default": ({}, 3165),
-    "tabular-cpu": ({"dataset_type": "tabular_csv", "gpu": "none"}, 2612),
+    "default": ({}, 3287),
+    "tabular-cpu": ({"dataset_type": "tabular_csv", "gpu": "none"}, 2662),
     "image-ddp-tensorboard": (
         {"dataset_type": "image_folder", "gpu": "multi", "use_tensorboard": True},
-        3476,
+        3598,
     ),
 }
 MAX_FILE_LINES = 300

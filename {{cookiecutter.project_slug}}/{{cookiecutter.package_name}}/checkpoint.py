@@ -104,6 +104,39 @@ def load_model_weights(model: nn.Module, state: dict, path="checkpoint") -> None
     model.load_state_dict(weights)
 
 
+def load_weights_file(model: nn.Module, path) -> None:
+    """`model.weights`: a state dict, or a checkpoint of this project, loaded by name after stripping prefixes.
+
+    Tensors of another shape (a classifier for other classes) are left out and keep their fresh init.
+    """
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"model.weights={path}: no such file") from None
+    except Exception as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise CheckpointError(f"model.weights={path} is not a state dict that loads safely ({reason})") from None
+    for key in ("model", "state_dict"):  # one of our checkpoints; a Lightning-style one
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict) or not state or not all(torch.is_tensor(v) for v in state.values()):
+        raise CheckpointError(f"model.weights={path} holds no state dict (names -> tensors)")
+    weights, own = strip_prefixes(state), model.state_dict()
+    fits = {key: value for key, value in weights.items() if key in own and own[key].shape == value.shape}
+    if not fits:
+        raise CheckpointError(
+            f"model.weights={path}: none of its {len(weights)} tensors fits {type(model).__name__} (by name and "
+            f"shape; e.g. {next(iter(weights))!r}, here {next(iter(own))!r}); is it a {path} of another model?"
+        )
+    model.load_state_dict(fits, strict=False)
+    reshaped = [key for key in weights if key in own and key not in fits]
+    log.info(
+        "model.weights=%s: loaded %d of the model's %d tensors; left out %d of another shape %s and %d not in the "
+        "model; %d of the model's not in the file keep their init", path, len(fits), len(own), len(reshaped),
+        reshaped[:4], len(set(weights) - set(own)), len(set(own) - set(weights)),
+    )  # fmt: skip
+
+
 def new_run_dir(cfg, restart: bool = False) -> Path:
     """A fresh run dir; an existing one is never reused, so nothing in it can be overwritten. With
     `restart` (--resume auto) a run dir that holds no checkpoint yet is started again."""

@@ -1,21 +1,35 @@
 """`build_model(cfg, data_info)`: a plain dict registry (registry.py) from `model.name` to a builder."""
 
+import difflib
+from functools import partial
+
 import torch.nn as nn
 
+from ..checkpoint import load_weights_file
 from ..errors import ConfigError
 from .layers import freeze_parameters
-from .registry import MODELS
+from .registry import LIBRARIES, MODELS
 
 __all__ = ["MODELS", "build_model"]  # helpers: layers.py (init, find/freeze by name, gradients), shapes.py (images)
 
 
 def build_model(cfg, data_info: dict) -> nn.Module:
-    """The model named by `cfg.model.name`, sized for the data; frozen per `cfg.model.freeze`."""
+    """The model named by `cfg.model.name`, sized for the data; `model.weights` loaded; frozen per `model.freeze`."""
     name = cfg.model.name
-    if name not in MODELS:
-        raise ConfigError(f"config key 'model.name' = {name!r} is not one of: {', '.join(MODELS)}")
+    builder = MODELS.get(name)
+    for names, build in LIBRARIES if builder is None else []:
+        if name in names():
+            builder = partial(build, name)
+            break
+    if builder is None:
+        known = [*MODELS, *(n for names, _ in LIBRARIES for n in names())]
+        close = difflib.get_close_matches(name, known, n=5, cutoff=0.6)
+        hint = f"did you mean {', '.join(close)}?" if close else f"known: {', '.join(known)}"
+        raise ConfigError(f"config key 'model.name' = {name!r} is not a model here; {hint}")
     try:
-        model = MODELS[name](cfg.model, data_info)
+        model = builder(cfg.model, data_info)
+        if cfg.model.weights:
+            load_weights_file(model, cfg.model.weights)
         if cfg.model.freeze:
             freeze_parameters(model, cfg.model.freeze)
     except ValueError as err:

@@ -7,3 +7,6 @@ MODELS = {
         info["num_features"], info["num_classes"], m.hidden_sizes, m.dropout, m.init, info["embeddings"]
     ),
 }
+
+# Libraries of models by name: (their names, a builder taking (name, cfg.model, data_info)); none for tables.
+LIBRARIES = []
