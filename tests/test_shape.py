@@ -20,13 +20,15 @@ from helpers import largest_function, python_lines, python_sources, render
 # predict.py's exported models (13). Any torchvision model by name, pretrained or from a local
 # weights file, added 122 to the image renders (models/torchvision_models.py 92 for resnet.py's
 # 24, `model.weights` in checkpoint.py 33, the name lookup in models/__init__.py 14) and 50 to
-# tabular. These budgets hold that ground: a change that grows a render past them must say why.
+# tabular. The fine-tuning keys (warmup, label smoothing, a frozen or slower backbone: parameter
+# groups in schedule.py, the frozen norms in models/layers.py) added 54. These budgets hold that
+# ground: a change that grows a render past them must say why.
 BUDGETS = {
-    "default": ({}, 3287),
-    "tabular-cpu": ({"dataset_type": "tabular_csv", "gpu": "none"}, 2662),
+    "default": ({}, 3341),
+    "tabular-cpu": ({"dataset_type": "tabular_csv", "gpu": "none"}, 2715),
     "image-ddp-tensorboard": (
         {"dataset_type": "image_folder", "gpu": "multi", "use_tensorboard": True},
-        3598,
+        3652,
     ),
 }
 MAX_FILE_LINES = 300

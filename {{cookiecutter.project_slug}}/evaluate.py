@@ -56,7 +56,8 @@ def main(argv=None) -> int:
     out_dir = run_dir / "eval" / args.split
     # The criterion and forward pass of training's validation: on val the numbers match its metrics.csv.
     classes = data_info["classes"]
-    report = evaluate_split(model, nn.CrossEntropyLoss(), dataset, classes, cfg, device, out_dir)
+    criterion = nn.CrossEntropyLoss(label_smoothing=cfg.trainer.label_smoothing)
+    report = evaluate_split(model, criterion, dataset, classes, cfg, device, out_dir)
     log.info("%s\nfiles in %s", format_report(report, args.split), out_dir)
     print(json.dumps({**report, "split": args.split, "epoch": state["epoch"], "checkpoint": str(args.checkpoint)}))
     return 0

@@ -55,7 +55,7 @@ def main(argv=None) -> int:
     # Seeded here, after the data: the init is the same whether or not data loading drew random numbers.
     seed_everything(derive_seed(cfg.seed, "init"), cfg.trainer.deterministic)
     model = build_model(cfg, data_info).to(device)
-    criterion = nn.CrossEntropyLoss()
+    criterion = nn.CrossEntropyLoss(label_smoothing=cfg.trainer.label_smoothing)
     optimizer = build_optimizer(cfg, model)
     scheduler = build_scheduler(cfg, optimizer)
     trainer = Trainer(cfg, model, criterion, optimizer, scheduler, train_loader, val_loader, data_info, run_dir, device)

@@ -84,7 +84,7 @@ def run(args) -> int:
     # Seeded here, after the data: the init is the same whether or not data loading drew random numbers.
     seed_everything(derive_seed(cfg.seed, "init"), cfg.trainer.deterministic)  # the same init on every rank
     model = wrap_model(build_model(cfg, data_info).to(device), cfg, device)
-    criterion = nn.CrossEntropyLoss()
+    criterion = nn.CrossEntropyLoss(label_smoothing=cfg.trainer.label_smoothing)
     optimizer = build_optimizer(cfg, model)
     scheduler = build_scheduler(cfg, optimizer)
     trainer = Trainer(cfg, model, criterion, optimizer, scheduler, train_loader, val_loader, data_info, run_dir, device)

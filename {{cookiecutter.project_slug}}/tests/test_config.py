@@ -230,6 +230,11 @@ def test_every_key_of_default_yaml_is_read_by_the_code():
         "run_name=..",
         "data.preload_memory_fraction=0",
         "data.preload_memory_fraction=1.5",
+        "optim.warmup_epochs=-1",
+        "model.freeze_backbone_epochs=-1",
+        "optim.backbone_lr_scale=-0.5",
+        "trainer.label_smoothing=1",
+        "trainer.label_smoothing=-0.1",
     ],
 )
 def test_out_of_range_values_name_the_key(override):

@@ -76,7 +76,9 @@ def test_fit_one_epoch_in_process(make_config, tmp_path):
 
 
 def test_cli_train_then_evaluate(tmp_path, cli_overrides, run_script, capsys):
-    proc = run_script("train.py", *cli_overrides(run_name="smoke", **{"trainer.epochs": 2}))
+    # With label smoothing and a warmup epoch: both reach training, validation and evaluate.py.
+    recipe = {"trainer.label_smoothing": 0.2, "optim.warmup_epochs": 1, "optim.scheduler": "cosine"}
+    proc = run_script("train.py", *cli_overrides(run_name="smoke", **{"trainer.epochs": 2, **recipe}))
     assert proc.returncode == 0, proc.stderr
     run_dir = tmp_path / "runs" / "smoke"
     for name in ("config.yaml", "train.log", "metrics.csv", "checkpoints/last.pt", "checkpoints/best.pt"):
@@ -97,6 +99,56 @@ def test_cli_train_then_evaluate(tmp_path, cli_overrides, run_script, capsys):
     assert result["epoch"] == 2 and result["num_samples"] > 0
     assert result["loss"] == float(rows[-1]["val_loss"])
     assert result["accuracy"] == float(rows[-1]["val_acc"])
+    # Smoothing was in effect: plain cross-entropy gives another loss. The warmup epoch ran at half the lr.
+    assert evaluate.main([str(run_dir), "trainer.label_smoothing=0"]) == 0
+    assert json.loads(capsys.readouterr().out)["loss"] != result["loss"]
+    assert [float(row["lr"]) for row in rows] == pytest.approx([saved.optim.lr / 2, saved.optim.lr])
+
+
+def test_the_backbone_learns_at_its_scale_after_its_frozen_epochs(make_config):
+    settings = {"trainer.epochs": 3, "model.freeze_backbone_epochs": 1, "optim.backbone_lr_scale": 0.1}
+    cfg = make_config(**settings, **{"optim.scheduler": "none", "optim.lr": 1.0})
+    model = build_model(cfg, build_dataloaders(cfg)[2])
+    optimizer = build_optimizer(cfg, model)
+    scheduler = build_scheduler(cfg, optimizer)
+    head = {id(p) for p in [m for m in model.modules() if isinstance(m, nn.Linear)][-1].parameters()}
+    epochs = []  # {backbone group?: its lr} per epoch
+    for _ in range(3):
+        for group in optimizer.param_groups:
+            assert group["backbone"] == all(id(p) not in head for p in group["params"])
+        epochs.append({group["backbone"]: group["lr"] for group in optimizer.param_groups})
+        optimizer.step()
+        scheduler.step()
+    assert [lrs[False] for lrs in epochs] == [1.0, 1.0, 1.0]  # the head: the plain lr every epoch
+    assert [lrs[True] for lrs in epochs] == pytest.approx([0.0, 0.1, 0.1])
+
+
+def test_a_frozen_backbone_keeps_its_weights_and_statistics_while_the_head_learns(make_config, tmp_path):
+    cfg = make_config(**{"trainer.epochs": 1, "model.freeze_backbone_epochs": 1})
+    train_loader, val_loader, info = build_dataloaders(cfg)
+    model = build_model(cfg, info)
+    before = {name: value.clone() for name, value in model.state_dict().items()}
+    optimizer = build_optimizer(cfg, model)
+    args = (train_loader, val_loader, info, tmp_path / "run", torch.device("cpu"))
+    Trainer(cfg, model, nn.CrossEntropyLoss(), optimizer, build_scheduler(cfg, optimizer), *args).fit()
+    head = [name for name, module in model.named_modules() if isinstance(module, nn.Linear)][-1]
+    changed = {name for name, value in model.state_dict().items() if not torch.equal(value, before[name])}
+    assert changed == {f"{head}.weight", f"{head}.bias"}  # BatchNorm running statistics included
+
+
+@pytest.mark.parametrize(
+    ("scheduler", "expected"), [("cosine", [1, 2, 3, 2.25, 0.75, 0]), ("none", [1, 2, 3, 3, 3, 3])]
+)
+def test_warmup_ramps_the_lr_linearly_then_the_schedule_starts(make_config, scheduler, expected):
+    cfg = make_config(**{"trainer.epochs": 5, "optim.warmup_epochs": 2, "optim.scheduler": scheduler, "optim.lr": 3})
+    optimizer = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=cfg.optim.lr)
+    scheduler = build_scheduler(cfg, optimizer)
+    lrs = []
+    for _ in range(6):  # one epoch past the end: cosine stays at its last value, 0
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert lrs == pytest.approx(expected)
 
 
 def test_second_run_with_the_same_name_is_refused(tmp_path, cli_overrides, capsys):

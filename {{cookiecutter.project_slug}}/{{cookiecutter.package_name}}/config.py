@@ -22,9 +22,11 @@ CHOICES_COMMENT = re.compile(r"^(\s*)(\w+):.*#\s*one of:\s*([^;]+)")
 # Ranges that types alone cannot express; a key this project's default.yaml lacks is skipped.
 POSITIVE = ["data.batch_size", "trainer.epochs", "trainer.log_interval", "trainer.accumulate_steps", "optim.lr"]
 POSITIVE += ["data.image_size", "data.stats_images"]
-NON_NEGATIVE = ["data.num_workers", "data.prefetch_batches", "optim.weight_decay"]
+NON_NEGATIVE = ["data.num_workers", "data.prefetch_batches", "optim.weight_decay", "optim.warmup_epochs"]
 NON_NEGATIVE += ["trainer.grad_clip_norm", "trainer.early_stopping_patience", "data.embedding_threshold"]
+NON_NEGATIVE += ["model.freeze_backbone_epochs", "optim.backbone_lr_scale"]
 FRACTIONS = {"data.val_fraction": "between 0 and 1", "data.preload_memory_fraction": "in (0, 1]"}
+FRACTIONS["trainer.label_smoothing"] = "in [0, 1)"
 
 
 class Config(SimpleNamespace):
@@ -85,7 +87,9 @@ def validate(cfg: Config, choices: dict) -> None:
             raise ConfigError(f"config key {key!r} = {value!r} must be > 0")
         if key in NON_NEGATIVE and value < 0:
             raise ConfigError(f"config key {key!r} = {value!r} must be >= 0")
-        if key in FRACTIONS and not (0 < value < 1 or (value == 1 and "]" in FRACTIONS[key])):
+        bounds = FRACTIONS.get(key, "")  # "in [0, 1)": 0 allowed; "in (0, 1]": 1 allowed
+        ends = (value == 0 and bounds.startswith("in [")) or (value == 1 and bounds.endswith("]"))
+        if key in FRACTIONS and not (0 < value < 1 or ends):
             raise ConfigError(f"config key {key!r} = {value!r} must be {FRACTIONS[key]}")
     if "/" in cfg.run_name or cfg.run_name in (".", ".."):
         raise ConfigError(f"config key 'run_name' = {cfg.run_name!r} must be a plain folder name")

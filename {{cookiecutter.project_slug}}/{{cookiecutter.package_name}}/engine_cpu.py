@@ -17,7 +17,8 @@ from .checkpoint import FORMAT_VERSION, load_model_weights, save_checkpoint, unw
 from .config import to_dict
 from .data import take_skipped
 from .metrics import BestTracker, RunningSums, log_epoch, log_progress, write_metrics
-from .schedule import build_scheduler, restore_schedule
+from .models.layers import freeze_backbone_norms
+from .schedule import build_scheduler, param_groups, restore_schedule
 from .utils import derive_seed, seed_everything, show_progress
 
 log = logging.getLogger(__name__)
@@ -25,12 +26,7 @@ __all__ = ["Trainer", "build_optimizer", "build_scheduler", "evaluate", "predict
 
 
 def build_optimizer(cfg, model: nn.Module) -> torch.optim.Optimizer:
-    params = [p for p in model.parameters() if p.requires_grad]  # frozen ones stay out
-    # Decay weight matrices and conv kernels only; biases and norm scales are not regularised.
-    groups = [
-        {"params": [p for p in params if p.ndim >= 2], "weight_decay": cfg.optim.weight_decay},
-        {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
-    ]
+    groups = param_groups(cfg, model)  # decay or not; backbone or head (schedule.py)
     if cfg.optim.name == "sgd":
         return torch.optim.SGD(groups, lr=cfg.optim.lr, momentum=cfg.optim.momentum)
     return torch.optim.AdamW(groups, lr=cfg.optim.lr)
@@ -39,6 +35,7 @@ def build_optimizer(cfg, model: nn.Module) -> torch.optim.Optimizer:
 def train_one_epoch(model, criterion, optimizer, loader, device, epoch: int, cfg) -> dict:
     """One pass over `loader`: forward, loss, backward, clip, step. Returns loss, accuracy, steps."""
     model.train()
+    freeze_backbone_norms(model, epoch, cfg)  # model.freeze_backbone_epochs
     accumulate, clip = cfg.trainer.accumulate_steps, cfg.trainer.grad_clip_norm
     sums, steps, start = RunningSums(device), 0, time.perf_counter()
     bar = tqdm(

@@ -19,7 +19,8 @@ from .config import to_dict
 from .data import take_skipped
 from .device import amp_dtype
 from .metrics import BestTracker, RunningSums, log_epoch, log_progress, write_metrics
-from .schedule import build_scheduler, restore_schedule
+from .models.layers import freeze_backbone_norms
+from .schedule import build_scheduler, param_groups, restore_schedule
 from .utils import derive_seed, seed_everything, show_progress
 
 log = logging.getLogger(__name__)
@@ -27,12 +28,8 @@ __all__ = ["Trainer", "build_optimizer", "build_scheduler", "evaluate", "predict
 
 
 def build_optimizer(cfg, model: nn.Module) -> torch.optim.Optimizer:
-    params = [p for p in model.parameters() if p.requires_grad]  # frozen ones stay out
-    # Decay weight matrices and conv kernels only; biases and norm scales are not regularised.
-    groups = [
-        {"params": [p for p in params if p.ndim >= 2], "weight_decay": cfg.optim.weight_decay},
-        {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
-    ]
+    groups = param_groups(cfg, model)  # decay or not; backbone or head (schedule.py)
+    params = [p for group in groups for p in group["params"]]
     if cfg.optim.name == "sgd":
         return torch.optim.SGD(groups, lr=cfg.optim.lr, momentum=cfg.optim.momentum)
     # Fused AdamW updates every parameter in a few CUDA kernels instead of one per tensor.
@@ -43,6 +40,7 @@ def build_optimizer(cfg, model: nn.Module) -> torch.optim.Optimizer:
 def train_one_epoch(model, criterion, optimizer, scaler, loader, device, epoch: int, cfg) -> dict:
     """One pass over `loader`: forward, loss, backward, clip, step. Returns loss, accuracy, steps."""
     model.train()
+    freeze_backbone_norms(model, epoch, cfg)  # model.freeze_backbone_epochs
     dtype, accumulate, clip = amp_dtype(cfg, device), cfg.trainer.accumulate_steps, cfg.trainer.grad_clip_norm
     sums, steps, start = RunningSums(device), 0, time.perf_counter()
     bar = tqdm(

@@ -38,6 +38,21 @@ def init_weights(module: nn.Module, scheme: str) -> None:
         nn.init.zeros_(module.bias)
 
 
+def head_parameters(model: nn.Module) -> list[nn.Parameter]:
+    """The classifier head's parameters: those of the last Linear layer (none without one)."""
+    linears = [module for module in model.modules() if isinstance(module, nn.Linear)]
+    return list(linears[-1].parameters()) if linears else []
+
+
+def freeze_backbone_norms(model: nn.Module, epoch: int, cfg) -> None:
+    """While the backbone is frozen (`model.freeze_backbone_epochs`), its BatchNorm layers stay in eval mode:
+    they normalise with, and keep, their running statistics. Call after `model.train()`."""
+    if epoch < cfg.model.freeze_backbone_epochs:
+        for module in model.modules():
+            if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)):
+                module.eval()
+
+
 def find_module(model: nn.Module, name: str) -> nn.Module:
     """The submodule called `name` (dotted, as in `named_modules()`), or a helpful error."""
     names = [n for n, _ in model.named_modules() if n]
