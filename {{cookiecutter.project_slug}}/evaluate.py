@@ -22,7 +22,7 @@ import torch.nn as nn
 
 from {{ cookiecutter.package_name }}.checkpoint import load_checkpoint, load_model_weights, resolve_checkpoint_path
 from {{ cookiecutter.package_name }}.config import load_config
-from {{ cookiecutter.package_name }}.data import DataError, build_datasets, build_test_set
+from {{ cookiecutter.package_name }}.data import DataError, build_datasets, build_test_set, class_weights
 from {{ cookiecutter.package_name }}.device import setup_device
 from {{ cookiecutter.package_name }}.errors import run_main
 from {{ cookiecutter.package_name }}.models import build_model
@@ -56,7 +56,8 @@ def main(argv=None) -> int:
     out_dir = run_dir / "eval" / args.split
     # The criterion and forward pass of training's validation: on val the numbers match its metrics.csv.
     classes = data_info["classes"]
-    criterion = nn.CrossEntropyLoss(label_smoothing=cfg.trainer.label_smoothing)
+    weights = class_weights(cfg, data_info)  # as training weighed the classes
+    criterion = nn.CrossEntropyLoss(weight=weights, label_smoothing=cfg.trainer.label_smoothing).to(device)
     report = evaluate_split(model, criterion, dataset, classes, cfg, device, out_dir)
     log.info("%s\nfiles in %s", format_report(report, args.split), out_dir)
     print(json.dumps({**report, "split": args.split, "epoch": state["epoch"], "checkpoint": str(args.checkpoint)}))

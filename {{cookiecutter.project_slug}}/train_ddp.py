@@ -19,7 +19,7 @@ import torch.nn as nn
 
 from {{ cookiecutter.package_name }}.checkpoint import load_run, new_run_dir
 from {{ cookiecutter.package_name }}.config import save_config
-from {{ cookiecutter.package_name }}.data import build_dataloaders, eval_datasets
+from {{ cookiecutter.package_name }}.data import build_dataloaders, class_weights, eval_datasets
 from {{ cookiecutter.package_name }}.data.prefetch import with_prefetch  # use_prefetch
 from {{ cookiecutter.package_name }}.device import setup_device
 from {{ cookiecutter.package_name }}.distributed import (
@@ -84,7 +84,8 @@ def run(args) -> int:
     # Seeded here, after the data: the init is the same whether or not data loading drew random numbers.
     seed_everything(derive_seed(cfg.seed, "init"), cfg.trainer.deterministic)  # the same init on every rank
     model = wrap_model(build_model(cfg, data_info).to(device), cfg, device)
-    criterion = nn.CrossEntropyLoss(label_smoothing=cfg.trainer.label_smoothing)
+    weights = class_weights(cfg, data_info)  # trainer.class_weights
+    criterion = nn.CrossEntropyLoss(weight=weights, label_smoothing=cfg.trainer.label_smoothing).to(device)
     optimizer = build_optimizer(cfg, model)
     scheduler = build_scheduler(cfg, optimizer)
     trainer = Trainer(cfg, model, criterion, optimizer, scheduler, train_loader, val_loader, data_info, run_dir, device)

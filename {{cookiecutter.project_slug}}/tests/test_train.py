@@ -13,7 +13,7 @@ import evaluate
 import train
 from {{ cookiecutter.package_name }} import engine
 from {{ cookiecutter.package_name }}.config import ConfigError, load_config, to_dict
-from {{ cookiecutter.package_name }}.data import build_dataloaders
+from {{ cookiecutter.package_name }}.data import build_dataloaders, class_weights
 from {{ cookiecutter.package_name }}.data.preload import PreloadedLoader
 from {{ cookiecutter.package_name }}.engine import Trainer, build_optimizer, build_scheduler
 from {{ cookiecutter.package_name }}.errors import run_main
@@ -76,8 +76,8 @@ def test_fit_one_epoch_in_process(make_config, tmp_path):
 
 
 def test_cli_train_then_evaluate(tmp_path, cli_overrides, run_script, capsys):
-    # With label smoothing and a warmup epoch: both reach training, validation and evaluate.py.
-    recipe = {"trainer.label_smoothing": 0.2, "optim.warmup_epochs": 1, "optim.scheduler": "cosine"}
+    # With label smoothing, class weights and a warmup epoch: they reach training, validation and evaluate.py.
+    recipe = {"trainer.label_smoothing": 0.2, "trainer.class_weights": "balanced", "optim.warmup_epochs": 1}
     proc = run_script("train.py", *cli_overrides(run_name="smoke", **{"trainer.epochs": 2, **recipe}))
     assert proc.returncode == 0, proc.stderr
     run_dir = tmp_path / "runs" / "smoke"
@@ -103,6 +103,19 @@ def test_cli_train_then_evaluate(tmp_path, cli_overrides, run_script, capsys):
     assert evaluate.main([str(run_dir), "trainer.label_smoothing=0"]) == 0
     assert json.loads(capsys.readouterr().out)["loss"] != result["loss"]
     assert [float(row["lr"]) for row in rows] == pytest.approx([saved.optim.lr / 2, saved.optim.lr])
+
+
+def test_balanced_class_weights_make_every_class_weigh_the_same(make_config, caplog):
+    cfg = make_config(**{"trainer.class_weights": "balanced"})
+    train_loader, _, info = build_dataloaders(cfg)
+    labels = torch.cat([targets for _, targets in train_loader])
+    assert info["class_counts"] == torch.bincount(labels, minlength=info["num_classes"]).tolist()  # train's only
+    with caplog.at_level("INFO"):
+        weights = class_weights(cfg, {"class_counts": [10, 30, 60]})
+    assert weights.tolist() == pytest.approx([100 / 30, 100 / 90, 100 / 180])  # n / (classes x count)
+    assert (weights * torch.tensor([10, 30, 60])).tolist() == pytest.approx([100 / 3] * 3)  # each class's total
+    assert "class weights from the train counts [10, 30, 60]: [3.3333, 1.1111, 0.5556]" in caplog.text
+    assert class_weights(make_config(), {"class_counts": [1, 2]}) is None  # none: the default
 
 
 def test_the_backbone_learns_at_its_scale_after_its_frozen_epochs(make_config):

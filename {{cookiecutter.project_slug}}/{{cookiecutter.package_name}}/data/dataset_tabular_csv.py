@@ -93,6 +93,7 @@ def build_datasets(cfg, data_info: dict | None = None):
     feature_columns = list(column_roles(data_info))
     data_info = {**data_info, "num_classes": len(data_info["classes"]), "feature_columns": feature_columns}
     train_set, val_set = TabularDataset(train, data_info), TabularDataset(val, data_info)
+    data_info["class_counts"] = torch.bincount(train_set.labels, minlength=data_info["num_classes"]).tolist()
     nbytes = train_set.features.nbytes + val_set.features.nbytes
     width = data_info["num_features"]
     log.info("%d train / %d val rows as %d features in memory: %s", train.rows, val.rows, width, gib(nbytes))

@@ -202,6 +202,7 @@ def image_datasets(cfg, train_samples, val_samples, classes, data_info=None, loa
         mean, std = compute_mean_std(train_set, cfg, cfg.data.stats_images)
         used = min(len(train_set), cfg.data.stats_images)
         log.info("data.mean=%s data.std=%s computed from %d train images", mean, std, used)
+    labels = torch.tensor([label for _, label in train_samples])
     info = {
         "classes": list(classes),
         "num_classes": len(classes),
@@ -210,6 +211,7 @@ def image_datasets(cfg, train_samples, val_samples, classes, data_info=None, loa
         "image_mode": mode,
         "mean": list(mean),
         "std": list(std),
+        "class_counts": torch.bincount(labels, minlength=len(classes)).tolist(),  # trainer.class_weights
     }
     train_set.transform = build_transforms(size, mean, std, Augmentation.from_config(cfg))
     val_set = ImageDataset(val_samples, load, mode, size, build_transforms(size, mean, std), cfg.data.skip_corrupt)
