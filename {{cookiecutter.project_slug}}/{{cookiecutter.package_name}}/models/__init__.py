@@ -17,10 +17,8 @@ def build_model(cfg, data_info: dict) -> nn.Module:
     """The model named by `cfg.model.name`, sized for the data; `model.weights` loaded; frozen per `model.freeze`."""
     name = cfg.model.name
     builder = MODELS.get(name)
-    for names, build in LIBRARIES if builder is None else []:
-        if name in names():
-            builder = partial(build, name)
-            break
+    if builder is None:  # a library's model by name (registry.py: LIBRARIES)
+        builder = next((partial(build, name) for names, build in LIBRARIES if name in names()), None)
     if builder is None:
         known = [*MODELS, *(n for names, _ in LIBRARIES for n in names())]
         close = difflib.get_close_matches(name, known, n=5, cutoff=0.6)
