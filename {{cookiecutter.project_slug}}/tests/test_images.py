@@ -213,8 +213,36 @@ def halves(size=SIZE) -> torch.Tensor:
 def test_augmentation_is_read_from_the_config(make_config):
     crop = {"data.random_resized_crop": True, "data.crop_scale": [0.2, 0.5], "data.horizontal_flip": False}
     assert Augmentation.from_config(make_config(**crop)) == Augmentation(crop_scale=(0.2, 0.5), flip=False)
-    plain = {"data.random_resized_crop": False, "data.horizontal_flip": True}
-    assert Augmentation.from_config(make_config(**plain)) == Augmentation(crop_scale=None, flip=True)
+    plain = {"data.random_resized_crop": False, "data.horizontal_flip": True, "data.random_erasing": 0.25}
+    assert Augmentation.from_config(make_config(**plain)) == Augmentation(crop_scale=None, flip=True, erasing=0.25)
+
+
+def erased_boxes(batch: torch.Tensor) -> list[tuple[int, int] | None]:
+    """Per image of a batch of ones: (area, bounding-box area) of its zeros, None without any."""
+    boxes = []
+    for image in batch:
+        zeros = (image == 0).all(0).nonzero()
+        if not len(zeros):
+            boxes.append(None)
+            continue
+        (top, left), (bottom, right) = zeros.min(0).values, zeros.max(0).values
+        boxes.append((len(zeros), int((bottom - top + 1) * (right - left + 1))))
+    return boxes
+
+
+def test_random_erasing_blanks_one_rectangle_per_image_in_both_twins():
+    torch.manual_seed(0)
+    ones = torch.full((64, 3, SIZE, SIZE), 255, dtype=torch.uint8)  # normalised with mean 0, std 1: all ones
+    batched = BatchTransform([0.0] * 3, [1 / 255] * 3, Augmentation(erasing=1.0))(ones) / 255
+    per_image = build_transforms(SIZE, [0.0] * 3, [1.0] * 3, Augmentation(erasing=1.0))
+    single = torch.stack([per_image(Image.new("RGB", (SIZE, SIZE), (255, 255, 255))) for _ in range(64)])
+    for boxes in (erased_boxes(batched), erased_boxes(single)):
+        assert all(box is not None and box[0] == box[1] for box in boxes)  # every image: one solid rectangle
+        shares = [area / SIZE**2 for area, _ in boxes]
+        assert min(shares) >= 0.01 and max(shares) <= 0.4 and len(set(shares)) > 5  # 2-33% give or take rounding
+    half = BatchTransform([0.0] * 3, [1 / 255] * 3, Augmentation(erasing=0.5))(ones)
+    assert 10 < sum(box is not None for box in erased_boxes(half)) < 54  # drawn per image
+    assert torch.equal(BatchTransform([0.0] * 3, [1 / 255] * 3, Augmentation())(ones), ones.float())  # off
 
 
 def test_batch_flip_is_per_sample():

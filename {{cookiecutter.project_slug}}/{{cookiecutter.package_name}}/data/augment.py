@@ -15,15 +15,19 @@ from torchvision.transforms import v2
 
 from ..errors import ConfigError
 
+ERASED_AREA, ERASED_RATIO = (0.02, 0.33), (0.3, 3.3)  # RandomErasing's defaults (area share; height / width)
+
 
 @dataclass(frozen=True)
 class Augmentation:
     """Drawn per image: a random resized crop keeping a share of the area drawn from `crop_scale`
-    (None: no crop) at an aspect ratio drawn log-uniformly from `crop_ratio`; a left-right flip."""
+    (None: no crop) at an aspect ratio drawn log-uniformly from `crop_ratio`; a left-right flip; with
+    probability `erasing`, a rectangle of 2-33% of the image set to 0 after normalisation (RandomErasing)."""
 
     crop_scale: tuple[float, float] | None = None
     crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)  # RandomResizedCrop's default (width / height)
     flip: bool = False
+    erasing: float = 0.0
 
     @classmethod
     def from_config(cls, cfg) -> "Augmentation":
@@ -31,7 +35,7 @@ class Augmentation:
         if len(low_high) != 2 or not 0.0 < low_high[0] <= low_high[1] <= 1.0:
             raise ConfigError(f"config key 'data.crop_scale' = {low_high!r} must be [low, high], 0 < low <= high <= 1")
         crop_scale = tuple(low_high) if cfg.data.random_resized_crop else None
-        return cls(crop_scale=crop_scale, flip=bool(cfg.data.horizontal_flip))
+        return cls(crop_scale=crop_scale, flip=bool(cfg.data.horizontal_flip), erasing=cfg.data.random_erasing)
 
 
 def decode_transform(image_size: int):
@@ -48,7 +52,28 @@ def build_transforms(image_size: int, mean, std, augment: Augmentation | None = 
     if augment is not None and augment.flip:
         steps.append(v2.RandomHorizontalFlip(p=0.5))
     steps += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean=mean, std=std)]
+    if augment is not None and augment.erasing > 0:
+        steps.append(v2.RandomErasing(p=augment.erasing, scale=ERASED_AREA, ratio=ERASED_RATIO, value=0))
     return v2.Compose(steps)
+
+
+def erase_batch(x: torch.Tensor, probability: float) -> torch.Tensor:
+    """The batched twin of RandomErasing on a normalised batch: per image, with `probability`, a rectangle
+    of a share of the area drawn from ERASED_AREA, its aspect ratio log-uniform in ERASED_RATIO, set to 0."""
+    n, _, h, w = x.shape
+    device = x.device
+    area = torch.empty(n, device=device).uniform_(*ERASED_AREA) * h * w
+    ratio = torch.empty(n, device=device).uniform_(*(math.log(r) for r in ERASED_RATIO)).exp()
+    height = (area * ratio).sqrt().round().clamp(1, h)
+    width = (area / ratio).sqrt().round().clamp(1, w)
+    top = (torch.rand(n, device=device) * (h - height + 1)).floor()
+    left = (torch.rand(n, device=device) * (w - width + 1)).floor()
+    rows = torch.arange(h, device=device).view(1, h, 1)
+    cols = torch.arange(w, device=device).view(1, 1, w)
+    inside = (rows >= top.view(n, 1, 1)) & (rows < (top + height).view(n, 1, 1))
+    inside = inside & (cols >= left.view(n, 1, 1)) & (cols < (left + width).view(n, 1, 1))
+    erased = inside & (torch.rand(n, device=device) < probability).view(n, 1, 1)
+    return x.masked_fill(erased.unsqueeze(1), 0.0)
 
 
 def augment_batch(images: torch.Tensor, augment: Augmentation) -> torch.Tensor:
@@ -92,4 +117,5 @@ class BatchTransform:
         x = augment_batch(images, self.augment) if self.augment is not None else images.float()
         if self.mean.device != x.device:  # moved once, not every batch
             self.mean, self.std = self.mean.to(x.device), self.std.to(x.device)
-        return (x - self.mean) / self.std
+        x = (x - self.mean) / self.std
+        return erase_batch(x, self.augment.erasing) if self.augment is not None and self.augment.erasing else x
