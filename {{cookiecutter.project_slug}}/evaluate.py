@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch.nn as nn
 
-from {{ cookiecutter.package_name }}.checkpoint import load_checkpoint, load_model_weights, resolve_checkpoint_path
+from {{ cookiecutter.package_name }}.checkpoint import load_checkpoint, load_model_weights, resolve_checkpoint_path, run_dir_of
 from {{ cookiecutter.package_name }}.config import load_config
 from {{ cookiecutter.package_name }}.data import DataError, build_datasets, build_test_set, class_weights
 from {{ cookiecutter.package_name }}.device import setup_device
@@ -51,9 +51,7 @@ def main(argv=None) -> int:
         raise DataError(f"--split test: data.root={cfg.data.root!r} has no test split (see the README's Data)")
     model = build_model(cfg, data_info).to(device)
     load_model_weights(model, state, path)
-    # <run_dir>/checkpoints/x.pt -> <run_dir>/eval/<split>/; a checkpoint elsewhere gets eval/ beside it.
-    run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
-    out_dir = run_dir / "eval" / args.split
+    out_dir = run_dir_of(path) / "eval" / args.split  # a checkpoint outside a run dir: eval/ beside it
     # The criterion and forward pass of training's validation: on val the numbers match its metrics.csv.
     classes = data_info["classes"]
     weights = class_weights(cfg, data_info)  # as training weighed the classes

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from {{ cookiecutter.package_name }}.checkpoint import load_checkpoint, load_model_weights, resolve_checkpoint_path
+from {{ cookiecutter.package_name }}.checkpoint import load_checkpoint, load_model_weights, resolve_checkpoint_path, run_dir_of
 from {{ cookiecutter.package_name }}.config import load_config, to_dict
 from {{ cookiecutter.package_name }}.data import build_datasets
 from {{ cookiecutter.package_name }}.deploy import FORMATS, failing_operator
@@ -103,8 +103,7 @@ def main(argv=None) -> int:
     setup_logging()
     fmt = FORMATS[args.format]
     ckpt_path = resolve_checkpoint_path(args.checkpoint)
-    run_dir = ckpt_path.parent.parent if ckpt_path.parent.name == "checkpoints" else ckpt_path.parent
-    output = args.output or run_dir / "export" / (ckpt_path.stem + fmt.suffix)
+    output = args.output or run_dir_of(ckpt_path) / "export" / (ckpt_path.stem + fmt.suffix)
     sidecar = output.with_name(output.name + ".json")
     if not output.name.endswith(fmt.suffix):
         raise ConfigError(f"--output {output}: a --format {args.format} file name ends in {fmt.suffix}")

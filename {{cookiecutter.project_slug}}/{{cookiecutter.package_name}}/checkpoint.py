@@ -37,6 +37,11 @@ def resolve_checkpoint_path(path) -> Path:
     return path
 
 
+def run_dir_of(path: Path) -> Path:
+    """<run_dir>/checkpoints/x.pt -> <run_dir>; a checkpoint elsewhere: its own folder."""
+    return path.parent.parent if path.parent.name == "checkpoints" else path.parent
+
+
 def load_checkpoint(path, map_location="cpu") -> dict:
     path = resolve_checkpoint_path(path)
     try:
