@@ -68,10 +68,10 @@ def test_bad_image_settings_are_config_errors_before_training(make_config, setti
     assert named in str(err.value)
 
 
-@pytest.mark.parametrize("key", ["data.image_size", "data.stats_images"])
-def test_image_sizes_must_be_positive(make_config, key):
+@pytest.mark.parametrize(("key", "value"), [("data.image_size", -1), ("data.stats_images", 0)])
+def test_image_sizes_must_be_positive(make_config, key, value):
     with pytest.raises(ConfigError, match=key):
-        make_config(**{key: 0})
+        make_config(**{key: value})
 
 
 # ---- conv arithmetic -------------------------------------------------------------------------------------

@@ -76,6 +76,16 @@ def test_pretrained_weights_load_from_the_hub_cache_and_set_the_normalisation(ma
     assert data_info["mean"] == pytest.approx(mean) and data_info["std"] == pytest.approx(std)
 
 
+@pytest.mark.parametrize(("name", "pretrained", "size"), [("resnet18", True, 224), ("resnet18", False, None)])
+def test_image_size_0_is_the_pretrained_weights_size_else_the_native_one(make_config, name, pretrained, size):
+    cfg = make_config(**{"model.name": name, "model.pretrained": pretrained, "data.image_size": 0})
+    train_set, _, data_info = build_datasets(cfg)
+    native = train_set.size if size is None else size  # the data type's own default (64, or 32 for datasets)
+    assert data_info["image_size"] == cfg.data.image_size == native in ((224,) if pretrained else (32, 64))
+    assert train_set[0][0].shape[-2:] == (native, native)
+    assert build_datasets(make_config(**{"model.name": name, "model.pretrained": pretrained}))[2]["image_size"] == 16
+
+
 def test_without_network_the_error_says_where_to_put_the_file(make_config, hub_cache):
     cfg = make_config(**{"model.name": "mobilenet_v3_small", "model.pretrained": True})
     with pytest.raises(ConfigError) as err:

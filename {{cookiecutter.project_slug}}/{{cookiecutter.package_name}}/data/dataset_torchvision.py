@@ -38,6 +38,7 @@ __all__ = [
 ]  # fmt: skip
 
 NATIVE_MODE = {"MNIST": "L", "FashionMNIST": "L", "CIFAR10": "RGB"}
+NATIVE_SIZE = 32  # data.image_size=0 without pretrained weights: CIFAR10's size (MNIST's 28 resized)
 # Per-channel mean/std of the train split at the native mode, as published (and used by torchvision's references).
 PUBLISHED_STATS = {
     "MNIST": ([0.1307], [0.3081]),
@@ -279,7 +280,7 @@ def build_datasets(cfg, data_info: dict | None = None):
     # Published stats describe the native channels only; another mode gets stats computed from train.
     known_stats = PUBLISHED_STATS[name] if mode == NATIVE_MODE[name] else None
     load = ArrayImages(images, len(train_labels))
-    return image_datasets(cfg, train_samples, val_samples, classes, data_info, load, known_stats, mode)
+    return image_datasets(cfg, train_samples, val_samples, classes, data_info, load, known_stats, mode, NATIVE_SIZE)
 
 
 def build_test_set(cfg, data_info: dict):

@@ -18,7 +18,7 @@ from PIL import Image, ImageOps
 from torch.utils.data import DataLoader, Dataset, default_collate
 
 from ..errors import ConfigError, DataError
-from ..models.torchvision_models import pretrained_stats
+from ..models.torchvision_models import pretrained_preprocessing
 from .augment import Augmentation, BatchTransform, build_transforms, decode_transform
 from .decode import decoded_batches
 from .disk_cache import cached_images
@@ -180,13 +180,17 @@ def check_mean_std(mean: list, std: list, mode: str) -> None:
         )
 
 
-def image_datasets(cfg, train_samples, val_samples, classes, data_info=None, load=None, known_stats=None, mode=None):
+def image_datasets(
+    cfg, train_samples, val_samples, classes, data_info=None, load=None, known_stats=None, mode=None, native_size=64
+):
     """(train_set, val_set, data_info). Normalisation comes from `data_info` (a checkpoint), else
     `data.mean`/`data.std`, else the pretrained weights' (`model.pretrained`), else `known_stats` (a
-    torchvision dataset's published values), else train.
+    torchvision dataset's published values), else train. data.image_size=0 is resolved (in `cfg` too,
+    for config.yaml) to the pretrained weights' input size, else to `native_size`.
     `load(source)` gives a PIL image; by default `source` is a file path, decoded at data.image_size."""
     mode = data_info["image_mode"] if data_info else (mode or cfg.data.image_mode)
-    size = cfg.data.image_size
+    pretrained = pretrained_preprocessing(cfg.model, MODE_CHANNELS[mode])
+    size = cfg.data.image_size = cfg.data.image_size or (pretrained or {}).get("image_size", native_size)
     load = load or partial(open_image, size=size)
     train_set = ImageDataset(train_samples, load, mode, size, skip_corrupt=cfg.data.skip_corrupt)
     if data_info is not None:
@@ -194,8 +198,8 @@ def image_datasets(cfg, train_samples, val_samples, classes, data_info=None, loa
     elif cfg.data.mean or cfg.data.std:
         mean, std = list(cfg.data.mean), list(cfg.data.std)
         check_mean_std(mean, std, mode)
-    elif stats := pretrained_stats(cfg.model, MODE_CHANNELS[mode]):
-        mean, std = stats  # what the pretrained weights were trained with
+    elif pretrained:
+        mean, std = pretrained["mean"], pretrained["std"]  # what the pretrained weights were trained with
     elif known_stats is not None:
         mean, std = known_stats
     else:

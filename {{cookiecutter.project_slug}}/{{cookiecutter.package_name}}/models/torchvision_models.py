@@ -78,8 +78,9 @@ def build_torchvision(name: str, m, info: dict) -> nn.Module:
     return model
 
 
-def pretrained_stats(m, channels: int) -> tuple[list, list] | None:
-    """(mean, std) of the pretrained weights' own transforms (averaged for one channel); None unless pretrained."""
+def pretrained_preprocessing(m, channels: int) -> dict | None:
+    """The pretrained weights' own preprocessing: {"mean", "std" (averaged for one channel), "image_size" (the
+    crop they were evaluated at)}; None unless `model.pretrained`."""
     if not m.pretrained:
         return None
     if m.name not in torchvision_names():
@@ -89,4 +90,6 @@ def pretrained_stats(m, channels: int) -> tuple[list, list] | None:
         )
     transforms = pretrained_weights(m.name).transforms()
     mean, std = list(transforms.mean), list(transforms.std)
-    return ([sum(mean) / len(mean)], [sum(std) / len(std)]) if channels == 1 else (mean, std)
+    if channels == 1:
+        mean, std = [sum(mean) / len(mean)], [sum(std) / len(std)]
+    return {"mean": mean, "std": std, "image_size": transforms.crop_size[0]}
