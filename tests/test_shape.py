@@ -24,13 +24,16 @@ from helpers import largest_function, python_lines, python_sources, render
 # groups in schedule.py, the frozen norms in models/layers.py) added 54, balanced class weights
 # (data/__init__.py, the train counts in data_info) 19, random erasing in both augmentation
 # twins (data/augment.py) 26 to the image renders, run_dir_of (shared by evaluate and export) 2.
+# Any timm model by name (`timm/<name>`, optional package) added 112 to the image renders
+# (models/timm_models.py 94, the name lookup by prefix in models/__init__.py 12, timm's preprocessing
+# in torchvision_models.py 4, registry.py 2) and 12 to tabular (the lookup by prefix).
 # These budgets hold that ground: a change that grows a render past them must say why.
 BUDGETS = {
-    "default": ({}, 3388),
-    "tabular-cpu": ({"dataset_type": "tabular_csv", "gpu": "none"}, 2735),
+    "default": ({}, 3500),
+    "tabular-cpu": ({"dataset_type": "tabular_csv", "gpu": "none"}, 2747),
     "image-ddp-tensorboard": (
         {"dataset_type": "image_folder", "gpu": "multi", "use_tensorboard": True},
-        3699,
+        3811,
     ),
 }
 MAX_FILE_LINES = 300

@@ -13,17 +13,29 @@ from .registry import LIBRARIES, MODELS
 __all__ = ["MODELS", "build_model"]  # helpers: layers.py (init, find/freeze by name, gradients), shapes.py (images)
 
 
+def find_builder(name: str):
+    """MODELS[name], else the builder of the library whose name prefix `name` has (registry.py: LIBRARIES)."""
+    if name in MODELS:
+        return MODELS[name]
+    prefix = max((p for p in LIBRARIES if name.startswith(p)), key=len, default=None)  # "": any other name
+    names, build = LIBRARIES.get(prefix, (list, None))
+    try:
+        known = names()
+    except ImportError as err:  # an optional library (an extra in pyproject.toml) that is not installed
+        install = f'pip install -e ".[{err.name}]"'
+        raise ConfigError(f"model.name={name!r} needs the optional {err.name} package: {install}") from None
+    if name in known:
+        return partial(build, name)
+    known = known if prefix else [*MODELS, *known]
+    close = difflib.get_close_matches(name, known, n=5, cutoff=0.6)
+    listed = f"known: {', '.join(known)}" if len(known) <= 100 else f"no close match among {len(known)} known names"
+    hint = f"did you mean {', '.join(close)}?" if close else listed
+    raise ConfigError(f"config key 'model.name' = {name!r} is not a model here; {hint}")
+
+
 def build_model(cfg, data_info: dict) -> nn.Module:
     """The model named by `cfg.model.name`, sized for the data; `model.weights` loaded; frozen per `model.freeze`."""
-    name = cfg.model.name
-    builder = MODELS.get(name)
-    if builder is None:  # a library's model by name (registry.py: LIBRARIES)
-        builder = next((partial(build, name) for names, build in LIBRARIES if name in names()), None)
-    if builder is None:
-        known = [*MODELS, *(n for names, _ in LIBRARIES for n in names())]
-        close = difflib.get_close_matches(name, known, n=5, cutoff=0.6)
-        hint = f"did you mean {', '.join(close)}?" if close else f"known: {', '.join(known)}"
-        raise ConfigError(f"config key 'model.name' = {name!r} is not a model here; {hint}")
+    builder = find_builder(cfg.model.name)
     try:
         model = builder(cfg.model, data_info)
         if cfg.model.weights:

@@ -8,5 +8,5 @@ MODELS = {
     ),
 }
 
-# Libraries of models by name: (their names, a builder taking (name, cfg.model, data_info)); none for tables.
-LIBRARIES = []
+# Libraries of models by name prefix: (their names, a builder taking (name, cfg.model, data_info)); none for tables.
+LIBRARIES = {}

@@ -17,6 +17,7 @@ from torchvision.models import get_model, get_model_weights, list_models
 
 from ..errors import ConfigError
 from .layers import init_weights
+from .timm_models import PREFIX, timm_preprocessing
 
 
 def torchvision_names() -> list[str]:
@@ -79,17 +80,20 @@ def build_torchvision(name: str, m, info: dict) -> nn.Module:
 
 
 def pretrained_preprocessing(m, channels: int) -> dict | None:
-    """The pretrained weights' own preprocessing: {"mean", "std" (averaged for one channel), "image_size" (the
-    crop they were evaluated at)}; None unless `model.pretrained`."""
+    """The pretrained weights' own preprocessing (torchvision's, or timm's for `timm/` names): {"mean", "std"
+    (averaged for one channel), "image_size" (the size they were evaluated at)}; None unless `model.pretrained`."""
     if not m.pretrained:
         return None
-    if m.name not in torchvision_names():
+    if m.name.startswith(PREFIX):
+        mean, std, size = timm_preprocessing(m.name)
+    elif m.name in torchvision_names():
+        transforms = pretrained_weights(m.name).transforms()
+        mean, std, size = list(transforms.mean), list(transforms.std), transforms.crop_size[0]
+    else:
         raise ConfigError(
             f"model.pretrained=true: model {m.name!r} has no pretrained weights; choose a torchvision model "
-            "(resnet18, efficientnet_b0, convnext_tiny, ...) or set model.pretrained=false"
+            "(resnet18, efficientnet_b0, convnext_tiny, ...), a timm/<name> one, or set model.pretrained=false"
         )
-    transforms = pretrained_weights(m.name).transforms()
-    mean, std = list(transforms.mean), list(transforms.std)
     if channels == 1:
         mean, std = [sum(mean) / len(mean)], [sum(std) / len(std)]
-    return {"mean": mean, "std": std, "image_size": transforms.crop_size[0]}
+    return {"mean": mean, "std": std, "image_size": size}
