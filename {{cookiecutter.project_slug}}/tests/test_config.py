@@ -235,6 +235,8 @@ def test_every_key_of_default_yaml_is_read_by_the_code():
         "optim.backbone_lr_scale=-0.5",
         "trainer.label_smoothing=1",
         "trainer.label_smoothing=-0.1",
+        "trainer.ema_decay=1",
+        "trainer.ema_decay=-0.1",
     ],
 )
 def test_out_of_range_values_name_the_key(override):

@@ -23,6 +23,7 @@ from {{ cookiecutter.package_name }} import distributed
 from {{ cookiecutter.package_name }}.config import default_choices
 from {{ cookiecutter.package_name }}.data import build_dataloaders
 from {{ cookiecutter.package_name }}.data.preload import PreloadedLoader
+from {{ cookiecutter.package_name }}.data.sampling import draw_balanced
 from {{ cookiecutter.package_name }}.distributed import ShardedPreloadedLoader, shard_loaders, wrap_model
 from {{ cookiecutter.package_name }}.engine import Trainer, build_optimizer, build_scheduler
 from {{ cookiecutter.package_name }}.models import build_model
@@ -69,10 +70,13 @@ def metrics(run_dir) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """2 ranks: one epoch then `--resume` to 2 epochs, and 2 epochs straight (with fake skip counts)."""
+    """2 ranks: one epoch then `--resume` to 2 epochs, and 2 epochs straight (with fake skip counts), with EMA
+    and balanced draws on."""
     tmp = tmp_path_factory.mktemp("ddp")
     # No worker processes (each one started under torchrun costs seconds): those are tested in-process below.
-    overrides = fast_overrides(tmp, write_tiny_sample(tmp / "data"))
+    # With an EMA of the weights and balanced draws: both are kept per rank and must resume exactly too.
+    recipe = {"trainer.ema_decay": 0.9, "data.balanced_sampler": True}
+    overrides = fast_overrides(tmp, write_tiny_sample(tmp / "data"), **recipe)
     first = torchrun(tmp, *overrides, "run_name=resumed")
     assert first.returncode == 0, explain(first)
     after_one = metrics(tmp / "runs" / "resumed")
@@ -125,9 +129,10 @@ def test_resume_under_torchrun_gives_the_weights_of_an_uninterrupted_run(runs):
     # Every epoch reseeds from (seed, epoch, rank): shuffling, shards, worker seeds and dropout replay exactly.
     resumed, straight = (torch.load(runs["dir"] / n / "checkpoints" / "last.pt") for n in ("resumed", "straight"))
     assert resumed["epoch"] == straight["epoch"] == 2 and resumed["step"] == straight["step"]
-    assert resumed["model"].keys() == straight["model"].keys()
-    for name, value in straight["model"].items():
-        assert torch.equal(resumed["model"][name], value), name
+    for entry in ("model", "model_ema"):  # the trained weights and their average (trainer.ema_decay)
+        assert resumed[entry].keys() == straight[entry].keys()
+        for name, value in straight[entry].items():
+            assert torch.equal(resumed[entry][name], value), (entry, name)
     assert [{**row, "time_s": 0} for row in resumed["history"]] == [{**r, "time_s": 0} for r in straight["history"]]
 
 
@@ -269,6 +274,27 @@ def test_val_shards_cover_every_sample_once_and_train_shards_are_equal(make_conf
     n = len(train_loader.dataset)  # every rank takes the same number of steps:
     assert {len(shard) for shard in train} == {math.ceil(n / world)}
     assert {i for shard in train for i in shard} == set(range(n))
+
+
+@pytest.mark.parametrize("preload", ["false", "cpu"])
+def test_balanced_draws_are_the_same_on_every_rank_and_sharded(make_config, monkeypatch, preload):
+    cfg = make_config(**{"data.balanced_sampler": True, "data.preload": preload})
+    train_loader, val_loader, _ = build_dataloaders(cfg)
+    preloaded = isinstance(train_loader, PreloadedLoader)
+    weights = train_loader.weights if preloaded else train_loader.sampler.weights
+    world, shards = 3, []
+    for rank in range(world):
+        fake_rank(monkeypatch, rank, world)
+        train_shard, _ = shard_loaders(train_loader, val_loader, cfg)
+        train_shard.generator.manual_seed(0)  # what the trainer does on every rank at each epoch's start
+        shards.append(shard_indices(train_shard))
+    n = len(train_loader.dataset)
+    per_rank = math.ceil(n / world)
+    assert [len(shard) for shard in shards] == [per_rank] * world  # equal steps on every rank
+    # One draw, the same on every rank (preloaded: n draws, padded by repeating; lazy: the padded count).
+    drawn = draw_balanced(weights, n if preloaded else per_rank * world, torch.Generator().manual_seed(0))
+    expected = drawn.repeat(2)[: per_rank * world].tolist()
+    assert [shards[i % world][i // world] for i in range(per_rank * world)] == expected
 
 
 @pytest.mark.parametrize("preloaded", [False, True])

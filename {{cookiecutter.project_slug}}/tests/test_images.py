@@ -203,6 +203,11 @@ def test_computed_mean_std_match_the_pixels(tmp_path, make_config):
     assert std == pytest.approx(expected_std.tolist(), abs=1e-4)
 
 
+def transform_batch(transform: BatchTransform, images: torch.Tensor) -> torch.Tensor:
+    """The images of `transform(images, labels)` (labels are passed through unmixed)."""
+    return transform(images, torch.zeros(len(images), dtype=torch.int64))[0]
+
+
 def halves(size=SIZE) -> torch.Tensor:
     """A uint8 batch of one image: left half 0, right half 255."""
     x = torch.zeros(1, 1, size, size, dtype=torch.uint8)
@@ -233,16 +238,17 @@ def erased_boxes(batch: torch.Tensor) -> list[tuple[int, int] | None]:
 def test_random_erasing_blanks_one_rectangle_per_image_in_both_twins():
     torch.manual_seed(0)
     ones = torch.full((64, 3, SIZE, SIZE), 255, dtype=torch.uint8)  # normalised with mean 0, std 1: all ones
-    batched = BatchTransform([0.0] * 3, [1 / 255] * 3, Augmentation(erasing=1.0))(ones) / 255
+    batched = transform_batch(BatchTransform([0.0] * 3, [1 / 255] * 3, Augmentation(erasing=1.0)), ones) / 255
     per_image = build_transforms(SIZE, [0.0] * 3, [1.0] * 3, Augmentation(erasing=1.0))
     single = torch.stack([per_image(Image.new("RGB", (SIZE, SIZE), (255, 255, 255))) for _ in range(64)])
     for boxes in (erased_boxes(batched), erased_boxes(single)):
         assert all(box is not None and box[0] == box[1] for box in boxes)  # every image: one solid rectangle
         shares = [area / SIZE**2 for area, _ in boxes]
         assert min(shares) >= 0.01 and max(shares) <= 0.4 and len(set(shares)) > 5  # 2-33% give or take rounding
-    half = BatchTransform([0.0] * 3, [1 / 255] * 3, Augmentation(erasing=0.5))(ones)
+    half = transform_batch(BatchTransform([0.0] * 3, [1 / 255] * 3, Augmentation(erasing=0.5)), ones)
     assert 10 < sum(box is not None for box in erased_boxes(half)) < 54  # drawn per image
-    assert torch.equal(BatchTransform([0.0] * 3, [1 / 255] * 3, Augmentation())(ones), ones.float())  # off
+    off = transform_batch(BatchTransform([0.0] * 3, [1 / 255] * 3, Augmentation()), ones)
+    assert torch.equal(off, ones.float())
 
 
 def test_batch_flip_is_per_sample():
@@ -275,7 +281,8 @@ def test_the_per_image_and_batched_twins_agree(augment):
     plain = build_transforms(SIZE, mean, std)(image)
     views = [plain, plain.flip(-1)] if augment.flip else [plain]
     per_image = [build_transforms(SIZE, mean, std, augment)(image) for _ in range(16)]
-    batched = list(BatchTransform(mean, std, augment)(decode_transform(SIZE)(image).repeat(16, 1, 1, 1)))
+    batch = decode_transform(SIZE)(image).repeat(16, 1, 1, 1)
+    batched = list(transform_batch(BatchTransform(mean, std, augment), batch))
     for outputs in (per_image, batched):
         drawn = {next(i for i, view in enumerate(views) if torch.allclose(x, view, atol=1e-4)) for x in outputs}
         assert drawn == set(range(len(views)))  # only these views, and each of them

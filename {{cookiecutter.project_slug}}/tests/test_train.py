@@ -244,16 +244,29 @@ def interrupt_after(model, steps: int):
     return model
 
 
+# Every recipe key on (those of image data where the data has images): their randomness is replayed too.
+RECIPE = {"trainer.ema_decay": 0.9, "data.balanced_sampler": True, "trainer.label_smoothing": 0.1}
+RECIPE |= {"data.mixup_alpha": 0.2, "data.cutmix_alpha": 1.0, "data.auto_augment": "trivialaugment"}
+RECIPE |= {"data.random_erasing": 0.25, "optim.warmup_epochs": 1, "trainer.class_weights": "balanced"}
+
+
 @pytest.mark.parametrize(
-    ("interrupt", "num_workers"),
+    ("interrupt", "num_workers", "recipe"),
     # before_saving_last: killed after best.pt was written, before last.pt; 2 workers: samples drawn (augmented) there
-    [("mid_epoch", 0), ("before_saving_last", 0), ("mid_epoch", 2)],
+    [
+        ("mid_epoch", 0, {}),
+        ("before_saving_last", 0, {}),
+        ("mid_epoch", 2, {}),
+        ("mid_epoch", 2, RECIPE),
+        ("mid_epoch", 0, {**RECIPE, "data.preload": "cpu"}),  # batched augmentation and mixing
+    ],
+    ids=["mid_epoch", "before_saving_last", "workers", "recipe-workers", "recipe-preload"],
 )
 def test_interrupted_and_resumed_run_matches_an_uninterrupted_one(
-    tmp_path, cli_overrides, make_config, monkeypatch, interrupt, num_workers
+    tmp_path, cli_overrides, make_config, monkeypatch, interrupt, num_workers, recipe
 ):
     settings = {"trainer.epochs": 3, "data.num_workers": num_workers, "optim.scheduler": "cosine"}
-    settings |= {"model.dropout": 0.5, **settings_that_exist(AUGMENT)}  # randomness in the loop is replayed too
+    settings |= {"model.dropout": 0.5, **settings_that_exist({**AUGMENT, **recipe})}  # randomness is replayed too
     assert train.main(cli_overrides(run_name="straight", **settings)) == 0
 
     with monkeypatch.context() as patch:
@@ -278,11 +291,13 @@ def test_interrupted_and_resumed_run_matches_an_uninterrupted_one(
 
     assert train.main(["--resume", str(runs / "interrupted")]) == 0
 
-    straight = model_tensors(runs / "straight" / "checkpoints" / "last.pt")
-    resumed = model_tensors(runs / "interrupted" / "checkpoints" / "last.pt")
-    assert straight.keys() == resumed.keys()
-    for key in straight:
-        assert torch.equal(straight[key], resumed[key]), key
+    straight = torch.load(runs / "straight" / "checkpoints" / "last.pt", weights_only=True)
+    resumed = torch.load(runs / "interrupted" / "checkpoints" / "last.pt", weights_only=True)
+    for entry in ("model", "model_ema") if recipe else ("model",):  # the EMA's weights too
+        assert straight[entry].keys() == resumed[entry].keys()
+        for key in straight[entry]:
+            assert torch.equal(straight[entry][key], resumed[entry][key]), (entry, key)
+    assert straight.get("ema_updates") == resumed.get("ema_updates")
     rows_straight, rows_resumed = read_metrics(runs / "straight"), read_metrics(runs / "interrupted")
     assert len(rows_resumed) == 3
     for a, b in zip(rows_straight, rows_resumed, strict=True):

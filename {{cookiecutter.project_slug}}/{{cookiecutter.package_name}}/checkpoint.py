@@ -83,11 +83,13 @@ def unwrap_model(model: nn.Module) -> nn.Module:
             return model
 
 
-def load_model_weights(model: nn.Module, state: dict, path="checkpoint") -> None:
-    """Load `state['model']` into `model`; a checkpoint of another model gets a clear error."""
+def load_model_weights(model: nn.Module, state: dict, path="checkpoint", averaged: bool = True) -> None:
+    """Load the checkpoint's weights into `model`: the EMA's (`model_ema`, trainer.ema_decay) where it has them
+    and `averaged`, as inference wants, else the trained ones (`model`, for resuming). A checkpoint of another
+    model gets a clear error."""
     saved_name = state.get("config", {}).get("model", {}).get("name")
     model = unwrap_model(model)
-    weights = strip_prefixes(state["model"])
+    weights = strip_prefixes(state["model_ema" if averaged and "model_ema" in state else "model"])
     own = model.state_dict()
     missing = sorted(set(own) - set(weights))
     unexpected = sorted(set(weights) - set(own))
@@ -121,9 +123,10 @@ def load_weights_file(model: nn.Module, path) -> None:
     except Exception as err:
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise CheckpointError(f"model.weights={path} is not a state dict that loads safely ({reason})") from None
-    for key in ("model", "state_dict"):  # one of our checkpoints; a Lightning-style one
+    for key in ("model_ema", "model", "state_dict"):  # our checkpoints (the EMA's weights first); Lightning's
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
+            break
     if not isinstance(state, dict) or not state or not all(torch.is_tensor(v) for v in state.values()):
         raise CheckpointError(f"model.weights={path} holds no state dict (names -> tensors)")
     weights, own = strip_prefixes(state), model.state_dict()

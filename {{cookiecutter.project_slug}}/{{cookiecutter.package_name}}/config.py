@@ -25,8 +25,10 @@ POSITIVE += ["data.stats_images"]
 NON_NEGATIVE = ["data.num_workers", "data.prefetch_batches", "optim.weight_decay", "optim.warmup_epochs"]
 NON_NEGATIVE += ["trainer.grad_clip_norm", "trainer.early_stopping_patience", "data.embedding_threshold"]
 NON_NEGATIVE += ["model.freeze_backbone_epochs", "optim.backbone_lr_scale", "data.image_size"]
+NON_NEGATIVE += ["data.mixup_alpha", "data.cutmix_alpha"]
 FRACTIONS = {"data.val_fraction": "between 0 and 1", "data.preload_memory_fraction": "in (0, 1]"}
 FRACTIONS["trainer.label_smoothing"], FRACTIONS["data.random_erasing"] = "in [0, 1)", "in [0, 1]"
+FRACTIONS["trainer.ema_decay"] = "in [0, 1)"
 
 
 class Config(SimpleNamespace):

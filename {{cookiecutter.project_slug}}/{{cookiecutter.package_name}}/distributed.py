@@ -17,6 +17,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
 from .data.preload import PreloadedLoader
+from .data.sampling import BalancedSampler
 from .device import resolve_device
 from .utils import derive_seed, seed_everything
 
@@ -145,10 +146,14 @@ def shard_loaders(train_loader, val_loader, cfg):
         train = ShardedPreloadedLoader(train_loader, rank, world_size)
         return train, ShardedPreloadedLoader(val_loader, rank, world_size)
     per_rank = -(-len(train_loader.dataset) // world_size)
-    common = {key: getattr(train_loader, key) for key in ("batch_size", "num_workers", "pin_memory", "collate_fn")}
+    common = {key: getattr(train_loader, key) for key in ("batch_size", "num_workers", "pin_memory")}
     # A last batch of a single sample would break BatchNorm: drop it only then (never a shard's only sample).
     drop_last = per_rank % cfg.data.batch_size == 1 and per_rank > 1
-    sampler = DistributedSampler(train_loader.dataset, world_size, rank, shuffle=True, seed=cfg.seed)
+    sampler = train_loader.sampler
+    if isinstance(sampler, BalancedSampler):  # data.balanced_sampler: the same draws on every rank, sharded
+        sampler = sampler.shard(rank, world_size)
+    else:
+        sampler = DistributedSampler(train_loader.dataset, world_size, rank, shuffle=True, seed=cfg.seed)
     # Worker seeds come from the loader's generator, the same on every rank: offset them per rank.
     common["worker_init_fn"] = partial(seed_worker_for_rank, rank=rank)
     if common["num_workers"]:
@@ -157,10 +162,11 @@ def shard_loaders(train_loader, val_loader, cfg):
         torch.multiprocessing.set_forkserver_preload(["torch", f"{__package__}.data"])
         common["multiprocessing_context"] = "forkserver"
     train = DataLoader(
-        train_loader.dataset, sampler=sampler, drop_last=drop_last, generator=train_loader.generator, **common
-    )
+        train_loader.dataset, sampler=sampler, drop_last=drop_last, generator=train_loader.generator,
+        collate_fn=train_loader.collate_fn, **common,
+    )  # fmt: skip
     val_sampler = ShardSampler(len(val_loader.dataset), rank, world_size)
-    return train, DataLoader(val_loader.dataset, sampler=val_sampler, **common)
+    return train, DataLoader(val_loader.dataset, sampler=val_sampler, collate_fn=val_loader.collate_fn, **common)
 
 
 def seed_worker_for_rank(worker_id: int, rank: int) -> None:
@@ -175,7 +181,7 @@ class ShardedPreloadedLoader(PreloadedLoader):
 
     def __init__(self, loader: PreloadedLoader, rank: int, world_size: int):
         super().__init__(loader.inputs, loader.targets, loader.batch_size, loader.shuffle, loader.generator)
-        self.transform, self.source = loader.transform, loader.source
+        self.transform, self.source, self.weights = loader.transform, loader.source, loader.weights
         self.rank, self.world_size = rank, world_size
 
     def num_samples(self) -> int:

@@ -16,6 +16,7 @@ from tqdm import tqdm  # not tqdm.auto: its asyncio variant calls iter() twice (
 from .checkpoint import FORMAT_VERSION, load_model_weights, save_checkpoint, unwrap_model
 from .config import to_dict
 from .data import take_skipped
+from .ema import build_ema, ema_state, load_ema
 from .metrics import BestTracker, RunningSums, log_epoch, log_progress, write_metrics
 from .models.layers import freeze_backbone_norms
 from .schedule import build_scheduler, param_groups, restore_schedule
@@ -32,8 +33,9 @@ def build_optimizer(cfg, model: nn.Module) -> torch.optim.Optimizer:
     return torch.optim.AdamW(groups, lr=cfg.optim.lr)
 
 
-def train_one_epoch(model, criterion, optimizer, loader, device, epoch: int, cfg) -> dict:
-    """One pass over `loader`: forward, loss, backward, clip, step. Returns loss, accuracy, steps."""
+def train_one_epoch(model, criterion, optimizer, loader, device, epoch: int, cfg, ema=None) -> dict:
+    """One pass over `loader`: forward, loss, backward, clip, step (and the `ema` update). Returns loss, accuracy,
+    steps. Targets may be class ids or, mixed by mixup/cutmix, class probabilities."""
     model.train()
     freeze_backbone_norms(model, epoch, cfg)  # model.freeze_backbone_epochs
     accumulate, clip = cfg.trainer.accumulate_steps, cfg.trainer.grad_clip_norm
@@ -59,6 +61,8 @@ def train_one_epoch(model, criterion, optimizer, loader, device, epoch: int, cfg
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)  # frees grads instead of writing zeros
             steps += 1
+            if ema is not None:  # trainer.ema_decay: the average follows every optimizer step
+                ema.update_parameters(model)
             if steps % cfg.trainer.log_interval == 0:  # the only host sync inside the loop
                 log_progress(bar, epoch, steps, loss, sums, start)
         sums.add(loss, logits, targets)
@@ -97,7 +101,13 @@ class Trainer:
         self.model = torch.compile(model) if cfg.trainer.compile else model
         self.epoch, self.step, self.history = 0, 0, []
         self.best = BestTracker(cfg.trainer.monitor)
+        self.ema = build_ema(cfg, self.eval_model)  # trainer.ema_decay (None: off)
         self.epoch_callbacks = []  # called as callback(row, train_stats) after each epoch's checkpoint
+
+    @property
+    def validated_model(self) -> nn.Module:
+        """The weights validation and best.pt judge: the EMA's with trainer.ema_decay, else the trained ones."""
+        return self.eval_model if self.ema is None else self.ema.module
 
     def state_dict(self) -> dict:
         """Everything needed to resume exactly; plain types and tensors only (weights_only=True)."""
@@ -113,10 +123,12 @@ class Trainer:
             "history": self.history,
             "config": to_dict(self.cfg),
             "data_info": self.data_info,
+            **ema_state(self.ema),
         }
 
     def load_state_dict(self, state: dict, path="checkpoint") -> None:
-        load_model_weights(self.model, state, path)
+        load_model_weights(self.model, state, path, averaged=False)
+        load_ema(self.ema, state)
         self.optimizer.load_state_dict(state["optimizer"])
         restore_schedule(self.optimizer, self.scheduler, state.get("scheduler"))
         self.epoch, self.step, self.history = state["epoch"], state["step"], list(state["history"])
@@ -134,10 +146,11 @@ class Trainer:
             self.train_loader.generator.manual_seed(derive_seed(self.cfg.seed, "loader", epoch))
             start = time.perf_counter()
             train = train_one_epoch(
-                self.model, self.criterion, self.optimizer, self.train_loader, self.device, epoch, self.cfg
-            )
+                self.model, self.criterion, self.optimizer, self.train_loader, self.device, epoch,
+                self.cfg, self.ema,
+            )  # fmt: skip
             num_classes = len(self.data_info["classes"])
-            val = evaluate(self.eval_model, self.criterion, self.val_loader, self.device, self.cfg, num_classes)
+            val = evaluate(self.validated_model, self.criterion, self.val_loader, self.device, self.cfg, num_classes)
             self.end_epoch(epoch, train, val, time.perf_counter() - start)
         return self.history
 

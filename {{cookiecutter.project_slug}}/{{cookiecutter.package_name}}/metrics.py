@@ -54,6 +54,8 @@ class RunningSums:
     def add(self, mean_loss: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor) -> None:
         n = targets.shape[0]
         self.loss += mean_loss.detach().double() * n
+        if targets.ndim == 2:  # mixed (mixup/cutmix) class probabilities: accuracy against the dominant class
+            targets = targets.argmax(dim=1)
         predictions = logits.argmax(dim=1)
         self.correct += (predictions == targets).sum()
         self.count += n

@@ -3,11 +3,13 @@
 `build_transforms` works on one PIL image (lazy loading); `BatchTransform` on a whole uint8 batch
 on its device (`data.preload`). Both read the same `Augmentation`, so a setting added there has to
 be honoured by both, side by side here. Crops are taken from the image already resized to
-`data.image_size`, in both.
+`data.image_size`, in both. `batch_mixing` (mixup / cutmix) works on batches in both: in the
+lazy loader's collate, and in `BatchTransform`.
 """
 
 import math
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -16,18 +18,28 @@ from torchvision.transforms import v2
 from ..errors import ConfigError
 
 ERASED_AREA, ERASED_RATIO = (0.02, 0.33), (0.3, 3.3)  # RandomErasing's defaults (area share; height / width)
+# data.auto_augment -> a policy of colour and geometry ops drawn per image, on uint8 pixels, with torchvision's
+# defaults (those of its classification references); TrivialAugment has no knobs and is a strong default.
+AUTO_AUGMENT = {
+    "none": None,
+    "trivialaugment": v2.TrivialAugmentWide,
+    "randaugment": v2.RandAugment,
+    "autoaugment": partial(v2.AutoAugment, v2.AutoAugmentPolicy.IMAGENET),
+}
 
 
 @dataclass(frozen=True)
 class Augmentation:
     """Drawn per image: a random resized crop keeping a share of the area drawn from `crop_scale`
     (None: no crop) at an aspect ratio drawn log-uniformly from `crop_ratio`; a left-right flip; with
-    probability `erasing`, a rectangle of 2-33% of the image set to 0 after normalisation (RandomErasing)."""
+    probability `erasing`, a rectangle of 2-33% of the image set to 0 after normalisation (RandomErasing);
+    after the flip, the `auto_augment` policy (AUTO_AUGMENT)."""
 
     crop_scale: tuple[float, float] | None = None
     crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)  # RandomResizedCrop's default (width / height)
     flip: bool = False
     erasing: float = 0.0
+    auto_augment: str = "none"
 
     @classmethod
     def from_config(cls, cfg) -> "Augmentation":
@@ -35,7 +47,26 @@ class Augmentation:
         if len(low_high) != 2 or not 0.0 < low_high[0] <= low_high[1] <= 1.0:
             raise ConfigError(f"config key 'data.crop_scale' = {low_high!r} must be [low, high], 0 < low <= high <= 1")
         crop_scale = tuple(low_high) if cfg.data.random_resized_crop else None
-        return cls(crop_scale=crop_scale, flip=bool(cfg.data.horizontal_flip), erasing=cfg.data.random_erasing)
+        flip, erasing = bool(cfg.data.horizontal_flip), cfg.data.random_erasing
+        return cls(crop_scale=crop_scale, flip=flip, erasing=erasing, auto_augment=cfg.data.auto_augment)
+
+    def policy(self):
+        """The auto_augment policy as a transform of one uint8 image; None for `none`."""
+        policy = AUTO_AUGMENT[self.auto_augment]
+        return None if policy is None else policy()
+
+
+def batch_mixing(cfg, num_classes: int):
+    """`data.mixup_alpha` / `data.cutmix_alpha` > 0: a transform of a train batch (images, class ids) ->
+    (mixed images, class probabilities), for the loss. MixUp blends each image with another of the batch,
+    CutMix pastes a box of it; the share is drawn from Beta(alpha, alpha). With both on, each batch uses one
+    of them at random. None when both are 0."""
+    mixes = [
+        mix(alpha=alpha, num_classes=num_classes)
+        for mix, alpha in ((v2.MixUp, cfg.data.mixup_alpha), (v2.CutMix, cfg.data.cutmix_alpha))
+        if alpha > 0
+    ]
+    return v2.RandomChoice(mixes) if len(mixes) > 1 else (mixes[0] if mixes else None)
 
 
 def decode_transform(image_size: int):
@@ -51,6 +82,8 @@ def build_transforms(image_size: int, mean, std, augment: Augmentation | None = 
         steps.append(crop)
     if augment is not None and augment.flip:
         steps.append(v2.RandomHorizontalFlip(p=0.5))
+    if augment is not None and (policy := augment.policy()) is not None:
+        steps.append(policy)
     steps += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean=mean, std=std)]
     if augment is not None and augment.erasing > 0:
         steps.append(v2.RandomErasing(p=augment.erasing, scale=ERASED_AREA, ratio=ERASED_RATIO, value=0))
@@ -106,16 +139,23 @@ def augment_batch(images: torch.Tensor, augment: Augmentation) -> torch.Tensor:
 
 
 class BatchTransform:
-    """Preloaded uint8 batch -> normalised float batch; with `augment`, random crops and flips first."""
+    """Preloaded (uint8 batch, class ids) -> (normalised float batch, targets); with `augment`, random crops,
+    flips, the auto_augment policy and erasing, as `build_transforms` does per image; with `mix`, mixup/cutmix."""
 
-    def __init__(self, mean, std, augment: Augmentation | None = None):
-        self.augment = augment
+    def __init__(self, mean, std, augment: Augmentation | None = None, mix=None):
+        self.augment, self.mix = augment, mix
+        self.policy = augment.policy() if augment is not None else None
         self.mean = torch.tensor(mean).view(1, -1, 1, 1) * 255
         self.std = torch.tensor(std).view(1, -1, 1, 1) * 255
 
-    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+    def __call__(self, images: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = augment_batch(images, self.augment) if self.augment is not None else images.float()
+        if self.policy is not None:  # one image at a time: the policy draws its ops per call
+            pixels = x.round_().clamp_(0, 255).to(torch.uint8)
+            x = torch.stack([self.policy(image) for image in pixels]).float()
         if self.mean.device != x.device:  # moved once, not every batch
             self.mean, self.std = self.mean.to(x.device), self.std.to(x.device)
         x = (x - self.mean) / self.std
-        return erase_batch(x, self.augment.erasing) if self.augment is not None and self.augment.erasing else x
+        if self.augment is not None and self.augment.erasing:
+            x = erase_batch(x, self.augment.erasing)
+        return self.mix(x, targets) if self.mix is not None and len(targets) else (x, targets)

@@ -9,6 +9,6 @@ from .augment import decode_transform
 
 def decoded_batches(dataset, cfg, desc: str, batch_size: int, ids):
     """Batches of uint8 images at data.image_size (no augmentation), decoded in worker processes."""
-    view = Subset(dataset.with_transform(decode_transform(dataset.size)), ids)
-    loader = DataLoader(view, batch_size, num_workers=cfg.data.num_workers, collate_fn=dataset.collate_fn)
+    plain = dataset.with_transform(decode_transform(dataset.size))
+    loader = DataLoader(Subset(plain, ids), batch_size, num_workers=cfg.data.num_workers, collate_fn=plain.collate_fn)
     return tqdm(loader, desc=desc, leave=False, disable=not show_progress(cfg.trainer.progress_bar))

@@ -20,8 +20,10 @@ def decoded_batches(dataset, cfg, desc: str, batch_size: int, ids):
         check_gpu_decoding(dataset)
         batches = gpu_decoded(dataset, cfg, batch_size, ids, torch.device("cuda"))
     else:
-        view = Subset(dataset.with_transform(decode_transform(dataset.size)), ids)
-        batches = DataLoader(view, batch_size, num_workers=cfg.data.num_workers, collate_fn=dataset.collate_fn)
+        plain = dataset.with_transform(decode_transform(dataset.size))
+        batches = DataLoader(
+            Subset(plain, ids), batch_size, num_workers=cfg.data.num_workers, collate_fn=plain.collate_fn
+        )
     total = -(-len(ids) // batch_size)
     return tqdm(batches, desc=desc, total=total, leave=False, disable=not show_progress(cfg.trainer.progress_bar))
 
@@ -69,7 +71,7 @@ def gpu_decoded(dataset, cfg, batch_size: int, ids, device: torch.device):
         try:
             images = decode_jpeg(data, mode=mode, device=device)
         except RuntimeError:
-            yield dataset.collate_fn([on_cpu[i] for i in ids[start : start + batch_size]])
+            yield on_cpu.collate_fn([on_cpu[i] for i in ids[start : start + batch_size]])
             continue
         size = [dataset.size, dataset.size]
         yield torch.stack([F.resize(image, size, antialias=True) for image in images]).cpu(), labels

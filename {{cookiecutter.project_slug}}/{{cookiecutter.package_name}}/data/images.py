@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 
 from ..errors import ConfigError, DataError
 from ..models.torchvision_models import pretrained_preprocessing
-from .augment import Augmentation, BatchTransform, build_transforms, decode_transform
+from .augment import Augmentation, BatchTransform, batch_mixing, build_transforms, decode_transform
 from .decode import decoded_batches
 from .disk_cache import cached_images
 from .preload import check_fits, gib
@@ -95,7 +95,8 @@ def open_image(path, size: int | None = None) -> Image.Image:
 class ImageDataset(Dataset):
     """(source, label) pairs, decoded lazily by `load(source)` (memory grows with the list, not the images).
 
-    `stats` is the (mean, std) `transform` normalises with, for preloading's batched twin.
+    `stats` is the (mean, std) `transform` normalises with, for preloading's batched twin; `mix` (train)
+    mixes whole batches in `collate_fn` (data.mixup_alpha / data.cutmix_alpha).
     """
 
     def __init__(self, samples, load, mode: str, size: int, transform=None, skip_corrupt: bool = False):
@@ -105,7 +106,7 @@ class ImageDataset(Dataset):
         self.size = size
         self.transform = transform
         self.skip_corrupt = skip_corrupt
-        self.stats = None
+        self.stats = self.mix = None
         # Shared with DataLoader worker processes, so skips made there are counted too. A spawn-context
         # counter can be handed to workers of every start method (fork, forkserver, spawn).
         self.skipped = multiprocessing.get_context("spawn").Value("i", 0) if skip_corrupt else None
@@ -127,11 +128,17 @@ class ImageDataset(Dataset):
         return self.transform(image), label
 
     def collate_fn(self, batch):
-        """default_collate without the skipped samples; an all-skipped batch is empty but shaped like a real one."""
+        """default_collate without the skipped samples, then `mix`; an all-skipped batch is empty but shaped like
+        a real one."""
         batch = [sample for sample in batch if sample is not None]
         if not batch:
             return torch.empty((0, MODE_CHANNELS[self.mode], self.size, self.size)), torch.empty(0, dtype=torch.int64)
-        return default_collate(batch)
+        inputs, targets = default_collate(batch)
+        return self.mix(inputs, targets) if self.mix is not None else (inputs, targets)
+
+    @property
+    def labels(self) -> torch.Tensor:
+        return torch.tensor([label for _, label in self.samples], dtype=torch.int64)
 
     def take_skipped(self) -> int:
         """Corrupt samples skipped since the last call."""
@@ -151,6 +158,7 @@ class ImageDataset(Dataset):
         return decode_transform(self.size)(to_mode(self.load(self.samples[index][0]), self.mode))
 
     def with_transform(self, transform) -> "ImageDataset":
+        """The same samples under another `transform`, not mixed."""
         view = ImageDataset(self.samples, self.load, self.mode, self.size, transform, self.skip_corrupt)
         view.skipped, view.stats = self.skipped, self.stats
         return view
@@ -206,7 +214,6 @@ def image_datasets(
         mean, std = compute_mean_std(train_set, cfg, cfg.data.stats_images)
         used = min(len(train_set), cfg.data.stats_images)
         log.info("data.mean=%s data.std=%s computed from %d train images", mean, std, used)
-    labels = torch.tensor([label for _, label in train_samples])
     info = {
         "classes": list(classes),
         "num_classes": len(classes),
@@ -215,9 +222,12 @@ def image_datasets(
         "image_mode": mode,
         "mean": list(mean),
         "std": list(std),
-        "class_counts": torch.bincount(labels, minlength=len(classes)).tolist(),  # trainer.class_weights
+        "class_counts": torch.bincount(train_set.labels, minlength=len(classes)).tolist(),  # trainer.class_weights
     }
     train_set.transform = build_transforms(size, mean, std, Augmentation.from_config(cfg))
+    train_set.mix = batch_mixing(cfg, len(classes))
+    if train_set.mix is not None:
+        log.info("mixup/cutmix on: train_acc counts a mixed image as right when the model picks its dominant class")
     val_set = ImageDataset(val_samples, load, mode, size, build_transforms(size, mean, std), cfg.data.skip_corrupt)
     train_set.stats = val_set.stats = (list(mean), list(std))
     return train_set, val_set, info
@@ -241,7 +251,7 @@ def preload_split(dataset: ImageDataset, cfg, device: torch.device, split: str):
     else:
         inputs, targets = decode_into_memory(dataset, cfg, device, split, decoded, shape)
     augment = Augmentation.from_config(cfg) if split == "train" else None
-    return inputs, targets, BatchTransform(*dataset.stats, augment)
+    return inputs, targets, BatchTransform(*dataset.stats, augment, dataset.mix)
 
 
 def decode_into_memory(dataset: ImageDataset, cfg, device: torch.device, split: str, decoded, shape: tuple):

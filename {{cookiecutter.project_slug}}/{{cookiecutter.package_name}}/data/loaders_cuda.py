@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader
 from ..device import resolve_device
 from .dataset import build_datasets, ensure_data_root, preload_split
 from .preload import PreloadedLoader
+from .sampling import BalancedSampler, balanced_weights
 
 
 def build_dataloaders(cfg, data_info: dict | None = None, device=None):
@@ -23,20 +24,27 @@ def build_dataloaders(cfg, data_info: dict | None = None, device=None):
     train_set, val_set, data_info = build_datasets(cfg, data_info)
     device = torch.device(device) if device is not None else resolve_device(cfg.trainer.device)
     generator = torch.Generator().manual_seed(cfg.seed)
+    weights = balanced_weights(cfg, train_set, data_info["num_classes"])  # data.balanced_sampler
     if cfg.data.preload != "false":
         target = device if cfg.data.preload == "device" else torch.device("cpu")
         loaders = []
         for split, dataset in (("train", train_set), ("val", val_set)):
             inputs, targets, transform = preload_split(dataset, cfg, target, split)
+            train = split == "train"
+            draws = weights if train else None
             loaders.append(
-                PreloadedLoader(inputs, targets, cfg.data.batch_size, split == "train", generator, transform, dataset)
+                PreloadedLoader(inputs, targets, cfg.data.batch_size, train, generator, transform, dataset, draws)
             )
         return *loaders, data_info
     # Page-locked host memory lets non_blocking host->GPU copies overlap compute.
     pin_memory = cfg.data.pin_memory and device.type == "cuda"
     common = dict(batch_size=cfg.data.batch_size, num_workers=cfg.data.num_workers, pin_memory=pin_memory)
-    common["collate_fn"] = getattr(train_set, "collate_fn", None)  # None: the default collate
     # A last batch of a single sample would break BatchNorm: drop it, and only then.
     drop_last = len(train_set) % cfg.data.batch_size == 1 and len(train_set) > 1
-    train_loader = DataLoader(train_set, shuffle=True, drop_last=drop_last, generator=generator, **common)
-    return train_loader, DataLoader(val_set, shuffle=False, **common), data_info
+    sampler = None if weights is None else BalancedSampler(weights, generator)  # else: shuffled
+    train_loader = DataLoader(
+        train_set, shuffle=sampler is None, sampler=sampler, drop_last=drop_last, generator=generator,
+        collate_fn=getattr(train_set, "collate_fn", None), **common,  # None: the default collate
+    )  # fmt: skip
+    val_loader = DataLoader(val_set, shuffle=False, collate_fn=getattr(val_set, "collate_fn", None), **common)
+    return train_loader, val_loader, data_info

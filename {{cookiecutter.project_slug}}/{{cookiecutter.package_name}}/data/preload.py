@@ -10,6 +10,7 @@ from torch.utils.data import TensorDataset
 
 from ..device import free_memory
 from ..errors import DataError
+from .sampling import draw_balanced
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +36,12 @@ def check_fits(nbytes: int, device: torch.device, cfg, what: str) -> None:
 
 
 class PreloadedLoader:
-    """Batches by indexing tensors in memory; `transform(batch)` runs on the whole batch. A drop-in for
+    """Batches by indexing tensors in memory; `transform(inputs, targets)` runs on the whole batch. A drop-in for
     the DataLoader in the loop, with a `.generator` the trainer reseeds every epoch, as it does the DataLoader's."""
 
-    def __init__(self, inputs, targets, batch_size, shuffle=False, generator=None, transform=None, source=None):
+    def __init__(
+        self, inputs, targets, batch_size, shuffle=False, generator=None, transform=None, source=None, weights=None
+    ):
         self.dataset = TensorDataset(inputs, targets)
         self.source = source  # the dataset this was decoded from (evaluation reports read it lazily)
         self.inputs, self.targets = inputs, targets
@@ -46,13 +49,17 @@ class PreloadedLoader:
         self.shuffle = shuffle
         self.generator = generator
         self.transform = transform
+        self.weights = weights  # data.balanced_sampler: per-sample weights of the draws (train)
 
     def num_samples(self) -> int:
         return len(self.targets)
 
     def order(self) -> torch.Tensor:
-        """This epoch's sample indices: shuffled by the generator for train, in order for val."""
+        """This epoch's sample indices: shuffled by the generator for train (or drawn, data.balanced_sampler),
+        in order for val."""
         n = len(self.targets)
+        if self.weights is not None:
+            return draw_balanced(self.weights, n, self.generator)
         return torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
 
     def __len__(self) -> int:
@@ -66,4 +73,5 @@ class PreloadedLoader:
         for start in range(0, len(self) * self.batch_size, self.batch_size):
             index = order[start : start + self.batch_size]
             inputs = self.inputs[index]
-            yield (self.transform(inputs) if self.transform else inputs), self.targets[index]
+            targets = self.targets[index]
+            yield self.transform(inputs, targets) if self.transform else (inputs, targets)

@@ -1,0 +1,58 @@
+"""`data.balanced_sampler`: draw the train samples of each epoch so that every class is equally likely.
+
+Rare classes are seen as often as common ones (their samples repeat, the common ones' are left out more),
+which helps a model that would otherwise learn to predict the common classes. The draws are seeded by the
+loader's generator, which the trainer reseeds every epoch: a resumed run draws the same samples.
+"""
+
+import logging
+
+import torch
+from torch.utils.data import Sampler
+
+from ..errors import ConfigError
+
+log = logging.getLogger(__name__)
+__all__ = ["BalancedSampler", "balanced_weights", "draw_balanced"]
+
+
+def balanced_weights(cfg, train_set, num_classes: int) -> torch.Tensor | None:
+    """Per train sample, 1 / its class's count (so that every class weighs the same); None when off."""
+    if not cfg.data.balanced_sampler:
+        return None
+    labels = getattr(train_set, "labels", None)  # a dataset of your own may not say
+    if not isinstance(labels, torch.Tensor):
+        raise ConfigError(
+            f"data.balanced_sampler=true needs the train dataset's class ids as a `labels` tensor; "
+            f"{type(train_set).__name__} has none: add one, or set data.balanced_sampler=false"
+        )
+    counts = torch.bincount(labels, minlength=num_classes)
+    log.info("data.balanced_sampler: train class counts %s; every class is drawn as often", counts.tolist())
+    return 1.0 / counts[labels].double()
+
+
+def draw_balanced(weights: torch.Tensor, count: int, generator: torch.Generator) -> torch.Tensor:
+    """`count` sample indices drawn with replacement, index i with probability weights[i] / sum (inverse CDF:
+    any number of samples, unlike torch.multinomial's 2**24 categories)."""
+    cdf = weights.cumsum(0)
+    draws = torch.rand(count, generator=generator, dtype=torch.float64) * cdf[-1]
+    return torch.searchsorted(cdf, draws, right=True).clamp_max_(len(weights) - 1)
+
+
+class BalancedSampler(Sampler):
+    """As many draws per epoch as there are samples. `shard(rank, world_size)`: every rank draws the same
+    indices (the generator has the same seed on every rank) and takes every world_size-th, padded to equal
+    length, as DistributedSampler does."""
+
+    def __init__(self, weights: torch.Tensor, generator: torch.Generator, rank: int = 0, world_size: int = 1):
+        self.weights, self.generator, self.rank, self.world_size = weights, generator, rank, world_size
+
+    def __len__(self) -> int:
+        return -(-len(self.weights) // self.world_size)
+
+    def __iter__(self):
+        drawn = draw_balanced(self.weights, len(self) * self.world_size, self.generator)
+        return iter(drawn[self.rank :: self.world_size].tolist())
+
+    def shard(self, rank: int, world_size: int) -> "BalancedSampler":
+        return BalancedSampler(self.weights, self.generator, rank, world_size)
