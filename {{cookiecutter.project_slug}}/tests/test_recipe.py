@@ -61,6 +61,10 @@ def test_validation_best_pt_and_inference_use_the_ema_weights(tmp_path, cli_over
     run_dir = tmp_path / "runs" / "ema"
     with open(run_dir / "metrics.csv", newline="") as file:
         last = list(csv.DictReader(file))[-1]
+    rows = {int(row["epoch"]): row for row in csv.DictReader((run_dir / "metrics.csv").open(newline=""))}
+    best_epoch = load_checkpoint(run_dir / "checkpoints" / "best.pt")["epoch"]
+    report = json.loads((run_dir / "eval" / "val" / "report.json").read_text(encoding="utf-8"))
+    assert report["loss"] == pytest.approx(float(rows[best_epoch]["val_loss"]), abs=1e-6)  # the end-of-run report
     capsys.readouterr()
     assert evaluate.main([str(run_dir / "checkpoints" / "last.pt")]) == 0  # evaluate.py loads the averaged weights
     result = json.loads(capsys.readouterr().out)
