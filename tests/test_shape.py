@@ -33,13 +33,16 @@ from helpers import largest_function, python_lines, python_sources, render
 # cutmix and auto_augment in both augmentation twins (data/augment.py 40, the train collate and
 # the clean decode views 16, soft targets in metrics.py 2), config ranges 2 and data.image_size=0
 # from the pretrained weights 3; 130 to tabular (no augmentation), 197 to multi (the sharded draws).
+# trainer.keep_checkpoints (the N best by the monitored metric, an old one deleted only after the new
+# one is durable) and a full disk stopping the run with one line (the last checkpoint intact) added
+# 45 to each (checkpoint.py).
 # These budgets hold that ground: a change that grows a render past them must say why.
 BUDGETS = {
-    "default": ({}, 3689),
-    "tabular-cpu": ({"dataset_type": "tabular_csv", "gpu": "none"}, 2877),
+    "default": ({}, 3734),
+    "tabular-cpu": ({"dataset_type": "tabular_csv", "gpu": "none"}, 2922),
     "image-ddp-tensorboard": (
         {"dataset_type": "image_folder", "gpu": "multi", "use_tensorboard": True},
-        4008,
+        4053,
     ),
 }
 MAX_FILE_LINES = 300

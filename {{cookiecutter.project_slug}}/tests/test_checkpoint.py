@@ -1,5 +1,6 @@
 """Checkpoints: full round trip, atomic writes, safe loading, clear errors, wrapper prefixes."""
 
+import errno
 from pathlib import Path
 
 import pytest
@@ -135,10 +136,10 @@ def test_save_checkpoint_is_atomic(trained, tmp_path, monkeypatch):
 
     def broken_save(obj, file, *args, **kwargs):
         file.write(b"half a checkpoint")
-        raise OSError("No space left on device")
+        raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(torch, "save", broken_save)
-    with pytest.raises(OSError, match="No space"):
+    with pytest.raises(CheckpointError, match="No space left on device.*last.pt from before is intact.*--resume"):
         save_checkpoint(trained.state_dict(), path)
     monkeypatch.undo()
     assert path.read_bytes() == before

@@ -1,6 +1,7 @@
 """Training: a one-epoch run, the CLI end to end, evaluation, refusals, early stopping and exact resume."""
 
 import csv
+import errno
 import json
 import logging
 import math
@@ -11,7 +12,7 @@ import torch.nn as nn
 
 import evaluate
 import train
-from {{ cookiecutter.package_name }} import engine
+from {{ cookiecutter.package_name }} import checkpoint, engine
 from {{ cookiecutter.package_name }}.config import ConfigError, load_config, to_dict
 from {{ cookiecutter.package_name }}.data import build_dataloaders, class_weights
 from {{ cookiecutter.package_name }}.data.preload import PreloadedLoader
@@ -225,6 +226,48 @@ def test_early_stopping(make_config, tmp_path, monkeypatch, monitor, values, epo
     assert trainer.best.best == values[best_epoch - 1]
 
 
+@pytest.mark.parametrize(("keep", "kept"), [(1, []), (3, [2, 5])])
+def test_keep_checkpoints_keeps_the_best_epochs_and_deletes_the_rest(make_config, tmp_path, monkeypatch, keep, kept):
+    values = iter([0.5, 0.6, 0.4, 0.7, 0.65, 0.3])  # val_acc: best epoch 4, then 5 and 2
+    saved = []  # (file, epoch) in the order they were written
+
+    monkeypatch.setattr(engine, "evaluate", lambda *a, **k: {"loss": 1.0, "accuracy": next(values), "macro_f1": 0.5})
+    real_save = checkpoint.save_checkpoint
+    record = lambda state, path: saved.append((path.name, state["epoch"])) or real_save(state, path)  # noqa: E731
+    monkeypatch.setattr(checkpoint, "save_checkpoint", record)
+    cfg = make_config(**{"trainer.epochs": 6, "trainer.keep_checkpoints": keep})
+    make_trainer(cfg, tmp_path).fit()
+    files = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+    assert files == sorted(["best.pt", "last.pt", *(f"epoch-{epoch:04d}.pt" for epoch in kept)])
+    for name, epoch in [("best.pt", 4), ("last.pt", 6)] + [(f"epoch-{e:04d}.pt", e) for e in kept]:
+        assert torch.load(tmp_path / "checkpoints" / name, weights_only=True)["epoch"] == epoch, name
+    # Every checkpoint file is written once per epoch at most, and the former best becomes a runner-up
+    # without being written again (a second name for the same file).
+    assert ("epoch-0002.pt", 2) not in saved and len(saved) == len(set(saved))
+
+
+def test_a_full_disk_stops_the_run_and_leaves_the_last_checkpoint_intact(tmp_path, cli_overrides, capsys, monkeypatch):
+    real_save = torch.save
+
+    def full_disk(state, file, *args, **kwargs):
+        if state["epoch"] == 2 and "last.pt" in str(getattr(file, "name", "")):
+            file.write(b"half a checkpoint")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_save(state, file, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    assert run_main(train.main, cli_overrides(run_name="full", **{"trainer.epochs": 3})) == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    run_dir = tmp_path / "runs" / "full"
+    assert "No space left on device" in error and "last.pt from before is intact" in error
+    assert f"python train.py --resume {run_dir}" in error
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["best.pt", "last.pt"]  # no temp file
+    assert torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)["epoch"] == 1
+    monkeypatch.undo()
+    assert train.main(["--resume", str(run_dir)]) == 0  # space again: the run goes on from epoch 1
+    assert len(read_metrics(run_dir)) == 3
+
+
 # ---- exact resume ----------------------------------------------------------------------------------------
 def interrupt_after(model, steps: int):
     """Make the model raise KeyboardInterrupt (as Ctrl-C would) in the training forward pass after `steps` steps.
@@ -276,14 +319,14 @@ def test_interrupted_and_resumed_run_matches_an_uninterrupted_one(
             real_build_model = train.build_model
             patch.setattr(train, "build_model", lambda *a: interrupt_after(real_build_model(*a), steps_per_epoch + 2))
         else:
-            real_save = engine.save_checkpoint
+            real_save = checkpoint.save_checkpoint
 
             def save_or_die(state, path):
                 if path.name == "last.pt" and state["epoch"] == 2:
                     raise KeyboardInterrupt
                 real_save(state, path)
 
-            patch.setattr(engine, "save_checkpoint", save_or_die)
+            patch.setattr(checkpoint, "save_checkpoint", save_or_die)
         assert train.main(cli_overrides(run_name="interrupted", **settings)) == 130
     runs = tmp_path / "runs"
     assert torch.load(runs / "interrupted" / "checkpoints" / "last.pt", weights_only=True)["epoch"] == 1

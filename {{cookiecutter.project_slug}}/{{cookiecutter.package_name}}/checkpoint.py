@@ -5,6 +5,7 @@ A checkpoint is a dict of tensors and plain Python values only, so it loads with
 """
 
 import logging
+import os
 import pickle
 import time
 from pathlib import Path
@@ -14,6 +15,7 @@ import torch.nn as nn
 
 from .config import load_config
 from .errors import CheckpointError, ConfigError
+from .metrics import MONITORS
 from .utils import atomic_write
 
 log = logging.getLogger(__name__)
@@ -23,8 +25,52 @@ PREFIXES = ("module.", "_orig_mod.")  # added by DataParallel/DDP and torch.comp
 
 
 def save_checkpoint(state: dict, path) -> None:
-    """Atomic: a crash at any moment leaves either the old file or the new one, never half of one."""
-    atomic_write(path, lambda file: torch.save(state, file))
+    """Atomic: a crash at any moment leaves either the old file or the new one, never half of one. A failed
+    write (a full disk) stops the run with a clear error; the file from before stays as it was."""
+    path = Path(path)
+    try:
+        atomic_write(path, lambda file: torch.save(state, file))
+    except OSError as err:
+        run_dir = run_dir_of(path)
+        raise CheckpointError(
+            f"cannot write {path} ({err.strerror or err}); the run stopped, and {path.name} from before is "
+            f"intact. Free space (or fix the folder), then continue with: python train.py --resume {run_dir}"
+        ) from None
+
+
+def ranked_epochs(history: list[dict], monitor: str) -> list[int]:
+    """The epochs of `history` from the best by `monitor` to the worst; of equal ones, the earliest first
+    (as BestTracker counts an improvement)."""
+    sign = -1 if MONITORS[monitor] == "max" else 1
+    return [row["epoch"] for row in sorted(history, key=lambda row: (sign * row[monitor], row["epoch"]))]
+
+
+def save_epoch_checkpoints(state: dict, folder: Path, history: list[dict], monitor: str, keep: int) -> None:
+    """After an epoch: best.pt when it is the best (`trainer.monitor`), the runners-up of the `keep` best
+    (`trainer.keep_checkpoints`) as epoch-NNNN.pt, then last.pt. A file is removed only after the new ones are
+    durable, and best before last: a crash in between only repeats this epoch on resume."""
+    epoch, ranked = history[-1]["epoch"], ranked_epochs(history, monitor)
+    kept = ranked[1:keep]
+    if ranked[0] == epoch:
+        before = ranked_epochs(history[:-1], monitor)[:1]  # the best until now: a runner-up from here on
+        if before and before[0] in kept and (folder / "best.pt").is_file():
+            keep_as(folder / "best.pt", folder / f"epoch-{before[0]:04d}.pt")
+        save_checkpoint(state, folder / "best.pt")
+    elif epoch in kept:
+        save_checkpoint(state, folder / f"epoch-{epoch:04d}.pt")
+    for path in folder.glob("epoch-*.pt"):
+        if path.stem.removeprefix("epoch-").isdigit() and int(path.stem.removeprefix("epoch-")) not in kept:
+            path.unlink()
+    save_checkpoint(state, folder / "last.pt")
+
+
+def keep_as(path: Path, target: Path) -> None:
+    """A second name for `path`'s file: a hard link (no copy, atomic), else an atomic copy."""
+    target.unlink(missing_ok=True)
+    try:
+        os.link(path, target)
+    except OSError:
+        atomic_write(target, lambda file: file.write(path.read_bytes()))
 
 
 def resolve_checkpoint_path(path) -> Path:

@@ -21,7 +21,7 @@ FLOAT_TEXT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 CHOICES_COMMENT = re.compile(r"^(\s*)(\w+):.*#\s*one of:\s*([^;]+)")
 # Ranges that types alone cannot express; a key this project's default.yaml lacks is skipped.
 POSITIVE = ["data.batch_size", "trainer.epochs", "trainer.log_interval", "trainer.accumulate_steps", "optim.lr"]
-POSITIVE += ["data.stats_images"]
+POSITIVE += ["data.stats_images", "trainer.keep_checkpoints"]
 NON_NEGATIVE = ["data.num_workers", "data.prefetch_batches", "optim.weight_decay", "optim.warmup_epochs"]
 NON_NEGATIVE += ["trainer.grad_clip_norm", "trainer.early_stopping_patience", "data.embedding_threshold"]
 NON_NEGATIVE += ["model.freeze_backbone_epochs", "optim.backbone_lr_scale", "data.image_size"]

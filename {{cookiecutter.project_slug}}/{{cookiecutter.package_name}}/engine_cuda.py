@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 from tqdm import tqdm  # not tqdm.auto: its asyncio variant calls iter() twice (workers start twice)
 
-from .checkpoint import FORMAT_VERSION, load_model_weights, save_checkpoint, unwrap_model
+from .checkpoint import FORMAT_VERSION, load_model_weights, save_epoch_checkpoints, unwrap_model
 from .config import to_dict
 from .data import take_skipped
 from .device import amp_dtype
@@ -187,9 +187,8 @@ class Trainer:
         self.epoch, self.step = epoch + 1, self.step + train["steps"]
         improved = self.best.update(row)
         state = self.state_dict()
-        if improved:  # best first, then last: a crash in between only repeats this epoch on resume
-            save_checkpoint(state, self.run_dir / "checkpoints" / "best.pt")
-        save_checkpoint(state, self.run_dir / "checkpoints" / "last.pt")
+        folder, options = self.run_dir / "checkpoints", self.cfg.trainer  # best.pt, the runners-up, then last.pt
+        save_epoch_checkpoints(state, folder, self.history, options.monitor, options.keep_checkpoints)
         write_metrics(self.run_dir / "metrics.csv", self.history)
         for callback in self.epoch_callbacks:
             callback(row, train)
