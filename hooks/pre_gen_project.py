@@ -18,12 +18,12 @@ CHOSEN = {
     "license": {{ cookiecutter.license|tojson }},
     "dataset_type": {{ cookiecutter.dataset_type|tojson }},
     "gpu": {{ cookiecutter.gpu|tojson }},
+    "experiment_tracker": {{ cookiecutter.experiment_tracker|tojson }},
 }
 # Yes/no answers: JSON true/false is not Python, so the JSON text is parsed as data.
 FLAGS = json.loads(
     {{ {
         "use_prefetch": cookiecutter.use_prefetch,
-        "use_tensorboard": cookiecutter.use_tensorboard,
         "use_github_actions": cookiecutter.use_github_actions,
     }|tojson|tojson }}
 )
@@ -35,6 +35,7 @@ CHOICES = {
     "license": ["MIT", "BSD-3-Clause", "Apache-2.0", "none"],
     "dataset_type": ["image_folder", "image_list", "tabular_csv", "torchvision"],
     "gpu": ["single", "multi", "none"],
+    "experiment_tracker": ["none", "tensorboard", "mlflow", "wandb"],
 }
 
 SLUG_RULE = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
@@ -49,6 +50,7 @@ TAKEN = {
     "torch", "torchvision", "yaml", "tqdm", "numpy", "pil", "pillow",
     "pytest", "_pytest", "ruff", "setuptools", "pkg_resources", "pip", "wheel",
     "cookiecutter", "jinja2", "tomli", "typing_extensions", "matplotlib", "tensorboard",
+    "mlflow", "wandb", "optuna", "sweep",
     "test", "tests", "configs", "config", "data", "models", "utils", "runs",
     "train", "evaluate", "predict", "checkpoint", "trainer", "src", "docs", "build", "dist",
 }  # fmt: skip

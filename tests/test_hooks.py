@@ -230,12 +230,15 @@ def table_template(tmp_path_factory):
 
 
 def table_cases():
-    """Each dataset_type x gpu, once with every yes/no answer yes, once with every one no."""
-    for dataset_type, gpu in itertools.product(CHOICES["dataset_type"], CHOICES["gpu"]):
-        for yes in (True, False):
-            license = "MIT" if yes else "none"
-            flags = dict.fromkeys(FLAGS, yes)
-            yield {"dataset_type": dataset_type, "gpu": gpu, "license": license, **flags}
+    """Each dataset_type x gpu, once with every yes/no answer yes, once with every one no; the
+    experiment trackers in turn (each meets every gpu answer)."""
+    pairs = itertools.product(CHOICES["dataset_type"], CHOICES["gpu"], (True, False))
+    trackers = itertools.cycle(CHOICES["experiment_tracker"])
+    for (dataset_type, gpu, yes), tracker in zip(pairs, trackers, strict=False):
+        license = "MIT" if yes else "none"
+        flags = dict.fromkeys(FLAGS, yes)
+        answers = {"dataset_type": dataset_type, "gpu": gpu, "license": license, **flags}
+        yield answers | {"experiment_tracker": tracker}
 
 
 TABLE_CASES = [default_answers() | case for case in table_cases()]
@@ -243,7 +246,7 @@ TABLE_CASES = [default_answers() | case for case in table_cases()]
 
 def case_id(answers):
     flags = "yes" if answers["use_prefetch"] else "no"
-    return f"{answers['dataset_type']}-{answers['gpu']}-{flags}"
+    return f"{answers['dataset_type']}-{answers['gpu']}-{flags}-{answers['experiment_tracker']}"
 
 
 def test_table_cases_meet_every_row_both_ways():

@@ -34,7 +34,7 @@ ANSWERS = {
         "dataset_type": "tabular_csv",
         "gpu": "none",
         "license": "none",
-        "use_tensorboard": True,
+        "experiment_tracker": "tensorboard",
     },
 }
 CPU_INDEX = "--index-url https://download.pytorch.org/whl/cpu"

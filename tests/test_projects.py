@@ -1,8 +1,9 @@
 """Render every supported combination of answers, then lint, test, train and break it.
 
-SUPPORTED_COMBINATIONS crosses dataset_type x gpu. use_prefetch, use_tensorboard,
-use_github_actions and license are cycled so that each dataset_type and each gpu answer
-meets both values of each yes/no answer, and the free-text answers carry quotes,
+SUPPORTED_COMBINATIONS crosses dataset_type x gpu. use_prefetch, use_github_actions and
+license are cycled so that each dataset_type and each gpu answer meets both values of each
+yes/no answer, experiment_tracker so that each gpu answer meets every tracker (and each
+dataset_type three of them), and the free-text answers carry quotes,
 apostrophes, backslashes, <>& and non-ASCII text.
 
 One test class per combination, generated from the table (tests/conftest.py hands them to xdist
@@ -43,7 +44,7 @@ SUPPORTED_COMBINATIONS = [
         "dataset_type": "image_folder",
         "gpu": "multi",
         "use_prefetch": False,
-        "use_tensorboard": False,
+        "experiment_tracker": "none",
         "use_github_actions": True,
         "license": "Apache-2.0",
         "project_name": "Shapes at Scale",
@@ -52,7 +53,7 @@ SUPPORTED_COMBINATIONS = [
         "dataset_type": "image_list",
         "gpu": "multi",
         "use_prefetch": True,
-        "use_tensorboard": True,
+        "experiment_tracker": "tensorboard",
         "use_github_actions": False,
         "license": "MIT",
         "project_name": "Lists \\ Everywhere",
@@ -61,7 +62,7 @@ SUPPORTED_COMBINATIONS = [
         "dataset_type": "tabular_csv",
         "gpu": "multi",
         "use_prefetch": False,
-        "use_tensorboard": True,
+        "experiment_tracker": "mlflow",
         "use_github_actions": True,
         "license": "none",
         "project_name": "Wide 'Tables'",
@@ -70,7 +71,7 @@ SUPPORTED_COMBINATIONS = [
         "dataset_type": "torchvision",
         "gpu": "multi",
         "use_prefetch": True,
-        "use_tensorboard": False,
+        "experiment_tracker": "wandb",
         "use_github_actions": False,
         "license": "BSD-3-Clause",
         "project_name": "Digits Everywhere",
@@ -79,7 +80,7 @@ SUPPORTED_COMBINATIONS = [
         "dataset_type": "image_folder",
         "gpu": "single",
         "use_prefetch": True,
-        "use_tensorboard": True,
+        "experiment_tracker": "tensorboard",
         "use_github_actions": True,
         "license": "MIT",
         "project_name": 'Bob\'s "Best" Net',
@@ -90,7 +91,7 @@ SUPPORTED_COMBINATIONS = [
         "dataset_type": "image_list",
         "gpu": "single",
         "use_prefetch": False,
-        "use_tensorboard": False,
+        "experiment_tracker": "mlflow",
         "use_github_actions": True,
         "license": "Apache-2.0",
         "project_name": 'List <of> "Images"',
@@ -99,7 +100,7 @@ SUPPORTED_COMBINATIONS = [
         "dataset_type": "tabular_csv",
         "gpu": "single",
         "use_prefetch": True,
-        "use_tensorboard": False,
+        "experiment_tracker": "wandb",
         "use_github_actions": False,
         "license": "Apache-2.0",
         "project_name": "Tabular <Net> & Co",
@@ -110,7 +111,7 @@ SUPPORTED_COMBINATIONS = [
         "dataset_type": "torchvision",
         "gpu": "single",
         "use_prefetch": False,
-        "use_tensorboard": True,
+        "experiment_tracker": "none",
         "use_github_actions": True,
         "license": "MIT",
         "project_name": "Digits & 'Friends'",
@@ -119,7 +120,7 @@ SUPPORTED_COMBINATIONS = [
         "dataset_type": "image_folder",
         "gpu": "none",
         "use_prefetch": False,
-        "use_tensorboard": False,
+        "experiment_tracker": "mlflow",
         "use_github_actions": False,
         "license": "BSD-3-Clause",
         "project_name": "Zoë's Vision",
@@ -131,7 +132,7 @@ SUPPORTED_COMBINATIONS = [
         "dataset_type": "image_list",
         "gpu": "none",
         "use_prefetch": True,
-        "use_tensorboard": True,
+        "experiment_tracker": "wandb",
         "use_github_actions": True,
         "license": "none",
         "project_name": "Ünïcode Lists",
@@ -141,7 +142,7 @@ SUPPORTED_COMBINATIONS = [
         "dataset_type": "tabular_csv",
         "gpu": "none",
         "use_prefetch": False,
-        "use_tensorboard": True,
+        "experiment_tracker": "none",
         "use_github_actions": True,
         "license": "none",
         "project_name": "Plain Table",
@@ -151,7 +152,7 @@ SUPPORTED_COMBINATIONS = [
         "dataset_type": "torchvision",
         "gpu": "none",
         "use_prefetch": True,
-        "use_tensorboard": False,
+        "experiment_tracker": "tensorboard",
         "use_github_actions": True,
         "license": "BSD-3-Clause",
         "project_name": "Torchvision Zoo",
@@ -209,6 +210,9 @@ def test_combinations_cover_every_answer():
             seen = {c[flag] for c in SUPPORTED_COMBINATIONS if c[key] == value}
             assert seen == {True, False}, f"{key}={value} never meets {flag}={not seen.pop()}"
     assert {c["license"] for c in SUPPORTED_COMBINATIONS} == set(choices["license"])
+    for gpu in choices["gpu"]:
+        seen = {c["experiment_tracker"] for c in SUPPORTED_COMBINATIONS if c["gpu"] == gpu}
+        assert seen == set(choices["experiment_tracker"]), f"gpu={gpu} meets only trackers {seen}"
     assert BROKEN_ON_PURPOSE <= set(pairs)
     for index, key in enumerate(["dataset_type", "gpu"]):
         assert {pair[index] for pair in BROKEN_ON_PURPOSE} == set(choices[key]), key

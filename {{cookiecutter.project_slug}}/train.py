@@ -25,7 +25,8 @@ from {{ cookiecutter.package_name }}.errors import run_main
 from {{ cookiecutter.package_name }}.models import build_model
 from {{ cookiecutter.package_name }}.plot import plot_curves
 from {{ cookiecutter.package_name }}.report import report_best
-from {{ cookiecutter.package_name }}.tensorboard import TensorBoardLogger  # use_tensorboard
+from {{ cookiecutter.package_name }}.tensorboard import TensorBoardLogger  # tensorboard
+from {{ cookiecutter.package_name }}.tracker import Tracker  # tracker
 from {{ cookiecutter.package_name }}.utils import derive_seed, seed_everything, setup_logging
 
 log = logging.getLogger("{{ cookiecutter.package_name }}.train")
@@ -40,7 +41,7 @@ def parse_args(argv=None):
     return parser.parse_intermixed_args(argv)  # options and key=value in any order
 
 
-def main(argv=None) -> int:
+def main(argv=None, callbacks=()) -> int:
     args = parse_args(argv)
     setup_logging()
     cfg, state, ckpt_path = load_run(args.config, args.resume, args.overrides)
@@ -66,7 +67,10 @@ def main(argv=None) -> int:
     (run_dir / "checkpoints").mkdir(parents=True, exist_ok=state is not None or args.resume == "auto")
     setup_logging(run_dir / "train.log")
     save_config(cfg, run_dir / "config.yaml")  # on resume: with this session's overrides
-    trainer.epoch_callbacks.append(TensorBoardLogger(run_dir / "tensorboard", trainer.eval_model, val_loader))  # use_tensorboard
+    trainer.epoch_callbacks.append(TensorBoardLogger(run_dir / "tensorboard", trainer.eval_model, val_loader))  # tensorboard
+    tracker = Tracker(cfg, run_dir, trainer.history)  # tracker
+    trainer.epoch_callbacks.append(tracker)  # tracker
+    trainer.epoch_callbacks += list(callbacks)  # called after each epoch, e.g. by sweep.py
     if state is not None:
         log.info("Resumed %s at epoch %d (step %d).", ckpt_path, trainer.epoch, trainer.step)
         if ckpt_path.name != "last.pt":
@@ -85,6 +89,7 @@ def main(argv=None) -> int:
     plot_curves(run_dir)  # curves.png
     # The best epoch's weights on val (and test): report.json, confusion matrix, predictions under eval/.
     report_best(trainer.eval_model, criterion, eval_sets, data_info["classes"], cfg, run_dir, device)
+    tracker.finish()  # config.yaml, curves.png and the reports  # tracker
     return 0
 
 

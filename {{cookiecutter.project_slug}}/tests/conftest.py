@@ -29,6 +29,8 @@ FAST = {
     "trainer.device": "cpu",
     "trainer.progress_bar": False,
     "trainer.log_interval": 1,
+    # test_tracker.py turns the tracker on; elsewhere it would only slow the runs down  # tracker
+    "tracker.enabled": False,  # tracker
 }
 
 

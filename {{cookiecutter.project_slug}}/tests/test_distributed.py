@@ -114,12 +114,12 @@ def test_rank_zero_alone_writes_and_logs(runs):
     for name in ("resumed", "straight"):
         run_dir = runs["dir"] / name
         expected = {"checkpoints", "config.yaml", "metrics.csv", "train.log", "curves.png", "eval"}  # nothing per rank
-        expected.add("tensorboard")  # use_tensorboard
+        expected.add("tensorboard")  # tensorboard
         assert {p.name for p in run_dir.iterdir()} == expected
         assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["best.pt", "last.pt"]
         state = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)
         assert not any(key.startswith(("module.", "_orig_mod.")) for key in state["model"])  # the unwrapped model
-    assert len(list((runs["dir"] / "straight" / "tensorboard").glob("events.out.tfevents.*"))) == 1  # use_tensorboard
+    assert len(list((runs["dir"] / "straight" / "tensorboard").glob("events.out.tfevents.*"))) == 1  # tensorboard
     log = (runs["dir"] / "resumed" / "train.log").read_text()
     assert log.count("epoch 1/1") == log.count("epoch 2/2") == 1  # one rank logged each epoch, once
     assert runs["first"].stderr.count("Run dir") == 1 and runs["resumed"].stderr.count("Resumed") == 1

@@ -1,0 +1,96 @@
+"""sweep.py: an Optuna study of tiny trials with pruning, continued by a second command; bad spaces refused.
+
+Needs the `sweep` extra (optuna; in the dev extra of this project).
+"""
+
+import csv
+import sys
+
+import pytest
+import yaml
+
+import sweep
+from {{ cookiecutter.package_name }}.config import load_config, to_dict
+from {{ cookiecutter.package_name }}.errors import ConfigError, run_main
+
+PRUNE_EARLY = {"startup_trials": 1, "warmup_epochs": 0}  # trial 1 on may be pruned after its first epoch
+
+
+def write_space(path, space, pruner=PRUNE_EARLY):
+    path.write_text(yaml.safe_dump({"trials": 20, "pruner": pruner, "space": space}), encoding="utf-8")
+    return path
+
+
+def read_rows(run_dir) -> list[dict]:
+    with open(run_dir / "metrics.csv", newline="", encoding="utf-8") as file:
+        return list(csv.DictReader(file))
+
+
+def test_a_study_prunes_continues_and_writes_a_best_config(tmp_path, cli_overrides, capsys):
+    import optuna
+
+    space = write_space(tmp_path / "space.yaml", {"optim.lr": {"low": 1e-7, "high": 0.1, "log": True}})
+    study_dir = tmp_path / "runs" / "sweeps" / "s"
+    study_dir.mkdir(parents=True)
+    # The trials chosen here: a learning rate that learns, then two that cannot (pruned at epoch 1: cheap).
+    storage = f"sqlite:///{study_dir / 'study.db'}"
+    study = optuna.create_study(storage=storage, study_name="s", direction="minimize")
+    study.enqueue_trial({"optim.lr": 0.03})
+    study.enqueue_trial({"optim.lr": 1e-7})
+    study.enqueue_trial({"optim.lr": 1e-7})
+    args = ["--space", str(space), "--study", "s"]
+    args += cli_overrides(**{"trainer.monitor": "val_loss"})  # one epoch per trial
+
+    assert sweep.main(["--trials", "2", *args]) == 0
+    assert (study_dir / "trial-1" / "checkpoints" / "last.pt").is_file()  # a pruned trial is a run dir too
+    assert (study_dir / "trial-0" / "eval").is_dir() and not (study_dir / "trial-1" / "eval").exists()  # stopped early
+    states = [trial.state.name for trial in optuna.load_study(study_name="s", storage=storage).trials]
+    assert states == ["COMPLETE", "PRUNED", "WAITING"]  # the third: for the next command
+    capsys.readouterr()
+
+    assert sweep.main(["--trials", "3", *args]) == 0  # the same study, continued: one more trial
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split()[:4] == ["trial", "state", "val_loss", "epochs"] and len(table) == 4
+    assert table[1].startswith("0 *") and "pruned" in table[2] and "pruned" in table[3]
+    assert sorted(p.name for p in study_dir.glob("trial-*")) == ["trial-0", "trial-1", "trial-2"]
+
+    best = yaml.safe_load((study_dir / "best.yaml").read_text(encoding="utf-8"))
+    assert best["optim"]["lr"] == 0.03 and best["run_name"] == "" and best["output_dir"] == str(tmp_path / "runs")
+    trial = yaml.safe_load((study_dir / "trial-0" / "config.yaml").read_text(encoding="utf-8"))
+    assert to_dict(load_config(study_dir / "best.yaml")) == trial | {"output_dir": best["output_dir"], "run_name": ""}
+
+
+@pytest.mark.parametrize(
+    ("space", "message"),
+    [
+        ({"optim.lrr": {"low": 0.1, "high": 0.2}}, "did you mean 'optim.lr'"),
+        ({"optim.lr": {"low": 0.2, "high": 0.1}}, "low 0.2 > high 0.1"),
+        ({"optim.name": {"choices": []}}, "non-empty list"),
+        ({"optim.name": {"choices": ["adamw", "adam"]}}, "'adam' is not one of"),
+        ({"optim.lr": {"low": 0.0, "high": 0.1, "log": True}}, "log range needs low > 0"),
+        ({"optim.lr": {"min": 0.1, "max": 0.2}}, "must be a range"),
+        ({"trainer.epochs": {"low": 0, "high": 3}}, "must be > 0"),
+    ],
+)
+def test_a_bad_space_is_refused_before_any_trial(tmp_path, cli_overrides, space, message):
+    path = write_space(tmp_path / "space.yaml", space)
+    with pytest.raises(ConfigError, match=message):
+        sweep.main(["--space", str(path), *cli_overrides()])
+    assert not (tmp_path / "runs").exists()
+
+
+def test_the_default_space_is_valid(cli_overrides):
+    settings = sweep.load_space(sweep.SPACE_FILE, None, cli_overrides())
+    assert settings["space"] and settings["trials"] >= 1
+
+
+def test_a_bad_space_is_one_line_from_the_command_line(tmp_path, cli_overrides, capsys):
+    path = write_space(tmp_path / "space.yaml", {"optim.lrr": {"low": 0.1, "high": 0.2}})
+    assert run_main(sweep.main, ["--space", str(path), *cli_overrides()]) == 2  # as `python sweep.py` runs
+    assert capsys.readouterr().err.startswith("error: unknown config key 'optim.lrr'; did you mean 'optim.lr'?")
+
+
+def test_without_optuna_one_line(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "optuna", None)  # as if the package were not installed
+    assert sweep.main([]) == 2
+    assert capsys.readouterr().err.strip() == 'error: sweep.py needs optuna: python -m pip install -e ".[sweep]"'
