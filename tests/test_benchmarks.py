@@ -130,3 +130,30 @@ def test_gpu_check_runs_every_part_on_the_cpu_and_ends_with_the_verdict(tmp_path
     assert "PASS  torchrun (1 process) val metrics == evaluate.py" in out, out
     assert re.search(r"PASS  deterministic run.*: (\d+) of \1 tensors equal", out), out
     assert out.strip().splitlines()[-1] == "verdict: PASS", out
+
+
+def test_recipe_benchmark_prints_every_part_as_table_rows(tmp_path):
+    # --quick: 1 seed, 2 epochs, few arms: it runs and reports, it is no evidence.
+    proc = python(BENCHMARKS / "recipe.py", "--quick", cwd=tmp_path)
+    assert proc.returncode == 0, explain(proc)
+    out = proc.stdout
+    score = r"\d\.\d{3} ±-----"  # mean ±sd over seeds (no sd with 1 seed)
+    delta = r"[+-]\d\.\d{3} ±-----"
+    for task, arm in [
+        ("k=5, 2 ep", "scratch"), ("10/class", "baseline"), ("imbalanced", "baseline"),
+    ]:  # fmt: skip
+        base = rf"^{re.escape(task)} +{re.escape(arm)} +{score} +{score} +\(base\) +\(base\)$"
+        assert re.search(base, out, re.MULTILINE), out
+    for task, arm in [
+        ("k=5, 2 ep", "fine-tune"), ("10/class", "all"),
+    ]:  # fmt: skip
+        scores = rf"{score} +{score} +{delta} +{delta}"
+        row = rf"^{re.escape(task)} +{re.escape(arm)} +{scores} +1 seed: no verdict$"
+        assert re.search(row, out, re.MULTILINE), out
+    rows = re.findall(r"^simple_cnn +(.+?) +(\d+\.\d\d) +(\d+\.\d\d)x$", out, re.MULTILINE)
+    arms = ["plain", "ema 0.999", "mixup 0.2", "cutmix 1.0", "ema + mixup"]
+    assert [arm for arm, *_ in rows] == arms, out
+    plain = float(rows[0][1])
+    for _arm, ms, ratio in rows:  # the printed ratio is the two timings' ratio
+        assert float(ratio) == pytest.approx(float(ms) / plain, rel=0.02, abs=0.01), rows
+    assert re.search(r"^wall time \d+ s$", out, re.MULTILINE), out
