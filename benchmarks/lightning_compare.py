@@ -54,6 +54,7 @@ from rendering import (
     quiet_fds,
     render_image_folder_project,
     seed,
+    seed_batch,
     seed_epoch,
 )
 
@@ -85,6 +86,7 @@ def lightning_module(L, model, m, cfg, train_loader):
             seed_epoch(m, cfg, train_loader, self.current_epoch)
 
         def training_step(self, batch, batch_idx):
+            seed_batch(m, cfg, self.current_epoch, batch_idx)  # dropout, as the Trainer draws it
             inputs, targets = batch
             logits = self.model(inputs)
             loss = F.cross_entropy(logits, targets)

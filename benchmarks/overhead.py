@@ -61,6 +61,7 @@ from rendering import (
     import_project,
     render_image_folder_project,
     seed,
+    seed_batch,
     seed_epoch,
     start_logging,
 )
@@ -140,7 +141,8 @@ def run_raw(m, cfg, loaders, device, run_dir: Path) -> tuple[tuple[float, float]
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), dtype=torch.int64, device=device)
         seen = 0
-        for inputs, targets in train_loader:
+        for batch, (inputs, targets) in enumerate(train_loader):
+            seed_batch(m, cfg, epoch, batch)
             inputs = inputs.to(device, non_blocking=True, memory_format=fmt)
             targets = targets.to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):

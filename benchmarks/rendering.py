@@ -108,6 +108,7 @@ def import_project(project: Path) -> SimpleNamespace:
         resolve_device=pick("resolve_device", "device", "utils.device", "utils"),
         seed_everything=pick("seed_everything", "utils", "utils.seeding", "seeding"),
         setup_logging=pick("setup_logging", "utils", "utils.logs", "logs"),
+        position_seed=pick("position_seed", "data.resumable"),
     )
 
 
@@ -131,6 +132,13 @@ def seed_epoch(m, cfg, loader, epoch: int) -> None:
     loader's shuffling and worker seeds), so every side trains on the same batches."""
     m.seed_everything(m.utils.derive_seed(cfg.seed, "step", epoch))
     loader.generator.manual_seed(m.utils.derive_seed(cfg.seed, "loader", epoch))
+
+
+def seed_batch(m, cfg, epoch: int, batch: int) -> None:
+    """The seed the generated Trainer sets before each train batch (dropout drawn per batch, so
+    that a run resumed mid-epoch draws the same); older layouts seed per epoch only."""
+    if m.position_seed is not None:
+        torch.manual_seed(m.position_seed(m.utils.derive_seed(cfg.seed, "step", epoch), 0, batch))
 
 
 def start_logging(m, log_file: Path) -> None:

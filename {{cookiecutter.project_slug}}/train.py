@@ -24,6 +24,7 @@ from {{ cookiecutter.package_name }}.engine import Trainer, build_optimizer, bui
 from {{ cookiecutter.package_name }}.errors import run_main
 from {{ cookiecutter.package_name }}.models import build_model
 from {{ cookiecutter.package_name }}.plot import plot_curves
+from {{ cookiecutter.package_name }}.preemption import EXIT_RESUMABLE, RunStopped
 from {{ cookiecutter.package_name }}.report import report_best
 from {{ cookiecutter.package_name }}.tensorboard import TensorBoardLogger  # tensorboard
 from {{ cookiecutter.package_name }}.tracker import Tracker  # tracker
@@ -81,9 +82,9 @@ def main(argv=None, callbacks=()) -> int:
     log.info("%d train / %d val samples, %d classes", n_train, n_val, len(data_info["classes"]))
     try:
         trainer.fit()
-    except KeyboardInterrupt:
-        log.warning("Interrupted. Continue with: python train.py --resume %s", run_dir)
-        return 130
+    except (RunStopped, KeyboardInterrupt) as stop:  # RunStopped: last.pt holds the position in the epoch
+        log.warning("%s. Continue with: python train.py --resume %s", str(stop) or "Interrupted", run_dir)
+        return EXIT_RESUMABLE if isinstance(stop, RunStopped) else 130  # 130: a second Ctrl-C
     best = "n/a" if trainer.best.best is None else f"{trainer.best.best:.4f}"
     log.info("Done. best %s = %s; checkpoints in %s", cfg.trainer.monitor, best, run_dir / "checkpoints")
     plot_curves(run_dir)  # curves.png

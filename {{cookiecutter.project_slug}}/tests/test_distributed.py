@@ -5,6 +5,7 @@ import json
 import logging
 import math
 import os
+import re
 import subprocess
 import sys
 from contextlib import contextmanager, nullcontext
@@ -68,15 +69,18 @@ def metrics(run_dir) -> list[dict]:
         return list(csv.DictReader(file))
 
 
+# With an EMA of the weights and balanced draws (both kept per rank: they must resume exactly too), and
+# batches of 2: 6 steps per rank and epoch, room for a stop in the middle of one.
+DDP_SETTINGS = {"trainer.ema_decay": 0.9, "data.balanced_sampler": True, "data.batch_size": 2}
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """2 ranks: one epoch then `--resume` to 2 epochs, and 2 epochs straight (with fake skip counts), with EMA
     and balanced draws on."""
     tmp = tmp_path_factory.mktemp("ddp")
     # No worker processes (each one started under torchrun costs seconds): those are tested in-process below.
-    # With an EMA of the weights and balanced draws: both are kept per rank and must resume exactly too.
-    recipe = {"trainer.ema_decay": 0.9, "data.balanced_sampler": True}
-    overrides = fast_overrides(tmp, write_tiny_sample(tmp / "data"), **recipe)
+    overrides = fast_overrides(tmp, write_tiny_sample(tmp / "data"), **DDP_SETTINGS)
     first = torchrun(tmp, *overrides, "run_name=resumed")
     assert first.returncode == 0, explain(first)
     after_one = metrics(tmp / "runs" / "resumed")
@@ -134,6 +138,44 @@ def test_resume_under_torchrun_gives_the_weights_of_an_uninterrupted_run(runs):
         for name, value in straight[entry].items():
             assert torch.equal(resumed[entry][name], value), (entry, name)
     assert [{**row, "time_s": 0} for row in resumed["history"]] == [{**r, "time_s": 0} for r in straight["history"]]
+
+
+SIGTERM_ON_RANK_1 = """
+import signal
+real_build_model = train.build_model
+def build_model(*args):  # rank 1 alone gets SIGTERM, in the training forward pass number {forwards} + 1
+    model, done = real_build_model(*args), [0]
+    def hook(module, inputs):
+        if module.training and rank == 1:
+            if done[0] == {forwards}:
+                os.kill(os.getpid(), signal.SIGTERM)
+            done[0] += 1
+    model.register_forward_pre_hook(hook)
+    return model
+train.build_model = build_model
+"""
+
+
+def test_sigterm_to_one_rank_stops_every_rank_at_one_step_and_resumes_exactly(runs):
+    tmp = runs["dir"].parent
+    overrides = fast_overrides(tmp, tmp / "data", run_name="stopped", **DDP_SETTINGS)
+    # Ranks agree on a stop every 2 steps here (trainer.checkpoint_every_steps=2): rank 1 alone gets SIGTERM
+    # in epoch 2's third batch, and both ranks stop after step 4.
+    samples = int(re.search(r"(\d+) train / \d+ val samples", runs["first"].stderr)[1])
+    batches_per_rank = math.ceil(math.ceil(samples / 2) / DDP_SETTINGS["data.batch_size"])
+    patch = SIGTERM_ON_RANK_1.format(forwards=batches_per_rank + 2)
+    stopped = torchrun(tmp, *overrides, "trainer.epochs=2", "trainer.checkpoint_every_steps=2", patch=patch)
+    assert stopped.returncode != 0, explain(stopped)
+    assert "stopped on request in epoch 2 after 4 batches" in stopped.stderr, explain(stopped)
+    state = torch.load(runs["dir"] / "stopped" / "checkpoints" / "last.pt", weights_only=True)
+    assert state["epoch"] == 1 and state["progress"]["batches"] == 4
+    resumed = torchrun(tmp, "--resume", runs["dir"] / "stopped")
+    assert resumed.returncode == 0, explain(resumed)
+    final, expected = (torch.load(runs["dir"] / n / "checkpoints" / "last.pt") for n in ("stopped", "straight"))
+    for entry in ("model", "model_ema"):
+        for name, value in expected[entry].items():
+            assert torch.equal(final[entry][name], value), (entry, name)
+    assert [{**row, "time_s": 0} for row in final["history"]] == [{**r, "time_s": 0} for r in expected["history"]]
 
 
 def test_skip_counts_are_summed_over_ranks_and_logged_once(runs):
@@ -281,7 +323,7 @@ def test_balanced_draws_are_the_same_on_every_rank_and_sharded(make_config, monk
     cfg = make_config(**{"data.balanced_sampler": True, "data.preload": preload})
     train_loader, val_loader, _ = build_dataloaders(cfg)
     preloaded = isinstance(train_loader, PreloadedLoader)
-    weights = train_loader.weights if preloaded else train_loader.sampler.weights
+    weights = train_loader.weights if preloaded else train_loader.sampler.sampler.weights
     world, shards = 3, []
     for rank in range(world):
         fake_rank(monkeypatch, rank, world)
@@ -292,7 +334,10 @@ def test_balanced_draws_are_the_same_on_every_rank_and_sharded(make_config, monk
     per_rank = math.ceil(n / world)
     assert [len(shard) for shard in shards] == [per_rank] * world  # equal steps on every rank
     # One draw, the same on every rank (preloaded: n draws, padded by repeating; lazy: the padded count).
-    drawn = draw_balanced(weights, n if preloaded else per_rank * world, torch.Generator().manual_seed(0))
+    generator = torch.Generator().manual_seed(0)
+    if not preloaded:  # the ResumableSampler draws the epoch's seed first
+        torch.randint(2**62, (), generator=generator)
+    drawn = draw_balanced(weights, n if preloaded else per_rank * world, generator)
     expected = drawn.repeat(2)[: per_rank * world].tolist()
     assert [shards[i % world][i // world] for i in range(per_rank * world)] == expected
 

@@ -121,7 +121,7 @@ def test_the_loaders_draw_balanced_when_asked(make_config):
         if isinstance(train_loader, PreloadedLoader):
             assert train_loader.weights is not None and val_loader.weights is None
         else:
-            assert isinstance(train_loader.sampler, BalancedSampler)
+            assert isinstance(train_loader.sampler.sampler, BalancedSampler)
         train_loader.generator.manual_seed(1)
         first = [targets for _, targets in train_loader]
         train_loader.generator.manual_seed(1)

@@ -17,6 +17,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
 from .data.preload import PreloadedLoader
+from .data.resumable import ResumableSampler
 from .data.sampling import BalancedSampler
 from .device import resolve_device
 from .utils import derive_seed, seed_everything
@@ -149,11 +150,13 @@ def shard_loaders(train_loader, val_loader, cfg):
     common = {key: getattr(train_loader, key) for key in ("batch_size", "num_workers", "pin_memory")}
     # A last batch of a single sample would break BatchNorm: drop it only then (never a shard's only sample).
     drop_last = per_rank % cfg.data.batch_size == 1 and per_rank > 1
-    sampler = train_loader.sampler
-    if isinstance(sampler, BalancedSampler):  # data.balanced_sampler: the same draws on every rank, sharded
-        sampler = sampler.shard(rank, world_size)
+    order = train_loader.sampler
+    order = order.sampler if isinstance(order, ResumableSampler) else order  # the order inside
+    if isinstance(order, BalancedSampler):  # data.balanced_sampler: the same draws on every rank, sharded
+        order = order.shard(rank, world_size)
     else:
-        sampler = DistributedSampler(train_loader.dataset, world_size, rank, shuffle=True, seed=cfg.seed)
+        order = DistributedSampler(train_loader.dataset, world_size, rank, shuffle=True, seed=cfg.seed)
+    sampler = ResumableSampler(order, train_loader.generator, train_loader.batch_size, rank)
     # Worker seeds come from the loader's generator, the same on every rank: offset them per rank.
     common["worker_init_fn"] = partial(seed_worker_for_rank, rank=rank)
     if common["num_workers"]:

@@ -8,19 +8,22 @@ scaler and loop state, and every epoch starts from seeds derived from (seed, epo
 
 import logging
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 from tqdm import tqdm  # not tqdm.auto: its asyncio variant calls iter() twice (workers start twice)
 
-from .checkpoint import FORMAT_VERSION, load_model_weights, save_epoch_checkpoints, unwrap_model
+from .checkpoint import FORMAT_VERSION, load_model_weights, save_checkpoint, save_epoch_checkpoints, unwrap_model
 from .config import to_dict
 from .data import take_skipped
+from .data.resumable import position_seed, resume_at
 from .device import amp_dtype
 from .ema import build_ema, ema_state, load_ema
 from .metrics import BestTracker, RunningSums, log_epoch, log_progress, write_metrics
 from .models.layers import freeze_backbone_norms
+from .preemption import RunStopped, StopRequest
 from .schedule import build_scheduler, param_groups, restore_schedule
 from .utils import derive_seed, seed_everything, show_progress
 
@@ -38,21 +41,31 @@ def build_optimizer(cfg, model: nn.Module) -> torch.optim.Optimizer:
     return torch.optim.AdamW(groups, lr=cfg.optim.lr, fused=fused)
 
 
-def train_one_epoch(model, criterion, optimizer, scaler, loader, device, epoch: int, cfg, ema=None) -> dict:
+def train_one_epoch(
+    model, criterion, optimizer, scaler, loader, device, epoch: int, cfg, ema=None, progress=None, on_step=None
+) -> dict:
     """One pass over `loader`: forward, loss, backward, clip, step (and the `ema` update). Returns loss, accuracy,
-    steps. Targets may be class ids or, mixed by mixup/cutmix, class probabilities."""
+    steps. Targets may be class ids or, mixed by mixup/cutmix, class probabilities. `progress`: where a resumed epoch
+    stopped (its batches are skipped at the sampler); `on_step(batches, steps, sums, seconds)` runs after every
+    optimizer step (a mid-epoch checkpoint, a requested stop)."""
     model.train()
     freeze_backbone_norms(model, epoch, cfg)  # model.freeze_backbone_epochs
     dtype, accumulate, clip = amp_dtype(cfg, device), cfg.trainer.accumulate_steps, cfg.trainer.grad_clip_norm
-    sums, steps, start = RunningSums(device), 0, time.perf_counter()
+    progress = progress or {}  # a resumed epoch: where it stopped
+    first, steps, seconds = progress.get("batches", 0), progress.get("steps", 0), progress.get("seconds", 0.0)
+    sums, start = RunningSums(device).restored(progress), time.perf_counter() - seconds
+    resume_at(loader, first)
+    step_seed = derive_seed(cfg.seed, "step", epoch)
     bar = tqdm(
         loader,
         f"epoch {epoch + 1}/{cfg.trainer.epochs}",
         leave=False,
+        initial=first,
         disable=not show_progress(cfg.trainer.progress_bar),
     )
     optimizer.zero_grad(set_to_none=True)
-    for i, (inputs, targets) in enumerate(bar):
+    for i, (inputs, targets) in enumerate(bar, start=first):
+        torch.manual_seed(position_seed(step_seed, 0, i))  # dropout: drawn per batch, so a resumed epoch draws the same
         # `accumulate` batches add up their gradients before one step; dividing each loss by its
         # group's size (the last group may be short) makes that step see the group's mean.
         group_size = min(accumulate, len(loader) - i // accumulate * accumulate)
@@ -61,6 +74,7 @@ def train_one_epoch(model, criterion, optimizer, scaler, loader, device, epoch: 
             logits = model(inputs)
             loss = criterion(logits, targets) if len(targets) else logits.sum() * 0.0  # all skipped: no NaN
         scaler.scale(loss / group_size).backward()
+        sums.add(loss, logits, targets)
         if (i + 1) % accumulate == 0 or i + 1 == len(loader):
             if clip > 0:
                 scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
@@ -73,7 +87,8 @@ def train_one_epoch(model, criterion, optimizer, scaler, loader, device, epoch: 
                 ema.update_parameters(model)
             if steps % cfg.trainer.log_interval == 0:  # the only host sync inside the loop
                 log_progress(bar, epoch, steps, loss, sums, start)
-        sums.add(loss, logits, targets)
+            if on_step is not None:  # may write a mid-epoch checkpoint, or stop the run
+                on_step(i + 1, steps, sums, time.perf_counter() - start)
     result = sums.result("train")
     return {**result, "steps": steps, "samples_per_s": result["num_samples"] / (time.perf_counter() - start)}
 
@@ -117,6 +132,7 @@ class Trainer:
         self.epoch, self.step, self.history = 0, 0, []
         self.best = BestTracker(cfg.trainer.monitor)
         self.ema = build_ema(cfg, self.eval_model)  # trainer.ema_decay (None: off)
+        self.progress = None  # where a mid-epoch checkpoint stopped (load_state_dict)
         self.epoch_callbacks = []  # called as callback(row, train_stats) after each epoch's checkpoint
 
     @property
@@ -151,26 +167,55 @@ class Trainer:
             self.scaler.load_state_dict(state["scaler"])
         self.epoch, self.step, self.history = state["epoch"], state["step"], list(state["history"])
         self.best = BestTracker(self.cfg.trainer.monitor, state["best_metric"], state["bad_epochs"])
+        self.progress = state.get("progress")
 
     def fit(self) -> list[dict]:
         cfg = self.cfg.trainer
         write_metrics(self.run_dir / "metrics.csv", self.history)
-        for epoch in range(self.epoch, cfg.epochs):
-            if cfg.early_stopping_patience and self.best.bad_epochs >= cfg.early_stopping_patience:
-                log.info("Early stopping: %s has not improved for %d epochs.", cfg.monitor, self.best.bad_epochs)
-                break
-            # Seeds depend only on (seed, epoch): a resumed run replays the same batches and dropout.
-            seed_everything(derive_seed(self.cfg.seed, "step", epoch))
-            self.train_loader.generator.manual_seed(derive_seed(self.cfg.seed, "loader", epoch))
-            start = time.perf_counter()
-            train = train_one_epoch(
-                self.model, self.criterion, self.optimizer, self.scaler, self.train_loader, self.device, epoch,
-                self.cfg, self.ema,
-            )  # fmt: skip
-            num_classes = len(self.data_info["classes"])
-            val = evaluate(self.validated_model, self.criterion, self.val_loader, self.device, self.cfg, num_classes)
-            self.end_epoch(epoch, train, val, time.perf_counter() - start)
+        with StopRequest(cfg.checkpoint_every_steps, cfg.checkpoint_every_minutes) as self.stop:
+            for epoch in range(self.epoch, cfg.epochs):
+                if not self.run_epoch(epoch):
+                    break
         return self.history
+
+    def run_epoch(self, epoch: int) -> bool:
+        """Train and validate one epoch, then end it; False when early stopping ends the run instead."""
+        cfg = self.cfg.trainer
+        if cfg.early_stopping_patience and self.best.bad_epochs >= cfg.early_stopping_patience:
+            log.info("Early stopping: %s has not improved for %d epochs.", cfg.monitor, self.best.bad_epochs)
+            return False
+        # Seeds depend only on (seed, epoch): a resumed run replays the same batches and dropout.
+        seed_everything(derive_seed(self.cfg.seed, "step", epoch))
+        self.train_loader.generator.manual_seed(derive_seed(self.cfg.seed, "loader", epoch))
+        progress, self.progress = self.progress, None  # a mid-epoch checkpoint's: this epoch's first part
+        start = time.perf_counter() - (progress or {}).get("seconds", 0.0)
+        train = train_one_epoch(
+            self.model, self.criterion, self.optimizer, self.scaler, self.train_loader, self.device, epoch,
+            self.cfg, self.ema, progress, partial(self.on_step, epoch),
+        )  # fmt: skip
+        num_classes = len(self.data_info["classes"])
+        val = evaluate(self.validated_model, self.criterion, self.val_loader, self.device, self.cfg, num_classes)
+        self.end_epoch(epoch, train, val, time.perf_counter() - start)
+        if self.stop.signal_name is not None:  # asked for during the epoch's last step or validation
+            raise RunStopped(f"stopped on request after epoch {epoch + 1}")
+        return True
+
+    def on_step(self, epoch: int, batches: int, steps: int, sums, seconds: float) -> None:
+        """After an optimizer step: last.pt mid-epoch when one is due (trainer.checkpoint_every_steps/minutes) or a
+        stop was asked for (then RunStopped). The epoch's last step is left to end_epoch."""
+        stopping = self.stop.signal_name is not None
+        if batches == len(self.train_loader) or not (stopping or self.stop.due(steps)):
+            return
+        self.save_progress(epoch, batches, steps, sums.state(), seconds)
+        self.stop.saved()
+        if stopping:
+            raise RunStopped(f"stopped by {self.stop.signal_name} in epoch {epoch + 1} after {batches} batches")
+
+    def save_progress(self, epoch: int, batches: int, steps: int, sums: dict, seconds: float) -> None:
+        """last.pt with the position in the epoch: the batches done, their optimizer steps and train sums."""
+        progress = {"epoch": epoch, "batches": batches, "steps": steps, "seconds": seconds, **sums}
+        save_checkpoint({**self.state_dict(), "progress": progress}, self.run_dir / "checkpoints" / "last.pt")
+        log.info("epoch %d: checkpoint after %d of %d batches", epoch + 1, batches, len(self.train_loader))
 
     def end_epoch(self, epoch: int, train: dict, val: dict, seconds: float) -> None:
         """Step the schedule, record the epoch, write best/last checkpoints and metrics.csv."""

@@ -51,6 +51,16 @@ class RunningSums:
         self.num_classes = num_classes
         self.confusion = torch.zeros((num_classes, num_classes), dtype=torch.int64, device=device)
 
+    def state(self) -> dict:
+        """The sums so far, for a mid-epoch checkpoint."""
+        return {"loss": self.loss.cpu(), "correct": self.correct.cpu(), "count": self.count.cpu()}
+
+    def restored(self, state: dict) -> "RunningSums":
+        """These sums continued from `state` (a resumed epoch's first part); {}: from zero."""
+        for name in ("loss", "correct", "count") if state else ():
+            getattr(self, name).copy_(state[name])
+        return self
+
     def add(self, mean_loss: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor) -> None:
         n = targets.shape[0]
         self.loss += mean_loss.detach().double() * n

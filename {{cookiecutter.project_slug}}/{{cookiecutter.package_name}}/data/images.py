@@ -23,6 +23,7 @@ from .augment import Augmentation, BatchTransform, batch_mixing, build_transform
 from .decode import decoded_batches
 from .disk_cache import cached_images
 from .preload import check_fits, gib
+from .resumable import SeededIndex
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +116,8 @@ class ImageDataset(Dataset):
         return len(self.samples)
 
     def __getitem__(self, index: int):
+        if isinstance(index, SeededIndex):  # train: this sample's augmentation, whichever process loads it
+            torch.manual_seed(index.seed)
         source, label = self.samples[index]
         try:
             image = to_mode(self.load(source), self.mode)

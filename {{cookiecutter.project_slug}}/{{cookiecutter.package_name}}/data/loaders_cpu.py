@@ -6,10 +6,11 @@ resuming replays the same batches; for the same reason workers are not persisten
 """
 
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, RandomSampler
 
 from .dataset import build_datasets, ensure_data_root, preload_split
 from .preload import PreloadedLoader
+from .resumable import ResumableSampler
 from .sampling import BalancedSampler, balanced_weights
 
 
@@ -32,9 +33,10 @@ def build_dataloaders(cfg, data_info: dict | None = None, device=None):  # devic
     common = dict(batch_size=cfg.data.batch_size, num_workers=cfg.data.num_workers)
     # A last batch of a single sample would break BatchNorm: drop it, and only then.
     drop_last = len(train_set) % cfg.data.batch_size == 1 and len(train_set) > 1
-    sampler = None if weights is None else BalancedSampler(weights, generator)  # else: shuffled
+    order = RandomSampler(train_set, generator=generator) if weights is None else BalancedSampler(weights, generator)
+    sampler = ResumableSampler(order, generator, cfg.data.batch_size)  # seeded per sample; resumes mid-epoch
     train_loader = DataLoader(
-        train_set, shuffle=sampler is None, sampler=sampler, drop_last=drop_last, generator=generator,
+        train_set, sampler=sampler, drop_last=drop_last, generator=generator,
         collate_fn=getattr(train_set, "collate_fn", None), **common,  # None: the default collate
     )  # fmt: skip
     val_loader = DataLoader(val_set, shuffle=False, collate_fn=getattr(val_set, "collate_fn", None), **common)

@@ -10,6 +10,7 @@ from torch.utils.data import TensorDataset
 
 from ..device import free_memory
 from ..errors import DataError
+from .resumable import position_seed
 from .sampling import draw_balanced
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ class PreloadedLoader:
         self.generator = generator
         self.transform = transform
         self.weights = weights  # data.balanced_sampler: per-sample weights of the draws (train)
+        self.rank, self.skip = 0, 0
 
     def num_samples(self) -> int:
         return len(self.targets)
@@ -70,7 +72,13 @@ class PreloadedLoader:
 
     def __iter__(self):
         order = self.order().to(self.targets.device)
-        for start in range(0, len(self) * self.batch_size, self.batch_size):
+        base = int(torch.randint(2**62, (), generator=self.generator)) if self.shuffle else 0
+        skip, self.skip = self.skip, 0  # resume_at: batches a resumed epoch has done already
+        for number, start in enumerate(range(0, len(self) * self.batch_size, self.batch_size)):
+            if number < skip:
+                continue
+            if self.shuffle:  # train: augmentation and mixing drawn per batch, wherever the epoch resumes
+                torch.manual_seed(position_seed(base, self.rank, number))
             index = order[start : start + self.batch_size]
             inputs = self.inputs[index]
             targets = self.targets[index]

@@ -40,19 +40,19 @@ def draw_balanced(weights: torch.Tensor, count: int, generator: torch.Generator)
 
 
 class BalancedSampler(Sampler):
-    """As many draws per epoch as there are samples. `shard(rank, world_size)`: every rank draws the same
-    indices (the generator has the same seed on every rank) and takes every world_size-th, padded to equal
+    """As many draws per epoch as there are samples. `shard(rank, ranks)`: every rank draws the same
+    indices (the generator has the same seed on every rank) and takes every ranks-th, padded to equal
     length, as DistributedSampler does."""
 
-    def __init__(self, weights: torch.Tensor, generator: torch.Generator, rank: int = 0, world_size: int = 1):
-        self.weights, self.generator, self.rank, self.world_size = weights, generator, rank, world_size
+    def __init__(self, weights: torch.Tensor, generator: torch.Generator, rank: int = 0, ranks: int = 1):
+        self.weights, self.generator, self.rank, self.ranks = weights, generator, rank, ranks
 
     def __len__(self) -> int:
-        return -(-len(self.weights) // self.world_size)
+        return -(-len(self.weights) // self.ranks)
 
     def __iter__(self):
-        drawn = draw_balanced(self.weights, len(self) * self.world_size, self.generator)
-        return iter(drawn[self.rank :: self.world_size].tolist())
+        drawn = draw_balanced(self.weights, len(self) * self.ranks, self.generator)
+        return iter(drawn[self.rank :: self.ranks].tolist())
 
-    def shard(self, rank: int, world_size: int) -> "BalancedSampler":
-        return BalancedSampler(self.weights, self.generator, rank, world_size)
+    def shard(self, rank: int, ranks: int) -> "BalancedSampler":
+        return BalancedSampler(self.weights, self.generator, rank, ranks)
