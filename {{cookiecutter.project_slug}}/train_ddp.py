@@ -36,7 +36,7 @@ from {{ cookiecutter.package_name }}.engine import Trainer, build_optimizer, bui
 from {{ cookiecutter.package_name }}.errors import ConfigError, run_main
 from {{ cookiecutter.package_name }}.models import build_model
 from {{ cookiecutter.package_name }}.plot import plot_curves
-from {{ cookiecutter.package_name }}.preemption import EXIT_RESUMABLE, RunStopped
+from {{ cookiecutter.package_name }}.preemption import fit_or_stop
 from {{ cookiecutter.package_name }}.report import report_best
 from {{ cookiecutter.package_name }}.tensorboard import TensorBoardLogger  # tensorboard
 from {{ cookiecutter.package_name }}.tracker import Tracker  # tracker
@@ -110,11 +110,8 @@ def run(args, callbacks: list) -> int:
     log.info("Run dir %s | model %s (%s parameters) | device %s", run_dir, cfg.model.name, f"{n_params:,}", device)
     n_train, n_val = len(train_loader.dataset), len(val_loader.dataset)
     log.info("%d train / %d val samples, %d classes", n_train, n_val, len(data_info["classes"]))
-    try:
-        trainer.fit()
-    except (RunStopped, KeyboardInterrupt) as stop:  # RunStopped: last.pt holds the position in the epoch
-        log.warning("%s. Continue with: python train.py --resume %s", str(stop) or "Interrupted", run_dir)
-        return EXIT_RESUMABLE if isinstance(stop, RunStopped) else 130  # 130: a second Ctrl-C
+    if (code := fit_or_stop(trainer, cfg, run_dir)) is not None:  # stopped on request, Ctrl-C twice, a fault
+        return code
     best = "n/a" if trainer.best.best is None else f"{trainer.best.best:.4f}"
     log.info("Done. best %s = %s; checkpoints in %s", cfg.trainer.monitor, best, run_dir / "checkpoints")
     if is_main_process():

@@ -6,6 +6,7 @@ import logging
 import math
 import os
 import re
+import socket
 import subprocess
 import sys
 from contextlib import contextmanager, nullcontext
@@ -140,15 +141,16 @@ def test_resume_under_torchrun_gives_the_weights_of_an_uninterrupted_run(runs):
     assert [{**row, "time_s": 0} for row in resumed["history"]] == [{**r, "time_s": 0} for r in straight["history"]]
 
 
-SIGTERM_ON_RANK_1 = """
-import signal
+SIGTERM_TO_RANK_1_NODE = """
+import signal, time
 real_build_model = train.build_model
-def build_model(*args):  # rank 1 alone gets SIGTERM, in the training forward pass number {forwards} + 1
+def build_model(*args):  # rank 1's launcher gets SIGTERM, in the training forward pass number {forwards} + 1
     model, done = real_build_model(*args), [0]
     def hook(module, inputs):
         if module.training and rank == 1:
             if done[0] == {forwards}:
-                os.kill(os.getpid(), signal.SIGTERM)
+                os.kill(os.getppid(), signal.SIGTERM)  # as a scheduler preempting that node
+                time.sleep(1)  # torchrun passes it on to this process meanwhile
             done[0] += 1
     model.register_forward_pre_hook(hook)
     return model
@@ -156,21 +158,40 @@ train.build_model = build_model
 """
 
 
-def test_sigterm_to_one_rank_stops_every_rank_at_one_step_and_resumes_exactly(runs):
+def two_nodes(cwd, *args, patch=""):
+    """README's multi-node command with --nnodes=2 on this machine: two torchrun launchers of one process each,
+    meeting at a c10d rendezvous on localhost, on gloo. Returns both exit codes and the launchers' output."""
+    script = cwd / "launch.py"
+    script.write_text(LAUNCH.format(project=str(PROJECT_DIR), package=PACKAGE, patch=patch))
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    command = [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc-per-node=1"]
+    command += ["--rdzv-backend=c10d", f"--rdzv-id=nodes-{port}", f"--rdzv-endpoint=localhost:{port}", str(script)]
+    env, logs = {**os.environ, "OMP_NUM_THREADS": "1"}, [cwd / f"node-{n}.log" for n in range(2)]
+    nodes = []
+    for log in logs:
+        with open(log, "w") as out:
+            nodes.append(subprocess.Popen([*command, *map(str, args)], cwd=cwd, env=env, stdout=out, stderr=out))
+    codes = [node.wait(timeout=TIMEOUT) for node in nodes]
+    return codes, "".join(log.read_text() for log in logs)
+
+
+def test_two_nodes_stop_together_when_one_is_preempted_and_resume_exactly(runs):
     tmp = runs["dir"].parent
     overrides = fast_overrides(tmp, tmp / "data", run_name="stopped", **DDP_SETTINGS)
-    # Ranks agree on a stop every 2 steps here (trainer.checkpoint_every_steps=2): rank 1 alone gets SIGTERM
-    # in epoch 2's third batch, and both ranks stop after step 4.
+    # Ranks agree on a stop every 2 steps here (trainer.checkpoint_every_steps=2): the node of rank 1 alone gets
+    # SIGTERM in epoch 2's third batch, and both ranks stop after step 4.
     samples = int(re.search(r"(\d+) train / \d+ val samples", runs["first"].stderr)[1])
     batches_per_rank = math.ceil(math.ceil(samples / 2) / DDP_SETTINGS["data.batch_size"])
-    patch = SIGTERM_ON_RANK_1.format(forwards=batches_per_rank + 2)
-    stopped = torchrun(tmp, *overrides, "trainer.epochs=2", "trainer.checkpoint_every_steps=2", patch=patch)
-    assert stopped.returncode != 0, explain(stopped)
-    assert "stopped on request in epoch 2 after 4 batches" in stopped.stderr, explain(stopped)
+    patch = SIGTERM_TO_RANK_1_NODE.format(forwards=batches_per_rank + 2)
+    codes, output = two_nodes(tmp, *overrides, "trainer.epochs=2", "trainer.checkpoint_every_steps=2", patch=patch)
+    assert all(codes), output[-4000:]
+    assert output.count("stopped on request in epoch 2 after 4 batches") == 2, output[-4000:]  # rank 0 and rank 1
     state = torch.load(runs["dir"] / "stopped" / "checkpoints" / "last.pt", weights_only=True)
     assert state["epoch"] == 1 and state["progress"]["batches"] == 4
-    resumed = torchrun(tmp, "--resume", runs["dir"] / "stopped")
-    assert resumed.returncode == 0, explain(resumed)
+    codes, output = two_nodes(tmp, "--resume", runs["dir"] / "stopped")
+    assert codes == [0, 0], output[-4000:]
     final, expected = (torch.load(runs["dir"] / n / "checkpoints" / "last.pt") for n in ("stopped", "straight"))
     for entry in ("model", "model_ema"):
         for name, value in expected[entry].items():

@@ -2,6 +2,8 @@
 
 import csv
 import os
+import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -10,6 +12,7 @@ import pytest
 import torch
 from conftest import PROJECT_DIR
 from test_train import AUGMENT, RECIPE, settings_that_exist
+from torch.utils.data import DataLoader, Dataset, get_worker_info
 
 import train
 from {{ cookiecutter.package_name }}.checkpoint import load_checkpoint
@@ -64,9 +67,8 @@ def steps_per_epoch(make_config, settings) -> int:
     return len(build_dataloaders(make_config(**settings))[0])
 
 
-CASES = {  # each case crosses what it can: the lazy loader in the main process or in workers, the preloaded one
-    "workers-0-accumulate-2": {"trainer.accumulate_steps": 2},
-    "workers-2-recipe": {**RECIPE, "data.num_workers": 2},
+CASES = {  # the lazy loader in worker processes, the preloaded one (in the main process: the kill -9 test below)
+    "workers-2-recipe-accumulate-2": {**RECIPE, "data.num_workers": 2, "trainer.accumulate_steps": 2},
     "preload-recipe-accumulate-2": {**RECIPE, "data.preload": "cpu", "trainer.accumulate_steps": 2},
 }
 
@@ -96,7 +98,7 @@ def test_sigterm_mid_epoch_stops_with_a_checkpoint_and_resumes_exactly(
 
 
 KILL = """\
-import os, signal, sys
+import os, signal, sys, time
 sys.path.insert(0, {project!r})
 import train
 real_build_model = train.build_model
@@ -134,6 +136,80 @@ def test_kill_9_mid_epoch_resumes_from_the_last_step_checkpoint_exactly(tmp_path
     assert_same_run(run_dir, tmp_path / "runs" / "straight")
 
 
+class DyingWorkers(Dataset):
+    """The train set, except that a worker process loading a sample once `flag` exists is killed, as by the OOM
+    killer (SIGKILL: no handler, no cleanup)."""
+
+    def __init__(self, dataset, flag):
+        self.dataset, self.flag = dataset, flag
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, index):
+        if get_worker_info() is not None and self.flag.exists():
+            os.kill(os.getpid(), signal.SIGKILL)
+        return self.dataset[index]
+
+
+def test_a_killed_data_loading_worker_explains_what_to_change_and_keeps_the_checkpoint(
+    tmp_path, cli_overrides, monkeypatch
+):
+    settings = {"trainer.epochs": 2, "data.preload": "false", "data.num_workers": 2}
+    flag, real_build_dataloaders = tmp_path / "kill-workers", train.build_dataloaders
+
+    def dying_workers(*args, **kwargs):  # the same batches, loaded by workers that die in epoch 2
+        loader, val_loader, data_info = real_build_dataloaders(*args, **kwargs)
+        dataset = DyingWorkers(loader.dataset, flag)
+        options = {"sampler": loader.sampler, "collate_fn": loader.collate_fn, "generator": loader.generator}
+        return DataLoader(dataset, loader.batch_size, num_workers=2, **options), val_loader, data_info
+
+    with monkeypatch.context() as patch:
+        patch.setattr(train, "build_dataloaders", dying_workers)
+        code = train.main(cli_overrides(run_name="workers", **settings), callbacks=[lambda *_: flag.touch()])
+    assert code == 1
+    run_dir = tmp_path / "runs" / "workers"
+    log = (run_dir / "train.log").read_text()
+    assert "A data-loading worker process died (DataLoader worker (pid" in log
+    assert "data.num_workers=2 now" in log and f"continue with: python train.py --resume {run_dir}" in log
+    assert "Traceback" not in log
+    state = load_checkpoint(run_dir / "checkpoints" / "last.pt")
+    assert state["epoch"] == 1 and "progress" not in state  # epoch 1's, intact
+    assert train.main(["--resume", str(run_dir), "data.num_workers=0"]) == 0
+    assert load_checkpoint(run_dir / "checkpoints" / "last.pt")["epoch"] == 2
+
+
+def test_out_of_memory_names_the_batch_size_and_smaller_batches_restart_the_epoch(
+    tmp_path, cli_overrides, make_config, monkeypatch
+):
+    settings = {"trainer.epochs": 2, "data.batch_size": 4, "trainer.checkpoint_every_steps": 2}
+    batches, real_build_model = steps_per_epoch(make_config, settings), train.build_model
+
+    def out_of_memory(model):  # in epoch 2's 4th batch, after the checkpoint of its 2nd
+        done = [0]
+
+        def hook(module, args):
+            done[0] += module.training
+            if done[0] == batches + 4:
+                raise torch.OutOfMemoryError("out of memory. Tried to allocate 2.00 GiB")
+
+        model.register_forward_pre_hook(hook)
+        return model
+
+    with monkeypatch.context() as patch:
+        patch.setattr(train, "build_model", lambda *a: out_of_memory(real_build_model(*a)))
+        assert train.main(cli_overrides(run_name="oom", **settings)) == 1
+    run_dir = tmp_path / "runs" / "oom"
+    log = (run_dir / "train.log").read_text()
+    assert "Out of memory at data.batch_size=4 (out of memory. Tried to allocate 2.00 GiB)" in log
+    assert "data.batch_size=2 trainer.accumulate_steps=2" in log and f"--resume {run_dir}" in log
+    assert load_checkpoint(run_dir / "checkpoints" / "last.pt")["progress"]["batches"] == 2
+    assert train.main(["--resume", str(run_dir), "data.batch_size=2", "trainer.accumulate_steps=2"]) == 0
+    log = (run_dir / "train.log").read_text()
+    assert "last.pt stopped inside epoch 2; " in log and "change its batches: it starts again" in log
+    assert [row["epoch"] for row in csv.DictReader((run_dir / "metrics.csv").open(newline=""))] == ["1", "2"]
+
+
 def test_a_second_ctrl_c_stops_at_once_and_the_handlers_come_back():
     before = signal.getsignal(signal.SIGINT)
     with StopRequest() as stop:
@@ -156,3 +232,66 @@ def test_checkpoints_fall_due_by_steps_and_by_minutes(monkeypatch):
     assert by_minutes.due(2)
     by_minutes.saved()
     assert not by_minutes.due(3) and not StopRequest().due(3)  # both 0: never
+
+
+# The README's SLURM batch script, run by bash as SLURM would, with stand-ins for SLURM's commands: each launcher
+# on the train.py line (python, srun, ...) runs the real train.py in one process with the fast test settings added,
+# and `scontrol` names this host and notes a requeue. SLURM's USR1 comes from the training process itself, sent to
+# its parent (the batch script) in the forward pass number SIGNAL_AT + 1.
+LAUNCHER = 'while [ "$1" != train.py ]; do shift; done; exec {python} {launch} "$@" {overrides}'
+SCONTROL = 'case "$1" in show) echo localhost ;; requeue) echo "$2" >> "$REQUEUED" ;; esac'
+LAUNCH = """\
+import os, signal, sys, time
+sys.path.insert(0, {project!r})
+import train
+assert sys.argv[1] == "train.py", sys.argv
+signal_at, real_build_model = int(os.environ.get("SIGNAL_AT", -1)), train.build_model
+def build_model(*args):
+    model, done = real_build_model(*args), [0]
+    def hook(module, inputs):
+        if module.training:
+            if done[0] == signal_at:
+                os.kill(os.getppid(), signal.SIGUSR1)  # as SLURM signals the batch script (B:USR1)
+                time.sleep(0.3)  # the script passes it back meanwhile
+            done[0] += 1
+    model.register_forward_pre_hook(hook)
+    return model
+train.build_model = build_model
+sys.exit(train.main(sys.argv[2:]))
+"""
+
+
+def test_the_readme_slurm_script_stops_requeues_and_continues_the_run(tmp_path, cli_overrides, make_config):
+    readme = (PROJECT_DIR / "README.md").read_text(encoding="utf-8")
+    scripts = [code for code in re.findall(r"```bash\n(.*?)```", readme, re.DOTALL) if "#SBATCH" in code]
+    assert len(scripts) == 1
+    script = scripts[0]
+    for line in ("#SBATCH --signal=B:USR1@120", "#SBATCH --requeue", "scontrol requeue", "--resume auto"):
+        assert line in script
+    settings = {"trainer.epochs": 2, "data.batch_size": 4}
+    launch, bin_dir, requeued = tmp_path / "launch.py", tmp_path / "bin", tmp_path / "requeued"
+    launch.write_text(LAUNCH.format(project=str(PROJECT_DIR)))
+    values = {"python": sys.executable, "launch": launch, "overrides": shlex.join(cli_overrides(**settings))}
+    bin_dir.mkdir()
+    line = next(line for line in script.replace("\\\n", " ").splitlines() if "train.py" in line)
+    launchers, arguments = (shlex.split(part) for part in line.rstrip(" &").split("train.py"))
+    shims = {"scontrol": SCONTROL} | {word: LAUNCHER for word in launchers if not word.startswith("-")}
+    for name, body in shims.items():
+        (bin_dir / name).write_text(f"#!/bin/bash\n{body.format(**values)}\n")
+        (bin_dir / name).chmod(0o755)
+    (tmp_path / "train.sbatch").write_text(script)
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "REQUEUED": str(requeued)}
+    env |= {"SLURM_JOB_ID": "4242", "SLURM_JOB_NODELIST": "localhost", "SLURM_NNODES": "1"}
+    env["SIGNAL_AT"] = str(steps_per_epoch(make_config, settings) + 2)  # in epoch 2's third batch
+    command, options = ["bash", str(tmp_path / "train.sbatch")], {"capture_output": True, "text": True}
+    first = subprocess.run(command, cwd=PROJECT_DIR, env=env, timeout=300, **options)
+    run_dir = tmp_path / "runs" / "job-4242"
+    assert requeued.read_text() == "4242\n", first.stderr[-3000:]
+    log = (run_dir / "train.log").read_text()
+    assert "received: stopping after this optimizer step" in log and "stopped" in log
+    assert load_checkpoint(run_dir / "checkpoints" / "last.pt")["progress"]["batches"] >= 3  # at the next step
+    # The requeued job runs the same command: in this process (cheaper; the script's part was checked above).
+    assert arguments == ["run_name=job-$SLURM_JOB_ID", "--resume", "auto"]
+    assert train.main([arguments[0].replace("$SLURM_JOB_ID", "4242"), *arguments[1:], *cli_overrides(**settings)]) == 0
+    assert "Resumed" in (run_dir / "train.log").read_text()
+    assert [row["epoch"] for row in csv.DictReader((run_dir / "metrics.csv").open(newline=""))] == ["1", "2"]

@@ -23,7 +23,7 @@ from .device import amp_dtype
 from .ema import build_ema, ema_state, load_ema
 from .metrics import BestTracker, RunningSums, log_epoch, log_progress, write_metrics
 from .models.layers import freeze_backbone_norms
-from .preemption import RunStopped, StopRequest
+from .preemption import RunStopped, StopRequest, continued_progress, epoch_layout
 from .schedule import build_scheduler, param_groups, restore_schedule
 from .utils import derive_seed, seed_everything, show_progress
 
@@ -172,6 +172,7 @@ class Trainer:
     def fit(self) -> list[dict]:
         cfg = self.cfg.trainer
         write_metrics(self.run_dir / "metrics.csv", self.history)
+        self.progress = continued_progress(self.progress, epoch_layout(self.cfg))
         with StopRequest(cfg.checkpoint_every_steps, cfg.checkpoint_every_minutes) as self.stop:
             for epoch in range(self.epoch, cfg.epochs):
                 if not self.run_epoch(epoch):
@@ -214,6 +215,7 @@ class Trainer:
     def save_progress(self, epoch: int, batches: int, steps: int, sums: dict, seconds: float) -> None:
         """last.pt with the position in the epoch: the batches done, their optimizer steps and train sums."""
         progress = {"epoch": epoch, "batches": batches, "steps": steps, "seconds": seconds, **sums}
+        progress["layout"] = epoch_layout(self.cfg)  # other batches restart the epoch
         save_checkpoint({**self.state_dict(), "progress": progress}, self.run_dir / "checkpoints" / "last.pt")
         log.info("epoch %d: checkpoint after %d of %d batches", epoch + 1, batches, len(self.train_loader))
 

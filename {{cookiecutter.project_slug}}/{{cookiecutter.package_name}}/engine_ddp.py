@@ -26,7 +26,7 @@ from .distributed import all_reduce_sum, broadcast_buffers, get_rank, get_world_
 from .ema import build_ema, ema_state, load_ema
 from .metrics import BestTracker, RunningSums, log_epoch, log_progress, write_metrics
 from .models.layers import freeze_backbone_norms
-from .preemption import RunStopped, StopRequest
+from .preemption import RunStopped, StopRequest, continued_progress, epoch_layout
 from .schedule import build_scheduler, param_groups, restore_schedule
 from .utils import derive_seed, seed_everything, show_progress
 
@@ -187,6 +187,7 @@ class Trainer:
         cfg = self.cfg.trainer
         if is_main_process():
             write_metrics(self.run_dir / "metrics.csv", self.history)
+        self.progress = continued_progress(self.progress, epoch_layout(self.cfg, processes=get_world_size()))
         with StopRequest(cfg.checkpoint_every_steps, cfg.checkpoint_every_minutes) as self.stop:
             for epoch in range(self.epoch, cfg.epochs):
                 if not self.run_epoch(epoch):
@@ -226,13 +227,15 @@ class Trainer:
         """After an optimizer step: last.pt mid-epoch when one is due (trainer.checkpoint_every_steps/minutes) or a
         stop was asked for (then RunStopped). The epoch's last step is left to end_epoch. Under torchrun every rank
         decides alike, every STOP_CHECK_STEPS steps, with one all-reduce."""
-        every, check = self.stop.every_steps, STOP_CHECK_STEPS if get_world_size() > 1 else 1
+        every, ranks = self.stop.every_steps, get_world_size()
+        check = STOP_CHECK_STEPS if ranks > 1 else 1
         if batches == len(self.train_loader) or (steps % check and not (every and steps % every == 0)):
             return
-        wanted = [self.stop.signal_name is not None, self.stop.due(steps)]
-        flags = torch.tensor(wanted, dtype=torch.float32, device=self.device)
-        all_reduce_sum(flags)  # every few steps: a stop asked of any rank, or a checkpoint due on any, counts for all
-        stopping, due = (flags > 0).tolist()
+        stopping, due = self.stop.signal_name is not None, self.stop.due(steps)
+        if ranks > 1:  # every few steps: a stop asked of any rank, or a checkpoint due on any, counts for all
+            flags = torch.tensor([stopping, due], dtype=torch.float32, device=self.device)
+            all_reduce_sum(flags)
+            stopping, due = (flags > 0).tolist()
         if not (stopping or due):
             return
         totals = [sums.loss.clone(), sums.correct.clone(), sums.count.clone()]
@@ -248,6 +251,7 @@ class Trainer:
     def save_progress(self, epoch: int, batches: int, steps: int, sums: dict, seconds: float) -> None:
         """last.pt with the position in the epoch: the batches done, their optimizer steps and train sums."""
         progress = {"epoch": epoch, "batches": batches, "steps": steps, "seconds": seconds, **sums}
+        progress["layout"] = epoch_layout(self.cfg, processes=get_world_size())  # other batches restart the epoch
         save_checkpoint({**self.state_dict(), "progress": progress}, self.run_dir / "checkpoints" / "last.pt")
         log.info("epoch %d: checkpoint after %d of %d batches", epoch + 1, batches, len(self.train_loader))
 

@@ -4,7 +4,8 @@ SIGTERM, SIGUSR1 or SIGINT ask the run to stop: it finishes the optimizer step i
 inside an accumulation group), writes last.pt with its position in the epoch, logs the command that
 continues it and exits with EXIT_RESUMABLE. A second SIGINT stops at once (KeyboardInterrupt), as Ctrl-C
 always did. `trainer.checkpoint_every_steps` / `trainer.checkpoint_every_minutes` write last.pt mid-epoch
-too, so a run killed without warning (kill -9, a lost node) loses at most that much.
+too, so a run killed without warning (kill -9, a lost node) loses at most that much. `fault_advice` turns the
+faults a long run meets (a data-loading worker killed, out of memory) into one paragraph with what to change.
 """
 
 import logging
@@ -13,7 +14,15 @@ import threading
 import time
 
 log = logging.getLogger(__name__)
-__all__ = ["EXIT_RESUMABLE", "RunStopped", "StopRequest"]
+__all__ = [
+    "EXIT_RESUMABLE",
+    "RunStopped",
+    "StopRequest",
+    "continued_progress",
+    "epoch_layout",
+    "fault_advice",
+    "fit_or_stop",
+]
 
 EXIT_RESUMABLE = 75  # EX_TEMPFAIL: stopped on request with a checkpoint; run the resume command to continue
 SIGNALS = ("SIGTERM", "SIGUSR1", "SIGINT")
@@ -56,3 +65,58 @@ class StopRequest:
 
     def saved(self) -> None:
         self.saved_at = time.monotonic()
+
+
+def epoch_layout(cfg, **more) -> dict:
+    """What fixes an epoch's batches: a mid-epoch checkpoint continues inside the epoch only under the same."""
+    data = cfg.data
+    return {"data.batch_size": data.batch_size, "trainer.accumulate_steps": cfg.trainer.accumulate_steps,
+            "data.preload": data.preload, "data.balanced_sampler": data.balanced_sampler, **more}  # fmt: skip
+
+
+def continued_progress(progress: dict | None, layout: dict) -> dict | None:
+    """A mid-epoch checkpoint's position, when this run batches the epoch as the stopped one did. Otherwise (a
+    smaller data.batch_size after running out of memory, ...) the epoch starts again, from the weights it reached."""
+    if progress is None or progress.get("layout", layout) == layout:
+        return progress
+    before, epoch = progress["layout"], progress["epoch"] + 1
+    changed = {key: (before.get(key), value) for key, value in layout.items() if before.get(key) != value}
+    log.warning("last.pt stopped inside epoch %d; %s (then, now) change its batches: it starts again.", epoch, changed)
+    return None
+
+
+def fault_advice(error: BaseException, cfg, run_dir) -> str | None:
+    """One paragraph for a fault a long run meets, or None for any other error."""
+    resume = f"The last checkpoint is intact; continue with: python train.py --resume {run_dir}"
+    text, data = str(error).strip(), cfg.data
+    if isinstance(error, RuntimeError) and "DataLoader worker" in text:  # killed, usually by the OOM killer
+        return (
+            f"A data-loading worker process died ({text.splitlines()[0]}). The usual cause is memory: the system's "
+            f"OOM killer ends the largest process. Use fewer workers (data.num_workers={data.num_workers} now), "
+            f"smaller batches (data.batch_size={data.batch_size}) or no preloading (data.preload={data.preload}), "
+            f"or free memory on the machine. {resume}"
+        )
+    if isinstance(error, RuntimeError) and "out of memory" in text:  # the accelerator's memory
+        half = max(data.batch_size // 2, 1)
+        return (
+            f"Out of memory at data.batch_size={data.batch_size} ({text.splitlines()[0]}). Halve it and keep the "
+            f"effective batch with gradient accumulation: data.batch_size={half} trainer.accumulate_steps="
+            f"{cfg.trainer.accumulate_steps * 2}; a smaller model or input size also helps. {resume}"
+        )
+    return None
+
+
+def fit_or_stop(trainer, cfg, run_dir) -> int | None:
+    """`trainer.fit()`; an exit code when the run ends early: stopped on request (EXIT_RESUMABLE, last.pt holds the
+    position in the epoch), a second Ctrl-C (130), or a fault `fault_advice` explains (1)."""
+    try:
+        trainer.fit()
+    except (RunStopped, KeyboardInterrupt) as stop:
+        log.warning("%s. Continue with: python train.py --resume %s", str(stop) or "Interrupted", run_dir)
+        return EXIT_RESUMABLE if isinstance(stop, RunStopped) else 130
+    except RuntimeError as err:
+        if (advice := fault_advice(err, cfg, run_dir)) is None:
+            raise
+        log.error(advice)
+        return 1
+    return None
