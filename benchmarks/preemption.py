@@ -1,6 +1,6 @@
 """The step-time cost of being preemptible: the generated Trainer with its stop check on vs off.
 
-    python benchmarks/preemption.py [--pairs 5] [--epochs 2] [--images 1856] [--no-torchrun]
+    python benchmarks/preemption.py [--pairs 6] [--epochs 2] [--images 1856] [--no-torchrun]
                                     [--template DIR]
 
 After every optimizer step the Trainer asks whether a stop was requested (SIGTERM, SIGUSR1,
@@ -16,31 +16,46 @@ differs (no checkpoint falls due: trainer.checkpoint_every_minutes=0, no signal 
    fresh `torchrun --standalone`; the time again from metrics.csv, so the launch is not
    counted.
 
-Each part prints the per-pair ratios and ends with the median, e.g. `ratio on/off: 1.00`.
+Each part prints the per-pair ratios and their geometric mean, e.g. `ratio on/off: 1.00`.
 The check's cost is in the noise of a busy machine: read the ratios' spread with it.
 """
 
 import argparse
 import csv
 import os
+import re
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from rendering import close_logging, import_project, quiet_fds, render_image_folder_project
 
 LAUNCH = """\
-import os, sys
+import atexit, os, sys, time
 sys.path.insert(0, {project!r})
 import train
 from {package} import engine
+real_on_step, inside = engine.Trainer.on_step, [0, 0.0]
+def timed_on_step(self, *args):
+    start = time.perf_counter()
+    try:
+        return real_on_step(self, *args)
+    finally:
+        inside[0] += 1
+        inside[1] += time.perf_counter() - start
 if os.environ.get("STOP_CHECK") == "off":
     engine.Trainer.on_step = lambda self, *args: None
+else:
+    engine.Trainer.on_step = timed_on_step
+    report = lambda: print(f"on_step: {{inside[0]}} calls, {{inside[1]:.6f}} s", file=sys.stderr)
+    atexit.register(report)
 if __name__ == "__main__":
     sys.exit(train.main(sys.argv[1:]))
 """
+INSIDE = re.compile(r"^on_step: (\d+) calls, (\d+\.\d+) s$", re.MULTILINE)
 
 
 def epoch_seconds(run_dir: Path) -> float:
@@ -48,13 +63,22 @@ def epoch_seconds(run_dir: Path) -> float:
         return sum(float(row["time_s"]) for row in csv.DictReader(f))
 
 
-def one_process(m, overrides: list[str], runs: Path, side: str, index: int) -> float:
-    """Train in this process with the stop check on or off; the epochs' seconds."""
+def one_process(m, overrides: list[str], runs: Path, side: str, index: int):
+    """Train in this process with the stop check on or off: the epochs' seconds, and the calls
+    of the check and the seconds spent inside it."""
     import train  # the rendered project's train.py (its folder is on sys.path)
 
-    real_on_step = m.loop.Trainer.on_step
-    if side == "off":
-        m.loop.Trainer.on_step = lambda self, *args: None
+    real_on_step, inside = m.loop.Trainer.on_step, [0, 0.0]
+
+    def timed_on_step(self, *args):
+        start = time.perf_counter()
+        try:
+            return real_on_step(self, *args)
+        finally:
+            inside[0] += 1
+            inside[1] += time.perf_counter() - start
+
+    m.loop.Trainer.on_step = timed_on_step if side == "on" else lambda self, *args: None
     try:
         with quiet_fds(2):
             code = train.main([*overrides, f"output_dir={runs}", f"run_name={side}-{index}"])
@@ -62,7 +86,7 @@ def one_process(m, overrides: list[str], runs: Path, side: str, index: int) -> f
         m.loop.Trainer.on_step = real_on_step
         close_logging(m)
     assert code == 0, f"train.py exited with {code}"
-    return epoch_seconds(runs / f"{side}-{index}")
+    return epoch_seconds(runs / f"{side}-{index}"), inside
 
 
 def under_torchrun(project: Path, package: str, overrides, runs: Path, side: str, index: int):
@@ -74,29 +98,40 @@ def under_torchrun(project: Path, package: str, overrides, runs: Path, side: str
     env = {**os.environ, "OMP_NUM_THREADS": "1", "STOP_CHECK": side}
     proc = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return epoch_seconds(runs / f"{side}-{index}")
+    found = INSIDE.findall(proc.stderr)  # one line per rank; the slower rank's
+    inside = max(([int(n), float(t)] for n, t in found), key=lambda x: x[1], default=[0, 0.0])
+    return epoch_seconds(runs / f"{side}-{index}"), inside
 
 
 def compare(name: str, run, pairs: int) -> float:
-    """Interleaved pairs of run(side, index); prints each pair, returns the median ratio on/off."""
+    """Interleaved pairs of run(side, index); prints each pair, returns the ratio on/off."""
     run("on", -1), run("off", -1)  # warm-up: imports, first-call kernels
-    ratios = []
+    ratios, calls, spent, on_total = [], 0, 0.0, 0.0
     for index in range(pairs):
         order = ("on", "off") if index % 2 == 0 else ("off", "on")
-        seconds = {side: run(side, index) for side in order}
+        results = {side: run(side, index) for side in order}
+        seconds = {side: result[0] for side, result in results.items()}
         ratios.append(seconds["on"] / seconds["off"])
+        calls, spent = calls + results["on"][1][0], spent + results["on"][1][1]
+        on_total += seconds["on"]
         print(f"  {name} pair {index + 1}: on {seconds['on']:.3f} s, off {seconds['off']:.3f} s, "
               f"ratio {ratios[-1]:.3f}")  # fmt: skip
-    median = statistics.median(ratios)
-    spread = f"range {min(ratios):.3f} - {max(ratios):.3f}, {pairs} pairs"
-    print(f"{name}: ratio on/off: {median:.3f} ({spread})")
-    return median
+    # Whichever side runs first in a pair tends to be slower: over pairs of both orders the
+    # geometric mean cancels that, the median may not.
+    mean = statistics.geometric_mean(ratios)
+    spread = f"median {statistics.median(ratios):.3f}, range {min(ratios):.3f} - {max(ratios):.3f}"
+    print(f"{name}: ratio on/off: {mean:.3f} (geometric mean of {pairs} pairs; {spread})")
+    print(f"{name}: inside the check {spent / max(calls, 1) * 1e6:.1f} us per step "
+          f"({calls} steps), {spent / on_total:.3%} of the train and val time")  # fmt: skip
+    return mean
 
 
 def main() -> None:
     formatter = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=formatter)
-    parser.add_argument("--pairs", type=int, default=5, help="interleaved pairs per part")
+    parser.add_argument(
+        "--pairs", type=int, default=6, help="interleaved pairs (even: both orders alike)"
+    )
     parser.add_argument("--epochs", type=int, default=2, help="epochs per run")
     parser.add_argument("--images", type=int, default=1856, help="train images (29 steps of 64)")
     parser.add_argument("--no-torchrun", action="store_true", help="part 1 only")

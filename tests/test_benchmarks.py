@@ -157,3 +157,22 @@ def test_recipe_benchmark_prints_every_part_as_table_rows(tmp_path):
     for _arm, ms, ratio in rows:  # the printed ratio is the two timings' ratio
         assert float(ratio) == pytest.approx(float(ms) / plain, rel=0.02, abs=0.01), rows
     assert re.search(r"^wall time \d+ s$", out, re.MULTILINE), out
+
+
+def test_preemption_benchmark_times_the_stop_check_on_every_step(tmp_path):
+    proc = python(
+        BENCHMARKS / "preemption.py", "--pairs", "2", "--epochs", "1", "--images", "128",
+        "--no-torchrun", cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, explain(proc)
+    out = proc.stdout
+    steps = int(re.search(r"batch 64: (\d+) steps/epoch, 1 epochs per run", out)[1])
+    for pair in (1, 2):
+        pattern = rf"one process pair {pair}: on \S+ s, off \S+ s, ratio \d\.\d{{3}}$"
+        assert re.search(pattern, out, re.M), out
+    pattern = r"^one process: ratio on/off: \d\.\d{3} \(geometric mean of 2 pairs"
+    assert re.search(pattern, out, re.M), out
+    # The check ran after every optimizer step of the "on" runs, and only there.
+    pattern = r"^one process: inside the check \S+ us per step \((\d+) steps\)"
+    inside = re.search(pattern, out, re.M)
+    assert inside and int(inside[1]) == 2 * steps, out
