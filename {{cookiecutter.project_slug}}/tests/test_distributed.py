@@ -5,7 +5,6 @@ import json
 import logging
 import math
 import os
-import re
 import socket
 import subprocess
 import sys
@@ -61,6 +60,44 @@ def torchrun(cwd, *args, patch=""):
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=TIMEOUT)
 
 
+# Rank 1 is preempted in its training forward pass number {forwards} + 1: by `signal` to its launcher (torchrun
+# passes it on) or, SIGKILL, to the process itself (no handler, no cleanup: the OOM killer, a lost node).
+PREEMPT_RANK_1 = """
+import signal, time
+real_build_model = train.build_model
+def build_model(*args):
+    model, done = real_build_model(*args), [0]
+    def hook(module, inputs):
+        if module.training and rank == 1:
+            if done[0] == {forwards}:
+                os.kill(os.getpid() if signal.{signal} == signal.SIGKILL else os.getppid(), signal.{signal})
+                time.sleep(1)  # torchrun passes it on to this process meanwhile
+            done[0] += 1
+    model.register_forward_pre_hook(hook)
+    return model
+train.build_model = build_model
+"""
+
+
+def two_nodes(cwd, *args, patch=""):
+    """README's multi-node command with --nnodes=2 on this machine: two torchrun launchers of one process each,
+    meeting at a c10d rendezvous on localhost, on gloo. Its returncode is both exit codes, stderr both outputs."""
+    script = cwd / "launch.py"
+    script.write_text(LAUNCH.format(project=str(PROJECT_DIR), package=PACKAGE, patch=patch))
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    command = [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc-per-node=1"]
+    command += ["--rdzv-backend=c10d", f"--rdzv-id=nodes-{port}", f"--rdzv-endpoint=localhost:{port}", str(script)]
+    env, logs = {**os.environ, "OMP_NUM_THREADS": "1"}, [cwd / f"node-{n}.log" for n in range(2)]
+    nodes = []
+    for log in logs:
+        with open(log, "w") as out:
+            nodes.append(subprocess.Popen([*command, *map(str, args)], cwd=cwd, env=env, stdout=out, stderr=out))
+    codes = [node.wait(timeout=TIMEOUT) for node in nodes]
+    return subprocess.CompletedProcess(command, codes, "", "".join(log.read_text() for log in logs))
+
+
 def explain(proc) -> str:
     return f"exit {proc.returncode}\n--- stdout ---\n{proc.stdout[-4000:]}\n--- stderr ---\n{proc.stderr[-4000:]}"
 
@@ -77,19 +114,30 @@ DDP_SETTINGS = {"trainer.ema_decay": 0.9, "data.balanced_sampler": True, "data.b
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """2 ranks: one epoch then `--resume` to 2 epochs, and 2 epochs straight (with fake skip counts), with EMA
-    and balanced draws on."""
+    """2 ranks with EMA and balanced draws on. "resumed": on two torchrun launchers (--nnodes=2, the README's
+    multi-node command on this machine), one epoch, then `--resume` to 2 epochs through a kill -9 of rank 1 and a
+    SIGTERM to the node of rank 1, both in the middle of epoch 2. "straight": 2 epochs in one launcher (with fake
+    skip counts)."""
     tmp = tmp_path_factory.mktemp("ddp")
     # No worker processes (each one started under torchrun costs seconds): those are tested in-process below.
     overrides = fast_overrides(tmp, write_tiny_sample(tmp / "data"), **DDP_SETTINGS)
-    first = torchrun(tmp, *overrides, "run_name=resumed")
-    assert first.returncode == 0, explain(first)
-    after_one = metrics(tmp / "runs" / "resumed")
-    resumed = torchrun(tmp, "--resume", tmp / "runs" / "resumed", "trainer.epochs=2")
-    assert resumed.returncode == 0, explain(resumed)
     straight = torchrun(tmp, *overrides, "run_name=straight", "trainer.epochs=2", patch=FAKE_SKIPS)
     assert straight.returncode == 0, explain(straight)
-    return {"dir": tmp / "runs", "after_one": after_one, "first": first, "resumed": resumed, "straight": straight}
+    run_dir = tmp / "runs" / "resumed"
+    # trainer.checkpoint_every_steps=2: last.pt every 2 steps, and the ranks agree on a stop every 2 steps.
+    first = two_nodes(tmp, *overrides, "run_name=resumed", "trainer.checkpoint_every_steps=2")
+    assert first.returncode == [0, 0], explain(first)
+    after_one = metrics(run_dir)
+    # Rank 1 is killed in epoch 2's 4th batch, then its node is preempted in the 3rd batch after the resume.
+    patch = PREEMPT_RANK_1.format(forwards=3, signal="SIGKILL")
+    killed = two_nodes(tmp, "--resume", run_dir, "trainer.epochs=2", patch=patch)
+    killed.state = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)
+    stopped = two_nodes(tmp, "--resume", run_dir, patch=PREEMPT_RANK_1.format(forwards=0, signal="SIGTERM"))
+    stopped.state = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)
+    resumed = two_nodes(tmp, "--resume", run_dir)
+    assert resumed.returncode == [0, 0], explain(resumed)
+    return {"dir": tmp / "runs", "after_one": after_one, "first": first, "resumed": resumed, "straight": straight,
+            "killed": killed, "stopped": stopped}  # fmt: skip
 
 
 def test_val_metrics_equal_a_single_process_evaluation(runs, capsys):
@@ -141,62 +189,14 @@ def test_resume_under_torchrun_gives_the_weights_of_an_uninterrupted_run(runs):
     assert [{**row, "time_s": 0} for row in resumed["history"]] == [{**r, "time_s": 0} for r in straight["history"]]
 
 
-SIGTERM_TO_RANK_1_NODE = """
-import signal, time
-real_build_model = train.build_model
-def build_model(*args):  # rank 1's launcher gets SIGTERM, in the training forward pass number {forwards} + 1
-    model, done = real_build_model(*args), [0]
-    def hook(module, inputs):
-        if module.training and rank == 1:
-            if done[0] == {forwards}:
-                os.kill(os.getppid(), signal.SIGTERM)  # as a scheduler preempting that node
-                time.sleep(1)  # torchrun passes it on to this process meanwhile
-            done[0] += 1
-    model.register_forward_pre_hook(hook)
-    return model
-train.build_model = build_model
-"""
-
-
-def two_nodes(cwd, *args, patch=""):
-    """README's multi-node command with --nnodes=2 on this machine: two torchrun launchers of one process each,
-    meeting at a c10d rendezvous on localhost, on gloo. Returns both exit codes and the launchers' output."""
-    script = cwd / "launch.py"
-    script.write_text(LAUNCH.format(project=str(PROJECT_DIR), package=PACKAGE, patch=patch))
-    with socket.socket() as free:
-        free.bind(("127.0.0.1", 0))
-        port = free.getsockname()[1]
-    command = [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc-per-node=1"]
-    command += ["--rdzv-backend=c10d", f"--rdzv-id=nodes-{port}", f"--rdzv-endpoint=localhost:{port}", str(script)]
-    env, logs = {**os.environ, "OMP_NUM_THREADS": "1"}, [cwd / f"node-{n}.log" for n in range(2)]
-    nodes = []
-    for log in logs:
-        with open(log, "w") as out:
-            nodes.append(subprocess.Popen([*command, *map(str, args)], cwd=cwd, env=env, stdout=out, stderr=out))
-    codes = [node.wait(timeout=TIMEOUT) for node in nodes]
-    return codes, "".join(log.read_text() for log in logs)
-
-
-def test_two_nodes_stop_together_when_one_is_preempted_and_resume_exactly(runs):
-    tmp = runs["dir"].parent
-    overrides = fast_overrides(tmp, tmp / "data", run_name="stopped", **DDP_SETTINGS)
-    # Ranks agree on a stop every 2 steps here (trainer.checkpoint_every_steps=2): the node of rank 1 alone gets
-    # SIGTERM in epoch 2's third batch, and both ranks stop after step 4.
-    samples = int(re.search(r"(\d+) train / \d+ val samples", runs["first"].stderr)[1])
-    batches_per_rank = math.ceil(math.ceil(samples / 2) / DDP_SETTINGS["data.batch_size"])
-    patch = SIGTERM_TO_RANK_1_NODE.format(forwards=batches_per_rank + 2)
-    codes, output = two_nodes(tmp, *overrides, "trainer.epochs=2", "trainer.checkpoint_every_steps=2", patch=patch)
-    assert all(codes), output[-4000:]
-    assert output.count("stopped on request in epoch 2 after 4 batches") == 2, output[-4000:]  # rank 0 and rank 1
-    state = torch.load(runs["dir"] / "stopped" / "checkpoints" / "last.pt", weights_only=True)
-    assert state["epoch"] == 1 and state["progress"]["batches"] == 4
-    codes, output = two_nodes(tmp, "--resume", runs["dir"] / "stopped")
-    assert codes == [0, 0], output[-4000:]
-    final, expected = (torch.load(runs["dir"] / n / "checkpoints" / "last.pt") for n in ("stopped", "straight"))
-    for entry in ("model", "model_ema"):
-        for name, value in expected[entry].items():
-            assert torch.equal(final[entry][name], value), (entry, name)
-    assert [{**row, "time_s": 0} for row in final["history"]] == [{**r, "time_s": 0} for r in expected["history"]]
+def test_a_killed_rank_and_a_preempted_node_stop_every_rank_with_a_checkpoint(runs):
+    killed, stopped = runs["killed"], runs["stopped"]
+    assert all(killed.returncode) and all(stopped.returncode), explain(stopped)
+    # kill -9: no handler, no cleanup; last.pt is the one written every 2 steps, after batch 2 of epoch 2.
+    assert killed.state["epoch"] == 1 and killed.state["progress"]["batches"] == 2, explain(killed)
+    # SIGTERM reached rank 1 alone (through its launcher), in batch 3; both ranks stopped after step 4.
+    assert stopped.state["epoch"] == 1 and stopped.state["progress"]["batches"] == 4, explain(stopped)
+    assert stopped.stderr.count("stopped on request in epoch 2 after 4 batches") == 2, explain(stopped)
 
 
 def test_skip_counts_are_summed_over_ranks_and_logged_once(runs):
