@@ -34,28 +34,36 @@ from pathlib import Path
 from rendering import close_logging, import_project, quiet_fds, render_image_folder_project
 
 LAUNCH = """\
-import atexit, os, sys, time
-sys.path.insert(0, {project!r})
+import atexit, os, sys
+sys.path[:0] = [{project!r}, {benchmarks!r}]
 import train
 from {package} import engine
-real_on_step, inside = engine.Trainer.on_step, [0, 0.0]
-def timed_on_step(self, *args):
-    start = time.perf_counter()
-    try:
-        return real_on_step(self, *args)
-    finally:
-        inside[0] += 1
-        inside[1] += time.perf_counter() - start
-if os.environ.get("STOP_CHECK") == "off":
-    engine.Trainer.on_step = lambda self, *args: None
-else:
-    engine.Trainer.on_step = timed_on_step
-    report = lambda: print(f"on_step: {{inside[0]}} calls, {{inside[1]:.6f}} s", file=sys.stderr)
+from preemption import patch_on_step
+inside = patch_on_step(engine.Trainer, os.environ["STOP_CHECK"])
+def report():
+    print(f"on_step: {{inside[0]}} calls, {{inside[1]:.6f}} s", file=sys.stderr)
+if os.environ["STOP_CHECK"] == "on":
     atexit.register(report)
 if __name__ == "__main__":
     sys.exit(train.main(sys.argv[1:]))
 """
 INSIDE = re.compile(r"^on_step: (\d+) calls, (\d+\.\d+) s$", re.MULTILINE)
+
+
+def patch_on_step(trainer_class, side: str) -> list:
+    """Trainer.on_step off (a no-op) or on and timed; returns [calls, seconds inside it]."""
+    real_on_step, inside = trainer_class.on_step, [0, 0.0]
+
+    def timed_on_step(self, *args):
+        start = time.perf_counter()
+        try:
+            return real_on_step(self, *args)
+        finally:
+            inside[0] += 1
+            inside[1] += time.perf_counter() - start
+
+    trainer_class.on_step = timed_on_step if side == "on" else lambda self, *args: None
+    return inside
 
 
 def epoch_seconds(run_dir: Path) -> float:
@@ -68,17 +76,8 @@ def one_process(m, overrides: list[str], runs: Path, side: str, index: int):
     of the check and the seconds spent inside it."""
     import train  # the rendered project's train.py (its folder is on sys.path)
 
-    real_on_step, inside = m.loop.Trainer.on_step, [0, 0.0]
-
-    def timed_on_step(self, *args):
-        start = time.perf_counter()
-        try:
-            return real_on_step(self, *args)
-        finally:
-            inside[0] += 1
-            inside[1] += time.perf_counter() - start
-
-    m.loop.Trainer.on_step = timed_on_step if side == "on" else lambda self, *args: None
+    real_on_step = m.loop.Trainer.on_step
+    inside = patch_on_step(m.loop.Trainer, side)
     try:
         with quiet_fds(2):
             code = train.main([*overrides, f"output_dir={runs}", f"run_name={side}-{index}"])
@@ -92,7 +91,9 @@ def one_process(m, overrides: list[str], runs: Path, side: str, index: int):
 def under_torchrun(project: Path, package: str, overrides, runs: Path, side: str, index: int):
     """Train with 2 processes on gloo with the stop check on or off; the epochs' seconds."""
     script = runs / "launch.py"
-    script.write_text(LAUNCH.format(project=str(project), package=package))
+    script.write_text(
+        LAUNCH.format(project=str(project), benchmarks=str(Path(__file__).parent), package=package)
+    )
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"]
     command += [str(script), *overrides, f"output_dir={runs}", f"run_name={side}-{index}"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "STOP_CHECK": side}

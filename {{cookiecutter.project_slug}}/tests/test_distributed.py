@@ -5,6 +5,7 @@ import json
 import logging
 import math
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -115,28 +116,28 @@ DDP_SETTINGS = {"trainer.ema_decay": 0.9, "data.balanced_sampler": True, "data.b
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """2 ranks with EMA and balanced draws on. "resumed": on two torchrun launchers (--nnodes=2, the README's
-    multi-node command on this machine), one epoch, then `--resume` to 2 epochs through a kill -9 of rank 1 and a
-    SIGTERM to the node of rank 1, both in the middle of epoch 2. "straight": 2 epochs in one launcher (with fake
-    skip counts)."""
+    multi-node command on this machine), 2 epochs through a kill -9 of rank 1 and then a SIGTERM to the node of
+    rank 1, both in the middle of epoch 2, each followed by `--resume`. "straight": 2 epochs in one launcher
+    (with fake skip counts)."""
     tmp = tmp_path_factory.mktemp("ddp")
     # No worker processes (each one started under torchrun costs seconds): those are tested in-process below.
-    overrides = fast_overrides(tmp, write_tiny_sample(tmp / "data"), **DDP_SETTINGS)
-    straight = torchrun(tmp, *overrides, "run_name=straight", "trainer.epochs=2", patch=FAKE_SKIPS)
+    overrides = fast_overrides(tmp, write_tiny_sample(tmp / "data"), **DDP_SETTINGS, **{"trainer.epochs": 2})
+    straight = torchrun(tmp, *overrides, "run_name=straight", patch=FAKE_SKIPS)
     assert straight.returncode == 0, explain(straight)
     run_dir = tmp / "runs" / "resumed"
     # trainer.checkpoint_every_steps=2: last.pt every 2 steps, and the ranks agree on a stop every 2 steps.
-    first = two_nodes(tmp, *overrides, "run_name=resumed", "trainer.checkpoint_every_steps=2")
-    assert first.returncode == [0, 0], explain(first)
-    after_one = metrics(run_dir)
     # Rank 1 is killed in epoch 2's 4th batch, then its node is preempted in the 3rd batch after the resume.
-    patch = PREEMPT_RANK_1.format(forwards=3, signal="SIGKILL")
-    killed = two_nodes(tmp, "--resume", run_dir, "trainer.epochs=2", patch=patch)
+    samples = int(re.search(r"(\d+) train / \d+ val samples", straight.stderr)[1])
+    batches = math.ceil(math.ceil(samples / 2) / DDP_SETTINGS["data.batch_size"])  # per rank and epoch
+    patch = PREEMPT_RANK_1.format(forwards=batches + 3, signal="SIGKILL")
+    killed = two_nodes(tmp, *overrides, "run_name=resumed", "trainer.checkpoint_every_steps=2", patch=patch)
+    after_one = metrics(run_dir)
     killed.state = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)
     stopped = two_nodes(tmp, "--resume", run_dir, patch=PREEMPT_RANK_1.format(forwards=0, signal="SIGTERM"))
     stopped.state = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)
     resumed = two_nodes(tmp, "--resume", run_dir)
     assert resumed.returncode == [0, 0], explain(resumed)
-    return {"dir": tmp / "runs", "after_one": after_one, "first": first, "resumed": resumed, "straight": straight,
+    return {"dir": tmp / "runs", "after_one": after_one, "resumed": resumed, "straight": straight,
             "killed": killed, "stopped": stopped}  # fmt: skip
 
 
@@ -174,8 +175,8 @@ def test_rank_zero_alone_writes_and_logs(runs):
         assert not any(key.startswith(("module.", "_orig_mod.")) for key in state["model"])  # the unwrapped model
     assert len(list((runs["dir"] / "straight" / "tensorboard").glob("events.out.tfevents.*"))) == 1  # tensorboard
     log = (runs["dir"] / "resumed" / "train.log").read_text()
-    assert log.count("epoch 1/1") == log.count("epoch 2/2") == 1  # one rank logged each epoch, once
-    assert runs["first"].stderr.count("Run dir") == 1 and runs["resumed"].stderr.count("Resumed") == 1
+    assert log.count("epoch 1/2") == log.count("epoch 2/2") == 1  # one rank logged each epoch, once
+    assert runs["killed"].stderr.count("Run dir") == 1 and runs["resumed"].stderr.count("Resumed") == 1
 
 
 def test_resume_under_torchrun_gives_the_weights_of_an_uninterrupted_run(runs):

@@ -20,8 +20,10 @@ ARCHITECTURES = [
     ("mobilenet_v3_small", "classifier.3", 32),
     ("efficientnet_b0", "classifier.1", 32),
     ("convnext_tiny", "classifier.2", 32),
+    ("regnet_y_400mf", "fc", 32),
     ("vit_b_16", "heads.head", 224),  # a fixed input size: its position embeddings
 ]
+NO_WEIGHTS_FILE = {"vit_b_16"}  # 86M parameters: its file alone would take seconds to write and read
 
 
 def info(channels: int = 3, classes: int = 5, size: int = 32) -> dict:
@@ -29,10 +31,17 @@ def info(channels: int = 3, classes: int = 5, size: int = 32) -> dict:
 
 
 @pytest.mark.parametrize(("name", "head", "size"), ARCHITECTURES)
-def test_the_last_linear_layer_becomes_the_classifier(make_config, name, head, size):
-    cfg = make_config(**{"model.name": name, "model.dropout": 0.0})
-    model = build_model(cfg, info(classes=5)).eval()
+def test_the_last_linear_layer_becomes_the_classifier(make_config, name, head, size, tmp_path):
+    settings = {"model.name": name, "model.dropout": 0.0}
+    if name not in NO_WEIGHTS_FILE:  # fine-tuning offline: pretrained=false, the weights of a 10-class model
+        source = build_model(make_config(**settings), info(classes=10)).state_dict()
+        torch.save(source, tmp_path / "weights.pt")
+        settings["model.weights"] = str(tmp_path / "weights.pt")
+    model = build_model(make_config(**settings), info(classes=5)).eval()
     assert model.get_submodule(head).out_features == 5
+    if name not in NO_WEIGHTS_FILE:
+        for key, value in model.state_dict().items():  # every tensor loaded but the new classifier's
+            assert torch.equal(value, source[key]) != key.startswith(f"{head}."), key
     with torch.no_grad():
         assert model(torch.randn(2, 3, size, size)).shape == (2, 5)
 
