@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, Dataset, get_worker_info
 import train
 from {{ cookiecutter.package_name }}.checkpoint import load_checkpoint
 from {{ cookiecutter.package_name }}.data import build_dataloaders
-from {{ cookiecutter.package_name }}.preemption import EXIT_RESUMABLE, StopRequest
+from {{ cookiecutter.package_name }}.preemption import EXIT_RESUMABLE, StopRequest, fault_advice
 
 
 def assert_same(a, b, where="") -> None:
@@ -216,6 +216,13 @@ def test_out_of_memory_names_the_batch_size_and_smaller_batches_restart_the_epoc
     log = (run_dir / "train.log").read_text()
     assert "last.pt stopped inside epoch 2; " in log and "change its batches: it starts again" in log
     assert [row["epoch"] for row in csv.DictReader((run_dir / "metrics.csv").open(newline=""))] == ["1", "2"]
+
+
+def test_out_of_memory_at_a_batch_of_one_does_not_suggest_halving_it(make_config):
+    advice = fault_advice(torch.OutOfMemoryError("out of memory"), make_config(**{"data.batch_size": 1}), "runs/x")
+    assert advice.startswith("Out of memory at data.batch_size=1 (out of memory). It is 1 already; a smaller model")
+    assert "accumulate" not in advice and advice.endswith("continue with: python train.py --resume runs/x")
+    assert fault_advice(RuntimeError("something else"), make_config(), "runs/x") is None
 
 
 def test_a_second_ctrl_c_stops_at_once_and_the_handlers_come_back():

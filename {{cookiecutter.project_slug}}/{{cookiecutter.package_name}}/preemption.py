@@ -97,12 +97,13 @@ def fault_advice(error: BaseException, cfg, run_dir) -> str | None:
             f"or free memory on the machine. {resume}"
         )
     if isinstance(error, RuntimeError) and "out of memory" in text:  # the accelerator's memory
-        half = max(data.batch_size // 2, 1)
-        return (
-            f"Out of memory at data.batch_size={data.batch_size} ({text.splitlines()[0]}). Halve it and keep the "
-            f"effective batch with gradient accumulation: data.batch_size={half} trainer.accumulate_steps="
-            f"{cfg.trainer.accumulate_steps * 2}; a smaller model or input size also helps. {resume}"
-        )
+        batch, steps = data.batch_size, cfg.trainer.accumulate_steps
+        change = "It is 1 already" if batch == 1 else (
+            f"Halve it and keep the effective batch with gradient accumulation: data.batch_size={batch // 2} "
+            f"trainer.accumulate_steps={steps * 2}"
+        )  # fmt: skip
+        also = "a smaller model or input size also helps"
+        return f"Out of memory at data.batch_size={batch} ({text.splitlines()[0]}). {change}; {also}. {resume}"
     return None
 
 
