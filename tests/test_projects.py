@@ -160,8 +160,8 @@ SUPPORTED_COMBINATIONS = [
     },
 ]
 
-# The combinations whose train.py is also broken on purpose from the command line (BreakChecks).
-BROKEN_ON_PURPOSE = {
+# The combinations whose scripts are also run and broken from the command line (CliChecks).
+CLI_CHECKED = {
     ("image_folder", "single"), ("image_list", "multi"),
     ("tabular_csv", "none"), ("torchvision", "multi"),
 }  # fmt: skip
@@ -213,9 +213,9 @@ def test_combinations_cover_every_answer():
     for gpu in choices["gpu"]:
         seen = {c["experiment_tracker"] for c in SUPPORTED_COMBINATIONS if c["gpu"] == gpu}
         assert seen == set(choices["experiment_tracker"]), f"gpu={gpu} meets only trackers {seen}"
-    assert BROKEN_ON_PURPOSE <= set(pairs)
+    assert CLI_CHECKED <= set(pairs)
     for index, key in enumerate(["dataset_type", "gpu"]):
-        assert {pair[index] for pair in BROKEN_ON_PURPOSE} == set(choices[key]), key
+        assert {pair[index] for pair in CLI_CHECKED} == set(choices[key]), key
 
 
 def test_no_jinja_control_flow_in_template_python():
@@ -382,6 +382,17 @@ class ProjectChecks:
             curves.verify()
             assert curves.format == "PNG"
 
+
+class CliChecks:
+    """The scripts as a user runs them after the first training: evaluate.py prints its JSON,
+    `--resume` adds an epoch, and a typo on the command line is one line, no traceback, no run dir.
+
+    Run for CLI_CHECKED only (each dataset_type and each gpu answer once): the scripts and the
+    config code are the same in every render of a dataset_type, and each project's own suite runs
+    train.py and evaluate.py as commands (test_cli_train_then_evaluate), resumes and breaks every
+    render in-process.
+    """
+
     def test_evaluate_prints_json(self, project, smoke):
         proc = project.python("evaluate.py", str(smoke / "checkpoints" / "best.pt"))
         assert proc.returncode == 0, explain(proc)
@@ -396,8 +407,8 @@ class ProjectChecks:
         assert saved["confusion_matrix"] == metrics["confusion_matrix"], (saved, metrics)
 
     def test_resume_adds_an_epoch(self, project, smoke):
-        # Last in the class: it extends the smoke run. Resume continues in the same run dir,
-        # appends to metrics.csv, and with more epochs it stretches the (cosine) schedule
+        # After the other smoke checks: it extends the smoke run. Resume continues in the same run
+        # dir, appends to metrics.csv, and with more epochs it stretches the (cosine) schedule
         # instead of training at lr 0.
         rows = read_metrics(smoke)
         proc = project.train("--resume", str(smoke), f"trainer.epochs={len(rows) + 1}")
@@ -406,14 +417,6 @@ class ProjectChecks:
         assert [row["epoch"] for row in resumed] == list(range(1, len(rows) + 2))
         assert resumed[:-1] == rows, "resuming rewrote the finished epochs"
         assert resumed[-1]["lr"] > 0, f"the resumed epoch trained at lr 0: {resumed}"
-
-
-class BreakChecks:
-    """A typo on the command line of a real `python train.py`: one line, no traceback, no run dir.
-
-    Run for BROKEN_ON_PURPOSE only (each dataset_type and each gpu answer once): the config code is
-    the same in every render, and each project's own suite breaks every render in-process.
-    """
 
     def test_typo_in_key_is_refused(self, project):
         runs = project.root / "runs"
@@ -490,7 +493,7 @@ def class_name(answers):
 
 def checks_of(answers) -> tuple[type, ...]:
     pair = (answers["dataset_type"], answers["gpu"])
-    extra = [(BreakChecks, BROKEN_ON_PURPOSE), (ExportChecks, EXPORTED_EVERY_MODEL)]
+    extra = [(CliChecks, CLI_CHECKED), (ExportChecks, EXPORTED_EVERY_MODEL)]
     return (ProjectChecks, *[checks for checks, pairs in extra if pair in pairs])
 
 

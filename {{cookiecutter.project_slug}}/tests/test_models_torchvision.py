@@ -21,9 +21,10 @@ ARCHITECTURES = [
     ("efficientnet_b0", "classifier.1", 32),
     ("convnext_tiny", "classifier.2", 32),
     ("regnet_y_400mf", "fc", 32),
+    ("shufflenet_v2_x0_5", "fc", 32),
     ("vit_b_16", "heads.head", 224),  # a fixed input size: its position embeddings
 ]
-NO_WEIGHTS_FILE = {"vit_b_16"}  # 86M parameters: its file alone would take seconds to write and read
+NO_WEIGHTS_FILE = {"convnext_tiny", "vit_b_16"}  # 28M and 86M parameters: their files take seconds in every render
 
 
 def info(channels: int = 3, classes: int = 5, size: int = 32) -> dict:
