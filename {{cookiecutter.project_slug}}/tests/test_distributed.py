@@ -5,11 +5,12 @@ import json
 import logging
 import math
 import os
+import random
 import re
 import socket
 import subprocess
 import sys
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext, suppress
 
 import pytest
 import torch
@@ -80,22 +81,47 @@ train.build_model = build_model
 """
 
 
+def rendezvous_port() -> int:
+    """A free port below Linux's ephemeral range (32768-60999), where no connection or bind(0) of another process can
+    take it between this check and the launcher binding it."""
+    rng = random.Random()  # not the global one: tests seed that
+    for port in rng.sample(range(20000, 32000), 50):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port in 20000-32000")
+
+
 def two_nodes(cwd, *args, patch=""):
     """README's multi-node command with --nnodes=2 on this machine: two torchrun launchers of one process each,
     meeting at a c10d rendezvous on localhost, on gloo. Its returncode is both exit codes, stderr both outputs."""
     script = cwd / "launch.py"
     script.write_text(LAUNCH.format(project=str(PROJECT_DIR), package=PACKAGE, patch=patch))
-    with socket.socket() as free:
-        free.bind(("127.0.0.1", 0))
-        port = free.getsockname()[1]
+    port = rendezvous_port()
     command = [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc-per-node=1"]
     command += ["--rdzv-backend=c10d", f"--rdzv-id=nodes-{port}", f"--rdzv-endpoint=localhost:{port}", str(script)]
-    env, logs = {**os.environ, "OMP_NUM_THREADS": "1"}, [cwd / f"node-{n}.log" for n in range(2)]
+    # LOGLEVEL=INFO: the launchers log their rendezvous and exit barrier, for the tail shown on a timeout
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "LOGLEVEL": "INFO"}
+    logs = [cwd / f"node-{n}.log" for n in range(2)]
     nodes = []
     for log in logs:
         with open(log, "w") as out:
-            nodes.append(subprocess.Popen([*command, *map(str, args)], cwd=cwd, env=env, stdout=out, stderr=out))
-    codes = [node.wait(timeout=TIMEOUT) for node in nodes]
+            launch = [*command, *map(str, args)]
+            nodes.append(subprocess.Popen(launch, cwd=cwd, env=env, stdout=out, stderr=out))
+    try:
+        codes = [node.wait(timeout=TIMEOUT) for node in nodes]
+    except subprocess.TimeoutExpired:
+        for node in nodes:  # torchrun passes SIGTERM on to its worker, and kills it 30 s later
+            node.terminate()
+        for node in nodes:
+            with suppress(subprocess.TimeoutExpired):
+                node.wait(timeout=60)
+            node.kill()
+        tails = "".join(f"\n--- {log.name} ---\n{log.read_text()[-3000:]}" for log in logs)
+        raise AssertionError(f"two launchers on port {port} still running after {TIMEOUT} s{tails}") from None
     return subprocess.CompletedProcess(command, codes, "", "".join(log.read_text() for log in logs))
 
 
