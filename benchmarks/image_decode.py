@@ -1,7 +1,7 @@
 """Image decoding benchmark: decode only the pixels needed; decode once (data.preload=disk).
 
     python benchmarks/image_decode.py [--images 60] [--width 2000] [--height 1500] [--size 224]
-                                      [--workers 2] [--repeats 3]
+                                      [--workers 2] [--repeats 5]
 
 On generated photo-sized JPEGs (quality 90), side by side in one run, with the generated project's
 own code (image_folder, rendered into a temp folder):
@@ -76,7 +76,7 @@ def main(argv=None) -> int:
     parser.add_argument("--height", type=int, default=1500)
     parser.add_argument("--size", type=int, default=224, help="data.image_size")
     parser.add_argument("--workers", type=int, default=2, help="data.num_workers (epochs)")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory() as tmp:

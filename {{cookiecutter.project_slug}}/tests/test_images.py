@@ -10,14 +10,18 @@ from pathlib import Path
 import pytest
 import torch
 from PIL import Image, ImageDraw
+from torchvision.transforms import v2
 
 import train
 from {{ cookiecutter.package_name }}.data.augment import (
     Augmentation,
     BatchTransform,
+    Normalize255,
     augment_batch,
     build_transforms,
     decode_transform,
+    resize_boxes,
+    sample_boxes,
 )
 from {{ cookiecutter.package_name }}.data.images import (
     IMAGE_EXTENSIONS,
@@ -266,6 +270,34 @@ def test_batch_crop_is_per_sample_and_keeps_the_size():
     assert out.shape == x.shape and out.dtype == torch.float32
     assert len({tuple(sample.flatten().tolist()) for sample in out}) == 8  # a different crop for each
     assert float(out.min()) >= 0 and float(out.max()) <= 255
+
+
+def test_the_cpu_and_the_one_kernel_resampling_agree_on_whole_pixel_boxes():
+    # resize_boxes (the CPU's: one interpolate per image) and sample_boxes (accelerators': one grid_sample) read the
+    # same positions; at a 2x zoom only the outermost output pixels differ (grid_sample's border reaches 1/4 pixel
+    # outside the box), and a full box is the image itself in both.
+    torch.manual_seed(0)
+    x = torch.randint(0, 256, (4, 3, 32, 32)).float()
+    left, top = torch.tensor([0.0, 0.25, 0.5, 0.125]), torch.tensor([0.5, 0.0, 0.25, 0.375])
+    half, flip = torch.full((4,), 0.5), torch.tensor([False, True, False, True])
+    cpu, kernel = resize_boxes(x, left, top, half, half, flip), sample_boxes(x, left, top, half, half, flip)
+    assert torch.allclose(cpu[..., 1:-1, 1:-1], kernel[..., 1:-1, 1:-1], atol=1e-4)
+    full, zero, itself = torch.ones(4), torch.zeros(4), torch.where(flip.view(4, 1, 1, 1), x.flip(-1), x)
+    for resample in (resize_boxes, sample_boxes):
+        assert torch.allclose(resample(x, zero, zero, full, full, flip), itself)
+
+
+def test_normalize255_is_todtype_and_normalize_in_one_pass():
+    mean, std = [0.5, 0.4, 0.3], [0.2, 0.25, 0.3]
+    reference = v2.Compose([v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean=mean, std=std)])
+    image = Image.fromarray(torch.randint(0, 256, (SIZE, SIZE, 3), dtype=torch.uint8).numpy())
+    pixels = decode_transform(SIZE)(image)  # PILToTensor: a channels-last view
+    assert not pixels.is_contiguous()
+    out = Normalize255(mean, std)(pixels)
+    assert out.dtype == torch.float32 and out.is_contiguous()
+    assert torch.allclose(out, reference(pixels), atol=1e-5)
+    batch = pixels.repeat(3, 1, 1, 1)  # the batched twin normalises whole batches with it
+    assert torch.allclose(Normalize255(mean, std)(batch), reference(batch), atol=1e-5)
 
 
 @pytest.mark.parametrize(

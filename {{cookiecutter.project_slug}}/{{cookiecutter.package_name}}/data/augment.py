@@ -74,6 +74,21 @@ def decode_transform(image_size: int):
     return v2.Compose([v2.Resize((image_size, image_size), antialias=True), v2.PILToTensor()])
 
 
+class Normalize255:
+    """uint8 pixels -> float32 (x - 255 mean) / (255 std): v2.ToDtype(scale=True) + v2.Normalize in one pass, for
+    one image (C, H, W) or a batch (N, C, H, W). The image is made contiguous first: PILToTensor gives a
+    channels-last view, on which those two cost 3x as much (a tenth of a photo's decode time)."""
+
+    def __init__(self, mean, std):
+        self.mean = torch.tensor(mean, dtype=torch.float32).view(-1, 1, 1) * 255
+        self.std = torch.tensor(std, dtype=torch.float32).view(-1, 1, 1) * 255
+
+    def __call__(self, pixels: torch.Tensor) -> torch.Tensor:
+        if self.mean.device != pixels.device:  # moved once, not every batch
+            self.mean, self.std = self.mean.to(pixels.device), self.std.to(pixels.device)
+        return (pixels.contiguous().float() - self.mean).div_(self.std)
+
+
 def build_transforms(image_size: int, mean, std, augment: Augmentation | None = None):
     """Per image: resize, then (with `augment`) crop and flip, then scale to [0, 1] and normalise."""
     steps = [decode_transform(image_size)]
@@ -84,7 +99,7 @@ def build_transforms(image_size: int, mean, std, augment: Augmentation | None = 
         steps.append(v2.RandomHorizontalFlip(p=0.5))
     if augment is not None and (policy := augment.policy()) is not None:
         steps.append(policy)
-    steps += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean=mean, std=std)]
+    steps.append(Normalize255(mean, std))
     if augment is not None and augment.erasing > 0:
         steps.append(v2.RandomErasing(p=augment.erasing, scale=ERASED_AREA, ratio=ERASED_RATIO, value=0))
     return v2.Compose(steps)
@@ -110,10 +125,7 @@ def erase_batch(x: torch.Tensor, probability: float) -> torch.Tensor:
 
 
 def augment_batch(images: torch.Tensor, augment: Augmentation) -> torch.Tensor:
-    """The batched twin of `build_transforms`' crop and flip: a uint8 batch (N, C, H, W) -> float 0..255.
-
-    Each image's crop (and flip) is one affine map, so the whole batch is resampled by one grid_sample.
-    """
+    """The batched twin of `build_transforms`' crop and flip: a uint8 batch (N, C, H, W) -> float 0..255."""
     x = images.float()
     n, _, h, w = x.shape
     device = x.device
@@ -128,14 +140,40 @@ def augment_batch(images: torch.Tensor, augment: Augmentation) -> torch.Tensor:
     crop_h = (area / ratio * w / h).sqrt().clamp(max=1.0)
     left = torch.rand(n, device=device) * (1 - crop_w)
     top = torch.rand(n, device=device) * (1 - crop_h)
+    resample = resize_boxes if device.type == "cpu" else sample_boxes
+    return resample(x, left, top, crop_w, crop_h, flip)
+
+
+def sample_boxes(x: torch.Tensor, left, top, crop_w, crop_h, flip) -> torch.Tensor:
+    """Each image's crop box (shares of its width and height) resampled to the full size (bilinear), flipped where
+    `flip`, in one kernel for the batch: each crop and flip is one affine map, for one grid_sample."""
+    n = len(x)
     # Output coords in [-1, 1] -> input coords of the crop box (align_corners=False: pixel edges).
-    theta = torch.zeros(n, 2, 3, device=device)
+    theta = torch.zeros(n, 2, 3, device=x.device)
     theta[:, 0, 0] = torch.where(flip, -crop_w, crop_w)
     theta[:, 0, 2] = 2 * left + crop_w - 1
     theta[:, 1, 1] = crop_h
     theta[:, 1, 2] = 2 * top + crop_h - 1
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def resize_boxes(x: torch.Tensor, left, top, crop_w, crop_h, flip) -> torch.Tensor:
+    """Each image's crop box (shares of its width and height) rounded to whole pixels, as RandomResizedCrop takes
+    it, resized back to the full size (bilinear), flipped where `flip`: one interpolate per image, which the CPU
+    runs 3x faster than `sample_boxes` (it stays the choice on accelerators, where one kernel beats N)."""
+    n, _, h, w = x.shape
+    box_w = (crop_w * w).round().clamp(1, w).long()
+    box_h = (crop_h * h).round().clamp(1, h).long()
+    box_left = torch.minimum((left * w).round().long(), w - box_w)
+    box_top = torch.minimum((top * h).round().long(), h - box_h)
+    out = torch.empty_like(x)
+    boxes = zip(box_left.tolist(), box_top.tolist(), box_w.tolist(), box_h.tolist(), flip.tolist(), strict=True)
+    for i, (x0, y0, width, height, flipped) in enumerate(boxes):
+        box = x[i : i + 1, :, y0 : y0 + height, x0 : x0 + width]
+        resized = F.interpolate(box, size=(h, w), mode="bilinear", align_corners=False)[0]
+        out[i] = resized.flip(-1) if flipped else resized
+    return out
 
 
 class BatchTransform:
@@ -145,17 +183,14 @@ class BatchTransform:
     def __init__(self, mean, std, augment: Augmentation | None = None, mix=None):
         self.augment, self.mix = augment, mix
         self.policy = augment.policy() if augment is not None else None
-        self.mean = torch.tensor(mean).view(1, -1, 1, 1) * 255
-        self.std = torch.tensor(std).view(1, -1, 1, 1) * 255
+        self.normalize = Normalize255(mean, std)
 
     def __call__(self, images: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = augment_batch(images, self.augment) if self.augment is not None else images.float()
         if self.policy is not None:  # one image at a time: the policy draws its ops per call
             pixels = x.round_().clamp_(0, 255).to(torch.uint8)
             x = torch.stack([self.policy(image) for image in pixels]).float()
-        if self.mean.device != x.device:  # moved once, not every batch
-            self.mean, self.std = self.mean.to(x.device), self.std.to(x.device)
-        x = (x - self.mean) / self.std
+        x = self.normalize(x)
         if self.augment is not None and self.augment.erasing:
             x = erase_batch(x, self.augment.erasing)
         return self.mix(x, targets) if self.mix is not None and len(targets) else (x, targets)

@@ -71,7 +71,7 @@ def to_mode(image: Image.Image, mode: str) -> Image.Image:
         # Transparent pixels become white, not whatever colour they happen to hold.
         rgba = image.convert("RGBA")
         image = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
-    return image.convert(mode)  # CMYK, YCbCr, P, 1, ... through PIL's own matrices
+    return image if image.mode == mode else image.convert(mode)  # CMYK, YCbCr, P, 1, ... by PIL's own matrices
 
 
 def open_image(path, size: int | None = None) -> Image.Image:
@@ -88,7 +88,8 @@ def open_image(path, size: int | None = None) -> Image.Image:
                 if size is not None:
                     image.draft(None, (size, size))
                 image.load()
-                return ImageOps.exif_transpose(image)
+                ImageOps.exif_transpose(image, in_place=True)  # no copy of an image already upright
+                return image
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombWarning, Image.DecompressionBombError) as err:
         raise DataError(f"cannot read image {path}: {err}") from None
 
