@@ -13,6 +13,7 @@ from PIL import Image, ImageDraw
 from torchvision.transforms import v2
 
 import train
+from {{ cookiecutter.package_name }}.data import augment as augment_module
 from {{ cookiecutter.package_name }}.data.augment import (
     Augmentation,
     BatchTransform,
@@ -285,6 +286,15 @@ def test_the_cpu_and_the_one_kernel_resampling_agree_on_whole_pixel_boxes():
     full, zero, itself = torch.ones(4), torch.zeros(4), torch.where(flip.view(4, 1, 1, 1), x.flip(-1), x)
     for resample in (resize_boxes, sample_boxes):
         assert torch.allclose(resample(x, zero, zero, full, full, flip), itself)
+
+
+@pytest.mark.parametrize(("size", "resampling"), [(95, "sample_boxes"), (96, "resize_boxes")])
+def test_the_cpu_crops_large_images_one_by_one_and_small_ones_in_one_kernel(monkeypatch, size, resampling):
+    used = []
+    for name in ("resize_boxes", "sample_boxes"):
+        monkeypatch.setattr(augment_module, name, lambda x, *boxes, name=name: used.append(name) or x)
+    augment_batch(torch.zeros(2, 3, size, size, dtype=torch.uint8), Augmentation(crop_scale=(0.5, 1.0)))
+    assert used == [resampling]
 
 
 def test_normalize255_is_todtype_and_normalize_in_one_pass():
