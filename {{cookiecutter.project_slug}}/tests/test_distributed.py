@@ -53,9 +53,15 @@ FAKE_SKIPS = "engine.take_skipped = take_skipped"
 CRASH_ON_RANK_1 = "engine.train_one_epoch = crash if rank == 1 else engine.train_one_epoch"
 
 
-def torchrun(cwd, *args, patch=""):
+def launch_script(cwd, patch: str):
+    """LAUNCH with `patch`, written to cwd/launch.py (the script torchrun starts on every rank)."""
     script = cwd / "launch.py"
     script.write_text(LAUNCH.format(project=str(PROJECT_DIR), package=PACKAGE, patch=patch))
+    return script
+
+
+def torchrun(cwd, *args, patch=""):
+    script = launch_script(cwd, patch)
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", str(script)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     command += map(str, args)
@@ -98,19 +104,17 @@ def rendezvous_port() -> int:
 def two_nodes(cwd, *args, patch=""):
     """README's multi-node command with --nnodes=2 on this machine: two torchrun launchers of one process each,
     meeting at a c10d rendezvous on localhost, on gloo. Its returncode is both exit codes, stderr both outputs."""
-    script = cwd / "launch.py"
-    script.write_text(LAUNCH.format(project=str(PROJECT_DIR), package=PACKAGE, patch=patch))
-    port = rendezvous_port()
+    script, port = launch_script(cwd, patch), rendezvous_port()
     command = [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc-per-node=1"]
     command += ["--rdzv-backend=c10d", f"--rdzv-id=nodes-{port}", f"--rdzv-endpoint=localhost:{port}", str(script)]
+    command += map(str, args)
     # LOGLEVEL=INFO: the launchers log their rendezvous and exit barrier, for the tail shown on a timeout
     env = {**os.environ, "OMP_NUM_THREADS": "1", "LOGLEVEL": "INFO"}
     logs = [cwd / f"node-{n}.log" for n in range(2)]
     nodes = []
     for log in logs:
         with open(log, "w") as out:
-            launch = [*command, *map(str, args)]
-            nodes.append(subprocess.Popen(launch, cwd=cwd, env=env, stdout=out, stderr=out))
+            nodes.append(subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=out))
     try:
         codes = [node.wait(timeout=TIMEOUT) for node in nodes]
     except subprocess.TimeoutExpired:
