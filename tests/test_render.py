@@ -22,11 +22,14 @@ def test_cli_renders_tabular_cpu_project(tmp_path):
         cwd=tmp_path,
     )  # fmt: skip
     assert proc.returncode == 0, explain(proc)
-    project = tmp_path / "image-classifier"  # slug of the default project_name
+    # The default project_name follows the data: "Table Classifier" for a table, "Image Classifier" otherwise.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["table-classifier"]
+    project = tmp_path / "table-classifier"
+    assert (project / "README.md").read_text(encoding="utf-8").startswith("# Table Classifier\n")
     assert f"\n  {INSTALL}\n" in proc.stdout, "the post-gen message gives another install"
     assert (project / "train.py").is_file()
-    assert (project / "image_classifier" / "models" / "mlp.py").is_file()
-    assert not (project / "image_classifier" / "models" / "cnn.py").exists()
+    assert (project / "table_classifier" / "models" / "mlp.py").is_file()
+    assert not (project / "table_classifier" / "models" / "cnn.py").exists()
 
 
 def test_any_unicode_text_keeps_pyproject_valid(tmp_path):
