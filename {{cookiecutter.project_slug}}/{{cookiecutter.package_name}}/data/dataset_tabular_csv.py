@@ -30,7 +30,7 @@ EXPECTED_LAYOUT = (
     "  <root>/test.csv   (optional, the same columns; evaluated only)"
 )
 ensure_data_root = partial(write_sample_root, expected_layout=EXPECTED_LAYOUT)
-PREDICT_INPUTS = "CSV files with the checkpoint's feature columns (by name; others ignored), rows named `file:N` from 1"
+PREDICT_INPUTS = "CSV files with the checkpoint's feature columns (by name; others ignored), rows named `file:line`"
 
 
 class TabularDataset(TensorDataset):
@@ -46,11 +46,16 @@ class TabularDataset(TensorDataset):
         self.features = encode(table, data_info)
         self.labels = torch.tensor([index[label] for label in table.labels], dtype=torch.int64)
         self.file, self.row_ids = table.path.name, table.row_ids
+        self.id_columns, self.id_values = list(table.ids), list(table.ids.values())
         super().__init__(self.features, self.labels)
 
     def source(self, index: int) -> str:
-        """`file:row` of sample `index` (row 1: the first under the header), for predictions.csv."""
-        return f"{self.file}:{int(self.row_ids[index]) + 1}"
+        """`file:line` of sample `index` (line 2: the first under the header), for predictions.csv."""
+        return f"{self.file}:{int(self.row_ids[index]) + 2}"
+
+    def ids(self, index: int) -> list[str]:
+        """The values of `id_columns` for sample `index`: predictions.csv carries them, to join it back."""
+        return [values[index] for values in self.id_values]
 
 
 def configured_roles(cfg) -> dict:
@@ -71,13 +76,14 @@ def build_datasets(cfg, data_info: dict | None = None):
     if data_info is not None and "numeric" not in data_info:
         raise DataError("the checkpoint's data_info predates column roles (numeric/categorical); train it again")
     label_column = data_info["label_column"] if data_info else cfg.data.label_column
+    na_values = data_info.get("na_values", []) if data_info else [str(token) for token in cfg.data.na_values]
     if data_info:
-        train = read_table(train_path, label_column, column_roles(data_info))
+        train = read_table(train_path, label_column, column_roles(data_info), **reading(data_info))
     else:
         drop = [str(name) for name in cfg.data.drop_columns]
-        train = read_table(train_path, label_column, configured=configured_roles(cfg), drop=drop)
+        train = read_table(train_path, label_column, configured=configured_roles(cfg), drop=drop, na_values=na_values)
     if val_path.is_file():
-        val = read_table(val_path, label_column, train.roles())
+        val = read_table(val_path, label_column, train.roles(), na_values=na_values, ids=list(train.ids))
     else:
         # No val.csv: hold out a seeded share of train (the same split on every run).
         train_ids, val_ids = holdout_split(train.rows, cfg.data.val_fraction, cfg.seed)
@@ -90,6 +96,7 @@ def build_datasets(cfg, data_info: dict | None = None):
     if data_info is None:
         prep = fit_preprocessing(train, cfg)
         data_info = {"classes": sort_labels(train.labels), "label_column": label_column, **prep}
+        data_info |= {"na_values": na_values, "id_columns": list(train.ids)}
     feature_columns = list(column_roles(data_info))
     data_info = {**data_info, "num_classes": len(data_info["classes"]), "feature_columns": feature_columns}
     train_set, val_set = TabularDataset(train, data_info), TabularDataset(val, data_info)
@@ -105,7 +112,13 @@ def build_test_set(cfg, data_info: dict):
     path = Path(cfg.data.root) / "test.csv"
     if not path.is_file():
         return None
-    return TabularDataset(read_table(path, data_info["label_column"], column_roles(data_info)), data_info)
+    table = read_table(path, data_info["label_column"], column_roles(data_info), **reading(data_info))
+    return TabularDataset(table, data_info)
+
+
+def reading(data_info: dict) -> dict:
+    """How `read_table` reads a file for a model trained with `data_info`: its gap tokens and id columns."""
+    return {"na_values": data_info.get("na_values", []), "ids": data_info.get("id_columns", [])}
 
 
 def preload_split(dataset: TabularDataset, cfg, device: torch.device, split: str):
@@ -118,11 +131,13 @@ def preload_split(dataset: TabularDataset, cfg, device: torch.device, split: str
 
 
 def predict_inputs(inputs: list[str], data_info: dict, cfg, batch_size: int):
-    """(row names `file:row`, batches of encoded features) for predict.py; row 1 is the first under the header."""
+    """(per row {"input": `file:line`, id column: value}, batches of encoded features) for predict.py;
+    line 2 is the first under the header. An id column a file lacks is left empty."""
     names, features = [], []
     for path in map(Path, inputs):
-        table = read_table(path, None, column_roles(data_info))  # a label column, if any, is ignored
-        names += [f"{path}:{row}" for row in range(1, table.rows + 1)]
+        table = read_table(path, None, column_roles(data_info), **reading(data_info))  # a label column is ignored
+        ids = {name: table.ids.get(name, [""] * table.rows) for name in data_info.get("id_columns", [])}
+        names += [{"input": f"{path}:{i + 2}"} | {name: ids[name][i] for name in ids} for i in range(table.rows)]
         features.append(encode(table, data_info))
     if not names:
         raise DataError(f"no rows found in {', '.join(inputs) or 'the inputs (none given)'}")

@@ -1,33 +1,43 @@
-"""Tables as they come: read a CSV in one pass, learn the preprocessing from train, apply it anywhere.
+"""Tables as they come: read a CSV with pandas, learn the preprocessing from train, apply it anywhere.
 
-Column roles come from `data.numeric_columns` / `data.categorical_columns`, or are inferred from
-train: a column is numeric when every non-empty value parses as a number, categorical otherwise.
+pandas parses (its pyarrow engine where pyarrow is installed); the rules below are this project's own.
+- Gaps: an empty cell, or one of `data.na_values` (NA, N/A, NaN, null, None, ?, - ... as R and pandas
+  read them). A column that is almost all numbers but holds a few other words gets a WARNING that names
+  them (make them gaps with data.na_values, or declare the column in data.categorical_columns).
+- Ids: a column named like an index (id, index, rownames, "Unnamed: 0", an empty name, *_id) is not a
+  feature unless data.numeric_columns / data.categorical_columns name it; it is copied, with the
+  data.drop_columns, into every predictions file. Another column with a different value in every row
+  is a feature, with a WARNING.
+- Roles come from `data.numeric_columns` / `data.categorical_columns`, or are inferred from train:
+  numeric when every value that is not a gap is a number, categorical otherwise.
 - Numeric: gaps are filled with the train median and flagged in a 0/1 "missing" feature (for
   columns with gaps in train); then the column is standardised with the train mean and std.
-- Categorical: the levels seen in train, an empty cell being a level of its own. Up to
-  `data.embedding_threshold` levels a column is one-hot encoded; above it the model learns an
-  embedding of `embedding_dim(levels)` numbers. A level train never had maps to "unknown"
-  (all zeros one-hot, its own embedding row): counted and logged, never an error.
-The learned preprocessing is plain lists and numbers in `data_info`, saved in every checkpoint, so
-evaluate.py and predict.py encode new rows exactly as training did.
+- Categorical: the levels seen in train, a gap being the level "". Up to `data.embedding_threshold`
+  levels a column is one-hot encoded; above it the model learns an embedding of `embedding_dim(levels)`
+  numbers. A level train never had maps to "unknown" (all zeros one-hot, its own embedding row).
+Rows are named by their line in the file: the header is line 1, the first row line 2 (blank lines
+aside), in errors and in predictions alike. The learned preprocessing is plain lists and numbers in
+`data_info`, saved in every checkpoint, so evaluate.py and predict.py encode new rows as training did.
 """
 
 import csv
+import importlib.util
 import logging
-import math
-from array import array
-from dataclasses import dataclass
-from itertools import islice
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+import pandas
 import torch
 
 from ..errors import DataError
 
 log = logging.getLogger(__name__)
 
-CHUNK_ROWS = 16384  # rows parsed per column-wise pass: bounded memory for any file size
-EMPTY_AS_NAN = {"": "nan"}.get  # called as EMPTY_AS_NAN(cell, cell): "" -> "nan", any other cell as it is
+ENGINE = "pyarrow" if importlib.util.find_spec("pyarrow") else "c"  # pyarrow: several threads, same results
+INDEX_NAMES = {"", "id", "index", "rownames", "row.names", "row_names"}  # and "Unnamed: N", "*_id"
+MIN_ROWS_FOR_ID_WARNING = 20  # fewer rows: distinct values in every row say little
+NUMBERS_SHARE = 0.9  # a text column with at least this share of numbers gets the warning
 
 
 def embedding_dim(levels: int) -> int:
@@ -35,16 +45,22 @@ def embedding_dim(levels: int) -> int:
     return min(600, round(1.6 * levels**0.56))
 
 
+def is_index_name(name: str) -> bool:
+    lower = name.lower()
+    return lower in INDEX_NAMES or lower.startswith("unnamed:") or lower.endswith("_id")
+
+
 @dataclass
 class Table:
-    """A CSV held column by column: numbers as float64 (NaN where empty), categories as codes."""
+    """A CSV held column by column: numbers as float64 (NaN for gaps), categories as codes, ids as text."""
 
     path: Path
     numeric: dict  # column -> float64 tensor
-    categorical: dict  # column -> (int64 codes, the levels they index, in order of appearance)
+    categorical: dict  # column -> (int64 codes, the levels they index)
     labels: list  # the label column as text; [] when it was not read
     rows: int
-    row_ids: torch.Tensor | None = None  # each row's position in the file (0: under the header); None: 0, 1, ...
+    row_ids: torch.Tensor | None = None  # each row's position among the rows (0: line 2); None: 0, 1, ...
+    ids: dict = field(default_factory=dict)  # id column -> numpy array of its text, copied into predictions
 
     def __post_init__(self):
         if self.row_ids is None:
@@ -55,95 +71,167 @@ class Table:
         numeric = {name: values[index] for name, values in self.numeric.items()}
         categorical = {name: (codes[index], levels) for name, (codes, levels) in self.categorical.items()}
         labels = [self.labels[i] for i in ids] if self.labels else []
-        return Table(self.path, numeric, categorical, labels, len(ids), self.row_ids[index])
+        kept = {name: values[index.numpy()] for name, values in self.ids.items()}
+        return Table(self.path, numeric, categorical, labels, len(ids), self.row_ids[index], kept)
 
     def roles(self) -> dict:
         return dict.fromkeys(self.numeric, "numeric") | dict.fromkeys(self.categorical, "categorical")
 
 
-def read_table(path: Path, label_column: str | None, columns: dict | None = None, configured=None, drop=()) -> Table:
-    """Read `path`. `columns` ({name: "numeric" | "categorical"}) fixes the columns to read and how; None
-    reads every column but the label and `drop`, with the roles `configured` gives ({name: role}) or
-    inferred. With a `label_column` the labels are read too, and the column must be there."""
+def read_header(path: Path) -> list[str]:
+    """The column names, stripped; an empty one named "Unnamed: N" as pandas names it."""
     if not path.is_file():
         raise DataError(f"{path} {'is a folder' if path.is_dir() else 'does not exist'}")
-    # utf-8-sig: tables saved by Excel start with a byte-order mark.
-    with open(path, newline="", encoding="utf-8-sig") as file:
-        reader = csv.reader(file)
-        header = [name.strip() for name in next(reader, [])]
-        if repeated := sorted({name for name in header if header.count(name) > 1}):
-            raise DataError(f"{path}: the header names {repeated} more than once; column names must be unique")
-        if label_column is not None and label_column not in header:
-            raise DataError(f"{path} has no label column {label_column!r} (set data.label_column); columns: {header}")
-        if columns is None:
-            configured = configured or {}
-            if unknown := [name for name in configured if name not in header]:
-                raise DataError(f"data.numeric_columns / data.categorical_columns name {unknown}, not in {path}")
-            if absent := [name for name in drop if name not in header]:
-                log.info("data.drop_columns: %s not in %s, nothing to drop there", absent, path.name)
-            columns = {name: configured.get(name) for name in header if name != label_column and name not in drop}
-        elif missing := [name for name in columns if name not in header]:
-            raise DataError(
-                f"{path} has no column {', '.join(map(repr, missing))}; the model needs the columns "
-                f"{list(columns)} (by name, in any order; other columns are ignored), found {header}"
+    with open(path, newline="", encoding="utf-8-sig") as file:  # utf-8-sig: Excel's byte-order mark
+        header = [name.strip() or f"Unnamed: {i}" for i, name in enumerate(next(csv.reader(file), []))]
+    if repeated := sorted({name for name in header if header.count(name) > 1}):
+        raise DataError(f"{path}: the header names {repeated} more than once; column names must be unique")
+    return header
+
+
+def read_table(path: Path, label_column, columns=None, *, configured=None, drop=(), na_values=(), ids=()) -> Table:
+    """Read `path`. `columns` ({name: "numeric" | "categorical"}) fixes the columns to read and how; None
+    reads every column but the label, `drop` and the ones named like an index (those become `ids`), with
+    the roles `configured` gives ({name: role}) or inferred. Cells in `na_values` are gaps. With a
+    `label_column` the labels are read too, and the column must be there."""
+    header = read_header(path)
+    if label_column is not None and label_column not in header:
+        raise DataError(f"{path} has no label column {label_column!r} (set data.label_column); columns: {header}")
+    if columns is None:
+        configured = configured or {}
+        if unknown := [name for name in configured if name not in header]:
+            raise DataError(f"data.numeric_columns / data.categorical_columns name {unknown}, not in {path}")
+        if absent := [name for name in drop if name not in header]:
+            log.info("data.drop_columns: %s not in %s, nothing to drop there", absent, path.name)
+        others = [name for name in header if name != label_column and name not in configured]
+        ids = [name for name in others if name in drop or is_index_name(name)]
+        columns = {name: configured.get(name) for name in header if name != label_column and name not in ids}
+    elif missing := [name for name in columns if name not in header]:
+        raise DataError(
+            f"{path} has no column {', '.join(map(repr, missing))}; the model needs the columns "
+            f"{list(columns)} (by name, in any order; other columns are ignored), found {header}"
+        )
+    ids = [name for name in ids if name in header]
+    text = [name for name in [label_column, *ids] if name is not None]
+    text += [name for name, role in columns.items() if role == "categorical"]
+    frame = _read_csv(path, header, text, na_values)
+    numeric, categorical = {}, {}
+    for name, role in columns.items():
+        values = frame.pop(name)
+        if role != "categorical" and (values.dtype.kind in "iuf" or values.isna().all()):
+            numeric[name] = torch.from_numpy(values.to_numpy(dtype=np.float64, na_value=np.nan, copy=True))
+        elif role == "numeric":
+            raise _not_a_number(path, name, values, na_values)
+        else:
+            categorical[name] = _codes(values)
+            if role is None:
+                _warn_if_mostly_numbers(path, name, *categorical[name])
+    labels = _labels(path, frame.pop(label_column), na_values) if label_column is not None else []
+    kept = {name: frame.pop(name).fillna("").to_numpy(dtype=object) for name in ids}
+    table = Table(path, numeric, categorical, labels, len(frame), ids=kept)
+    if configured is not None:  # train, with roles inferred: ids the names did not give away
+        _warn_if_like_an_id(table, [name for name in columns if name not in configured])
+    if ids and configured is not None:
+        log.info("%s: %s are not features (named like an id, or data.drop_columns)", path.name, ids)
+    return table
+
+
+def _read_csv(path: Path, header: list[str], text: list[str], na_values) -> pandas.DataFrame:
+    """Every column, named as `header` names them; `text` columns as text, the others as pandas infers
+    (columns of dates or true/false are read again as text)."""
+    options = {"keep_default_na": False, "na_values": ["", *na_values], "encoding": "utf-8-sig"}
+    try:
+        frame = _parse(path, header, text, options)
+    except (pandas.errors.ParserError, pandas.errors.EmptyDataError, UnicodeDecodeError) as err:
+        reason = str(err).split("C error: ")[-1].strip()
+        raise DataError(f"{path} cannot be read as a CSV table: {reason}") from None
+    if len(frame.columns) != len(header):
+        raise DataError(f"{path}: a row has {len(frame.columns)} cells, the header {len(header)}")
+    frame.columns = header
+    other = [name for name in frame if name not in text and not _numeric_or_text(frame[name])]
+    if other:  # pandas converted them: read their text
+        again = _parse(path, header, other, {**options, "usecols": None})
+        again.columns = header
+        frame[other] = again[other]
+    return frame
+
+
+def _parse(path: Path, header: list[str], text: list[str], options: dict) -> pandas.DataFrame:
+    raw = {name for name in text if not name.startswith("Unnamed: ")}  # an empty name: pandas's own
+    options = {**options, "dtype": dict.fromkeys(raw, str)}
+    try:
+        return pandas.read_csv(path, engine=ENGINE, **options, **({"index_col": False} if ENGINE == "c" else {}))
+    except pandas.errors.ParserError:
+        if ENGINE == "c":
+            raise
+        return pandas.read_csv(path, engine="c", index_col=False, **options)  # its message has the line number
+
+
+def _numeric_or_text(values: pandas.Series) -> bool:
+    return values.dtype.kind in "iuf" or pandas.api.types.is_string_dtype(values) or values.isna().all()
+
+
+def _codes(values: pandas.Series) -> tuple[torch.Tensor, list[str]]:
+    """(int64 codes, levels): each cell's level, the text stripped; a gap is the level ""."""
+    codes, uniques = pandas.factorize(values)  # in order of appearance; a gap is -1
+    texts = [str(level).strip() for level in uniques] + [""]
+    position = {level: i for i, level in enumerate(dict.fromkeys(texts))}
+    remap = torch.tensor([position[level] for level in texts], dtype=torch.int64)
+    return remap[torch.from_numpy(codes).long()], list(position)  # -1 indexes the last: ""
+
+
+def _not_a_number(path: Path, name: str, values: pandas.Series, na_values) -> DataError:
+    bad = values.notna() & pandas.to_numeric(values, errors="coerce").isna()
+    row = int(np.flatnonzero(bad.to_numpy())[0])
+    return DataError(
+        f"{path} line {row + 2}: column {name!r} = {values.iloc[row]!r} is not a number. If it marks a gap, "
+        f"add it to data.na_values (now {list(na_values)}); if the column holds categories, "
+        "put it in data.categorical_columns"
+    )
+
+
+def _warn_if_mostly_numbers(path: Path, name: str, codes: torch.Tensor, levels: list[str]) -> None:
+    counts = torch.bincount(codes, minlength=len(levels)).tolist()
+    numbers = pandas.to_numeric(pandas.Series(levels), errors="coerce").notna().tolist()
+    words = {level: n for level, n, number in zip(levels, counts, numbers, strict=True) if level and not number and n}
+    present = sum(n for level, n in zip(levels, counts, strict=True) if level)
+    if words and present - sum(words.values()) >= NUMBERS_SHARE * present:
+        shown = dict(sorted(words.items(), key=lambda item: -item[1])[:5])
+        log.warning(
+            "%s: column %r is numbers but for %s (value: count), so it is read as categories. If they mark "
+            "gaps, add them to data.na_values; if the column is categories, put it in data.categorical_columns",
+            path.name,
+            name,
+            shown,
+        )
+
+
+def _warn_if_like_an_id(table: Table, names: list[str]) -> None:
+    if table.rows < MIN_ROWS_FOR_ID_WARNING:
+        return
+    for name in names:
+        if name in table.numeric:
+            values = table.numeric[name]
+            distinct = bool((values == values.round()).all()) and values.unique().numel() == table.rows
+        else:
+            distinct = len(table.categorical[name][1]) - 1 == table.rows  # the levels but ""
+        if distinct:
+            log.warning(
+                "%s: column %r has a different value in every row, like an id; it is a feature. Put it in "
+                "data.drop_columns if it names rows (dropped columns are copied into predictions files)",
+                table.path.name,
+                name,
             )
-        numeric = {name: array("d") for name, role in columns.items() if role != "categorical"}
-        categorical = {name: (array("q"), {}) for name, role in columns.items() if role == "categorical"}
-        labels, done, late = [], 0, False  # late: a column inferred numeric for a while, text further down
-        while rows := list(islice(reader, CHUNK_ROWS)):
-            for i, row in enumerate(rows):
-                if len(row) != len(header):  # line numbers: the header is line 1
-                    raise DataError(f"{path} line {done + 2 + i} has {len(row)} cells, the header {len(header)}")
-            cells = dict(zip(header, zip(*rows, strict=True), strict=True))
-            for name in list(numeric):
-                values = _numbers(cells[name])
-                if isinstance(values, array):
-                    numeric[name].extend(values)
-                elif columns[name] == "numeric":
-                    line, cell = done + 2 + values, cells[name][values]
-                    raise DataError(f"{path} line {line}: column {name!r} = {cell!r} is not a number")
-                else:  # text: a categorical column
-                    late = late or done > 0
-                    del numeric[name]
-                    categorical[name] = (array("q"), {})
-            for name, (codes, levels) in categorical.items():
-                codes.extend(levels.setdefault(cell.strip(), len(levels)) for cell in cells[name])
-            if label_column is not None:
-                labels += _labels(path, cells[label_column], first_line=done + 2)
-            done += len(rows)
-    if late:  # read again with the roles now known: numbers came before text in some column
-        known = {name: "categorical" if name in categorical else "numeric" for name in columns}
-        return read_table(path, label_column, known)
-    numbers = {name: _tensor(numeric[name], torch.float64) for name in columns if name in numeric}
-    coded = {name: (_tensor(codes, torch.int64), list(seen)) for name, (codes, seen) in categorical.items()}
-    return Table(path, numbers, {name: coded[name] for name in columns if name in coded}, labels, done)
 
 
-def _tensor(values: array, dtype: torch.dtype) -> torch.Tensor:
-    """A copy of an array('d') or array('q') as a tensor, without a Python loop over its items."""
-    return torch.frombuffer(values, dtype=dtype).clone() if len(values) else torch.zeros(0, dtype=dtype)
-
-
-def _numbers(cells: tuple) -> array | int:
-    """The cells as floats (NaN where empty), or the index of the first cell that is not a number."""
-    try:  # the fast path, in C: an empty cell reads as "nan" (a gap)
-        return array("d", map(float, map(EMPTY_AS_NAN, cells, cells)))
-    except ValueError:
-        pass
-    values = array("d")
-    for i, cell in enumerate(cells):
-        try:
-            values.append(float(cell) if cell.strip() else math.nan)
-        except ValueError:
-            return i
-    return values
-
-
-def _labels(path: Path, cells: tuple, first_line: int) -> list[str]:
-    labels = [cell.strip() for cell in cells]
-    if "" in labels:
-        raise DataError(f"{path} line {first_line + labels.index('')}: the label cell is empty")
-    return labels
+def _labels(path: Path, values: pandas.Series, na_values) -> list[str]:
+    if values.isna().any():
+        row = int(np.flatnonzero(values.isna().to_numpy())[0])
+        raise DataError(f"{path} line {row + 2}: the label cell is empty or one of data.na_values {list(na_values)}")
+    labels = values.str.strip()
+    if (labels == "").any():
+        raise DataError(f"{path} line {int(np.flatnonzero((labels == '').to_numpy())[0]) + 2}: the label cell is empty")
+    return labels.tolist()
 
 
 def fit_preprocessing(table: Table, cfg) -> dict:
@@ -157,9 +245,14 @@ def fit_preprocessing(table: Table, cfg) -> dict:
         filled = values.nan_to_num(nan=median)
         std = filled.std(unbiased=False).item()
         numeric.append(
-            {"name": name, "median": median, "mean": filled.mean().item(), "std": std if std > 0 else 1.0,
-             "missing_indicator": bool(gaps.any())}
-        )  # fmt: skip
+            {
+                "name": name,
+                "median": median,
+                "mean": filled.mean().item(),
+                "std": std if std > 0 else 1.0,
+                "missing_indicator": bool(gaps.any()),
+            }
+        )
     for name, (codes, levels) in table.categorical.items():
         seen = sorted({levels[i] for i in codes.unique().tolist()})
         embedded = len(seen) > cfg.data.embedding_threshold
@@ -167,9 +260,12 @@ def fit_preprocessing(table: Table, cfg) -> dict:
     one_hot = [c for c in categorical if not c["embedding_dim"]]
     log.info(
         "%s: numeric columns %s (gaps filled in %s); one-hot %s; embedded %s",
-        table.path.name, [c["name"] for c in numeric], [c["name"] for c in numeric if c["missing_indicator"]],
-        [c["name"] for c in one_hot], [c["name"] for c in categorical if c["embedding_dim"]],
-    )  # fmt: skip
+        table.path.name,
+        [c["name"] for c in numeric],
+        [c["name"] for c in numeric if c["missing_indicator"]],
+        [c["name"] for c in one_hot],
+        [c["name"] for c in categorical if c["embedding_dim"]],
+    )
     return {
         "numeric": numeric,
         "categorical": categorical,
