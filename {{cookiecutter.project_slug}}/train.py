@@ -20,7 +20,7 @@ from {{ cookiecutter.package_name }}.config import save_config
 from {{ cookiecutter.package_name }}.data import build_dataloaders, class_weights, eval_datasets
 from {{ cookiecutter.package_name }}.data.prefetch import with_prefetch  # use_prefetch
 from {{ cookiecutter.package_name }}.device import setup_device
-from {{ cookiecutter.package_name }}.engine import Trainer, build_optimizer, build_scheduler
+from {{ cookiecutter.package_name }}.engine import Trainer, build_optimizer, build_scheduler, prepare_model
 from {{ cookiecutter.package_name }}.errors import run_main
 from {{ cookiecutter.package_name }}.models import build_model
 from {{ cookiecutter.package_name }}.plot import plot_curves
@@ -56,7 +56,7 @@ def main(argv=None, callbacks=()) -> int:
     train_loader = with_prefetch(train_loader, cfg, device)  # use_prefetch
     # Seeded here, after the data: the init is the same whether or not data loading drew random numbers.
     seed_everything(derive_seed(cfg.seed, "init"), cfg.trainer.deterministic)
-    model = build_model(cfg, data_info).to(device)
+    model = prepare_model(build_model(cfg, data_info).to(device), cfg, device)  # before the optimizer takes its tensors
     weights = class_weights(cfg, data_info)  # trainer.class_weights
     criterion = nn.CrossEntropyLoss(weight=weights, label_smoothing=cfg.trainer.label_smoothing).to(device)
     optimizer = build_optimizer(cfg, model)

@@ -30,9 +30,8 @@ from {{ cookiecutter.package_name }}.distributed import (
     report_options,
     setup_distributed,
     shard_loaders,
-    wrap_model,
 )
-from {{ cookiecutter.package_name }}.engine import Trainer, build_optimizer, build_scheduler
+from {{ cookiecutter.package_name }}.engine import Trainer, build_optimizer, build_scheduler, prepare_model
 from {{ cookiecutter.package_name }}.errors import ConfigError, run_main
 from {{ cookiecutter.package_name }}.models import build_model
 from {{ cookiecutter.package_name }}.plot import plot_curves
@@ -85,7 +84,8 @@ def run(args, callbacks: list) -> int:
     train_loader = with_prefetch(train_loader, cfg, device)  # use_prefetch
     # Seeded here, after the data: the init is the same whether or not data loading drew random numbers.
     seed_everything(derive_seed(cfg.seed, "init"), cfg.trainer.deterministic)  # the same init on every rank
-    model = wrap_model(build_model(cfg, data_info).to(device), cfg, device)
+    # channels_last, DDP under torchrun, compile: before the optimizer takes the model's tensors
+    model = prepare_model(build_model(cfg, data_info).to(device), cfg, device)
     weights = class_weights(cfg, data_info)  # trainer.class_weights
     criterion = nn.CrossEntropyLoss(weight=weights, label_smoothing=cfg.trainer.label_smoothing).to(device)
     optimizer = build_optimizer(cfg, model)

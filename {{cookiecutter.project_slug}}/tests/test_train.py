@@ -16,9 +16,10 @@ from {{ cookiecutter.package_name }} import checkpoint, engine
 from {{ cookiecutter.package_name }}.config import ConfigError, load_config, to_dict
 from {{ cookiecutter.package_name }}.data import build_dataloaders, class_weights
 from {{ cookiecutter.package_name }}.data.preload import PreloadedLoader
-from {{ cookiecutter.package_name }}.engine import Trainer, build_optimizer, build_scheduler
+from {{ cookiecutter.package_name }}.engine import Trainer, build_optimizer, build_scheduler, prepare_model
 from {{ cookiecutter.package_name }}.errors import run_main
 from {{ cookiecutter.package_name }}.models import build_model
+from {{ cookiecutter.package_name }}.report import evaluate_split
 
 HEADER = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_macro_f1", "lr", "time_s"]  # metrics.csv
 AUGMENT = {"data.random_resized_crop": True, "data.horizontal_flip": True}  # image data: random crops and flips
@@ -38,16 +39,16 @@ def settings_that_exist(settings: dict) -> dict:
 def make_trainer(cfg, run_dir, model=None, loaders=None, device="cpu") -> Trainer:
     """A Trainer wired as train.py wires one: cross-entropy, the configured optimizer and schedule."""
     train_loader, val_loader, info = loaders or build_dataloaders(cfg)
-    model = build_model(cfg, info) if model is None else model
+    model = prepare_model(build_model(cfg, info) if model is None else model, cfg, torch.device(device))
     optimizer, criterion = build_optimizer(cfg, model), nn.CrossEntropyLoss()
     scheduler = build_scheduler(cfg, optimizer)
     return Trainer(cfg, model, criterion, optimizer, scheduler, train_loader, val_loader, info, run_dir, device)
 
 
-def read_metrics(run_dir) -> list[dict]:
+def read_metrics(run_dir, header=HEADER) -> list[dict]:
     with open(run_dir / "metrics.csv", newline="", encoding="utf-8") as file:
         reader = csv.DictReader(file)
-        assert reader.fieldnames == HEADER
+        assert reader.fieldnames == header
         return list(reader)
 
 
@@ -137,6 +138,15 @@ def test_the_backbone_learns_at_its_scale_after_its_frozen_epochs(make_config):
     assert [lrs[True] for lrs in epochs] == pytest.approx([0.0, 0.1, 0.1])
 
 
+def test_metrics_log_the_head_lr_and_the_backbone_lr_beside_it(cli_overrides, tmp_path):
+    settings = {"trainer.epochs": 3, "model.freeze_backbone_epochs": 1, "optim.backbone_lr_scale": 0.1}
+    assert train.main(cli_overrides(run_name="scaled", **settings, **{"optim.lr": 0.02})) == 0
+    rows = read_metrics(tmp_path / "runs" / "scaled", HEADER[:7] + ["backbone_lr"] + HEADER[7:])
+    head = [0.02 * 0.5 * (1 + math.cos(math.pi * epoch / 3)) for epoch in range(3)]  # cosine over 3 epochs
+    assert [float(row["lr"]) for row in rows] == pytest.approx(head)  # the head's, not the frozen backbone's 0
+    assert [float(row["backbone_lr"]) for row in rows] == pytest.approx([0.0, 0.1 * head[1], 0.1 * head[2]])
+
+
 def test_a_frozen_backbone_keeps_its_weights_and_statistics_while_the_head_learns(make_config, tmp_path):
     cfg = make_config(**{"trainer.epochs": 1, "model.freeze_backbone_epochs": 1})
     train_loader, val_loader, info = build_dataloaders(cfg)
@@ -148,6 +158,28 @@ def test_a_frozen_backbone_keeps_its_weights_and_statistics_while_the_head_learn
     head = [name for name, module in model.named_modules() if isinstance(module, nn.Linear)][-1]
     changed = {name for name, value in model.state_dict().items() if not torch.equal(value, before[name])}
     assert changed == {f"{head}.weight", f"{head}.bias"}  # BatchNorm running statistics included
+
+
+def test_weighted_val_loss_is_one_number_at_every_batch_size_and_matches_evaluate_and_sklearn(make_config):
+    from sklearn.metrics import log_loss
+
+    weight = torch.tensor([0.5, 1.0, 2.0, 3.5])  # a weighted mean divides by the summed weights, not the count
+    criterion = nn.CrossEntropyLoss(weight=weight)
+    cfg = make_config()
+    _, val_loader, info = build_dataloaders(cfg)
+    model = build_model(cfg, info).eval()
+    losses = []
+    for batch_size in (7, 64):  # 8 val samples: batches of 7 and 1, or one of 8
+        sized = make_config(**{"data.batch_size": batch_size})
+        loader = build_dataloaders(sized)[1]
+        losses.append(engine.evaluate(model, criterion, loader, torch.device("cpu"), sized)["loss"])
+        report = evaluate_split(model, criterion, loader.dataset, info["classes"], sized, torch.device("cpu"), None)
+        assert report["loss"] == pytest.approx(losses[-1], rel=1e-9)  # evaluate.py's number
+    with torch.no_grad():
+        pairs = [(model(inputs), targets) for inputs, targets in val_loader]
+    probs, targets = torch.cat([p for p, _ in pairs]).double().softmax(1), torch.cat([t for _, t in pairs])
+    expected = log_loss(targets, probs, sample_weight=weight[targets].numpy(), labels=range(len(weight)))
+    assert losses == pytest.approx([expected, expected], rel=1e-5)
 
 
 @pytest.mark.parametrize(
@@ -386,6 +418,23 @@ def test_resume_with_more_epochs_stretches_the_schedule(tmp_path, cli_overrides)
     assert lrs == pytest.approx([0.01 * 0.5 * (1 + math.cos(math.pi * e / 3)) for e in range(3)])
 
 
+def test_resume_applies_changed_optim_settings_as_config_yaml_records_them(tmp_path, cli_overrides, capsys):
+    assert train.main(cli_overrides(run_name="tuned", **{"optim.lr": 0.003, "optim.weight_decay": 0.01})) == 0
+    run_dir = tmp_path / "runs" / "tuned"
+    changes = ["trainer.epochs=2", "optim.lr=0.0007", "optim.weight_decay=0.03"]
+    capsys.readouterr()
+    assert train.main(["--resume", str(run_dir), *changes]) == 0
+    assert "optim.lr 0.003 -> 0.0007, optim.weight_decay 0.01 -> 0.03" in capsys.readouterr().err
+    saved = load_config(run_dir / "config.yaml").optim
+    assert (saved.lr, saved.weight_decay) == (0.0007, 0.03)
+    # The run did what config.yaml says: epoch 2 at the new lr (cosine over 2 epochs: half of it), new decay.
+    assert float(read_metrics(run_dir)[1]["lr"]) == pytest.approx(0.0007 * 0.5)
+    state = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)
+    groups = state["optimizer"]["param_groups"]
+    assert sorted({group["weight_decay"] for group in groups}) == [0.0, 0.03]  # biases and norms: none
+    assert {group["initial_lr"] for group in groups} == {0.0007} and set(state["scheduler"]["base_lrs"]) == {0.0007}
+
+
 # ---- gradient accumulation, logging, torch.compile ------------------------------------------------------
 def linear_trainer(make_config, run_dir, batch_size: int, accumulate: int, n: int = 24, **settings):
     """A Trainer over a linear model and fixed data in a fixed order: gradients are easy to compare."""
@@ -437,8 +486,14 @@ def test_compiled_model_saves_and_loads_bare_names(make_config, tmp_path, monkey
     real_compile = torch.compile
     monkeypatch.setattr(torch, "compile", lambda model, **kwargs: real_compile(model, backend="eager"))
     cfg = make_config(**{"trainer.compile": True})
-    trainer = make_trainer(cfg, tmp_path)
-    assert hasattr(trainer.model, "_orig_mod")  # compiled
+    loaders = build_dataloaders(cfg)
+    bare = build_model(cfg, loaders[2])
+    model = prepare_model(bare, cfg, torch.device("cpu"))  # as train.py: before the optimizer is built
+    assert model._orig_mod is bare  # compiled
+    optimizer = build_optimizer(cfg, model)
+    assert {id(p) for group in optimizer.param_groups for p in group["params"]} == {id(p) for p in bare.parameters()}
+    trainer = Trainer(cfg, model, nn.CrossEntropyLoss(), optimizer, None, *loaders, tmp_path, "cpu")
+    assert trainer.model is model and trainer.eval_model is bare  # the Trainer changes nothing it is given
     trainer.fit()
     state = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)
     assert not any(key.startswith("_orig_mod.") for key in state["model"])

@@ -22,11 +22,11 @@ from .ema import build_ema, ema_state, load_ema
 from .metrics import BestTracker, RunningSums, log_epoch, log_progress, write_metrics
 from .models.layers import freeze_backbone_norms
 from .preemption import RunStopped, StopRequest, continued_progress, epoch_layout
-from .schedule import build_scheduler, param_groups, restore_schedule
+from .schedule import build_scheduler, logged_lrs, param_groups, restore_optimizer
 from .utils import derive_seed, seed_everything, show_progress
 
 log = logging.getLogger(__name__)
-__all__ = ["Trainer", "build_optimizer", "build_scheduler", "evaluate", "predict", "train_one_epoch"]
+__all__ = ["Trainer", "build_optimizer", "build_scheduler", "evaluate", "predict", "prepare_model", "train_one_epoch"]
 
 
 def build_optimizer(cfg, model: nn.Module) -> torch.optim.Optimizer:
@@ -34,6 +34,13 @@ def build_optimizer(cfg, model: nn.Module) -> torch.optim.Optimizer:
     if cfg.optim.name == "sgd":
         return torch.optim.SGD(groups, lr=cfg.optim.lr, momentum=cfg.optim.momentum)
     return torch.optim.AdamW(groups, lr=cfg.optim.lr)
+
+
+def prepare_model(model: nn.Module, cfg, device) -> nn.Module:
+    """The model as `train_one_epoch` runs it, made before the optimizer takes its parameters: compiled with
+    trainer.compile. Compiling covers training only; validation, the reports and predict.py run the bare model
+    (`Trainer.eval_model`), so their numbers do not depend on the compiler. Checkpoints hold the bare names."""
+    return torch.compile(model) if cfg.trainer.compile else model
 
 
 def train_one_epoch(
@@ -69,7 +76,7 @@ def train_one_epoch(
         logits = model(inputs)
         loss = criterion(logits, targets) if len(targets) else logits.sum() * 0.0  # all skipped: no NaN
         (loss / group_size).backward()
-        sums.add(loss, logits, targets)
+        sums.add(loss, logits, targets, criterion)
         if (i + 1) % accumulate == 0 or i + 1 == len(loader):
             if clip > 0:
                 nn.utils.clip_grad_norm_(model.parameters(), clip)
@@ -87,7 +94,7 @@ def train_one_epoch(
 
 
 def predict(model, inputs: torch.Tensor, device, cfg) -> torch.Tensor:
-    """The model's logits for a batch (evaluate and report.py use it)."""
+    """The model's logits for a batch, as predict.py computes them (evaluate and report.py use it)."""
     return model(inputs)
 
 
@@ -99,7 +106,7 @@ def evaluate(model, criterion, loader, device, cfg, num_classes: int = 0) -> dic
     for inputs, targets in tqdm(loader, "eval", leave=False, disable=not show_progress(cfg.trainer.progress_bar)):
         inputs, targets = inputs.to(device), targets.to(device)
         logits = predict(model, inputs, device, cfg)
-        sums.add(criterion(logits, targets) if len(targets) else logits.sum() * 0.0, logits, targets)
+        sums.add(criterion(logits, targets) if len(targets) else logits.sum() * 0.0, logits, targets, criterion)
     return sums.result("evaluation")
 
 
@@ -112,9 +119,7 @@ class Trainer:
         self.cfg, self.criterion, self.optimizer, self.scheduler = cfg, criterion, optimizer, scheduler
         self.train_loader, self.val_loader, self.data_info = train_loader, val_loader, data_info
         self.run_dir, self.device = Path(run_dir), torch.device(device)
-        self.eval_model = model
-        # torch.compile: checkpoints still hold the bare model's names (no `_orig_mod.`).
-        self.model = torch.compile(model) if cfg.trainer.compile else model
+        self.model, self.eval_model = model, unwrap_model(model)  # as prepare_model made it, and the bare one
         self.epoch, self.step, self.history = 0, 0, []
         self.best = BestTracker(cfg.trainer.monitor)
         self.ema = build_ema(cfg, self.eval_model)  # trainer.ema_decay (None: off)
@@ -146,8 +151,7 @@ class Trainer:
     def load_state_dict(self, state: dict, path="checkpoint") -> None:
         load_model_weights(self.model, state, path, averaged=False)
         load_ema(self.ema, state)
-        self.optimizer.load_state_dict(state["optimizer"])
-        restore_schedule(self.optimizer, self.scheduler, state.get("scheduler"))
+        restore_optimizer(self.optimizer, self.scheduler, state, self.cfg)  # with this run's optim.* settings
         self.epoch, self.step, self.history = state["epoch"], state["step"], list(state["history"])
         self.best = BestTracker(self.cfg.trainer.monitor, state["best_metric"], state["bad_epochs"])
         self.progress = state.get("progress")
@@ -207,12 +211,12 @@ class Trainer:
         for split, loader in (("train", self.train_loader), ("val", self.val_loader)):
             if skipped := take_skipped(loader):
                 log.warning("epoch %d: skipped %d unreadable %s images", epoch + 1, skipped, split)
-        lr = self.optimizer.param_groups[0]["lr"]
+        lrs = logged_lrs(self.cfg, self.optimizer)  # the head's lr, and the backbone's when it has its own
         if self.scheduler:
             self.scheduler.step()
         row = {"epoch": epoch + 1, "train_loss": train["loss"], "train_acc": train["accuracy"]}
         row |= {"val_loss": val["loss"], "val_acc": val["accuracy"], "val_macro_f1": val["macro_f1"]}
-        row |= {"lr": lr, "time_s": round(seconds, 3)}
+        row |= {**lrs, "time_s": round(seconds, 3)}
         self.history.append(row)
         self.epoch, self.step = epoch + 1, self.step + train["steps"]
         improved = self.best.update(row)

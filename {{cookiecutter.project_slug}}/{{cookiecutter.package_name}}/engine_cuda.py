@@ -24,11 +24,11 @@ from .ema import build_ema, ema_state, load_ema
 from .metrics import BestTracker, RunningSums, log_epoch, log_progress, write_metrics
 from .models.layers import freeze_backbone_norms
 from .preemption import RunStopped, StopRequest, continued_progress, epoch_layout
-from .schedule import build_scheduler, param_groups, restore_schedule
+from .schedule import build_scheduler, logged_lrs, param_groups, restore_optimizer
 from .utils import derive_seed, seed_everything, show_progress
 
 log = logging.getLogger(__name__)
-__all__ = ["Trainer", "build_optimizer", "build_scheduler", "evaluate", "predict", "train_one_epoch"]
+__all__ = ["Trainer", "build_optimizer", "build_scheduler", "evaluate", "predict", "prepare_model", "train_one_epoch"]
 
 
 def build_optimizer(cfg, model: nn.Module) -> torch.optim.Optimizer:
@@ -39,6 +39,17 @@ def build_optimizer(cfg, model: nn.Module) -> torch.optim.Optimizer:
     # Fused AdamW updates every parameter in a few CUDA kernels instead of one per tensor.
     fused = bool(params) and all(p.is_cuda for p in params)
     return torch.optim.AdamW(groups, lr=cfg.optim.lr, fused=fused)
+
+
+def prepare_model(model: nn.Module, cfg, device) -> nn.Module:
+    """The model as `train_one_epoch` runs it, made before the optimizer takes its parameters: channels_last
+    weights on CUDA (NHWC lets cuDNN pick its fastest conv kernels, above all under AMP; inputs follow the weights),
+    then compiled with trainer.compile. Compiling covers training only; validation, the reports and predict.py run
+    the bare model (`Trainer.eval_model`), so their numbers do not depend on the compiler. Checkpoints hold the
+    bare names."""
+    if cfg.trainer.channels_last and device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    return torch.compile(model) if cfg.trainer.compile else model
 
 
 def train_one_epoch(
@@ -74,7 +85,7 @@ def train_one_epoch(
             logits = model(inputs)
             loss = criterion(logits, targets) if len(targets) else logits.sum() * 0.0  # all skipped: no NaN
         scaler.scale(loss / group_size).backward()
-        sums.add(loss, logits, targets)
+        sums.add(loss, logits, targets, criterion)
         if (i + 1) % accumulate == 0 or i + 1 == len(loader):
             if clip > 0:
                 scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
@@ -94,21 +105,20 @@ def train_one_epoch(
 
 
 def predict(model, inputs: torch.Tensor, device, cfg) -> torch.Tensor:
-    """The model's logits for a batch under training's autocast (evaluate and report.py use it)."""
-    dtype = amp_dtype(cfg, device)
-    with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-        return model(inputs)
+    """The model's logits for a batch in fp32, as predict.py computes them (evaluate and report.py use it): the
+    metrics, best.pt and the reports do not depend on training's autocast (torchvision also evaluates in fp32)."""
+    return model(inputs)
 
 
 @torch.inference_mode()
 def evaluate(model, criterion, loader, device, cfg, num_classes: int = 0) -> dict:
-    """Mean loss, accuracy (and macro F1) over every sample of `loader`, under the same autocast as training."""
+    """Mean loss, accuracy (and macro F1) over every sample of `loader`, in fp32 (`predict`)."""
     model.eval()
     sums = RunningSums(device, num_classes)  # with num_classes: the confusion matrix too, for macro F1
     for inputs, targets in tqdm(loader, "eval", leave=False, disable=not show_progress(cfg.trainer.progress_bar)):
         inputs, targets = inputs.to(device, non_blocking=True), targets.to(device, non_blocking=True)
         logits = predict(model, inputs, device, cfg)
-        sums.add(criterion(logits.float(), targets) if len(targets) else logits.sum() * 0.0, logits, targets)
+        sums.add(criterion(logits, targets) if len(targets) else logits.sum() * 0.0, logits, targets, criterion)
     return sums.result("evaluation")
 
 
@@ -121,12 +131,7 @@ class Trainer:
         self.cfg, self.criterion, self.optimizer, self.scheduler = cfg, criterion, optimizer, scheduler
         self.train_loader, self.val_loader, self.data_info = train_loader, val_loader, data_info
         self.run_dir, self.device = Path(run_dir), torch.device(device)
-        if cfg.trainer.channels_last and self.device.type == "cuda":  # no key for tabular data
-            # NHWC lets cuDNN pick its fastest conv kernels, above all under AMP (inputs follow the weights).
-            model.to(memory_format=torch.channels_last)
-        self.eval_model = model
-        # torch.compile: checkpoints still hold the bare model's names (no `_orig_mod.`).
-        self.model = torch.compile(model) if cfg.trainer.compile else model
+        self.model, self.eval_model = model, unwrap_model(model)  # as prepare_model made it, and the bare one
         # fp16 needs loss scaling to keep small gradients from underflowing; bf16 does not.
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=amp_dtype(cfg, self.device) == torch.float16)
         self.epoch, self.step, self.history = 0, 0, []
@@ -161,8 +166,7 @@ class Trainer:
     def load_state_dict(self, state: dict, path="checkpoint") -> None:
         load_model_weights(self.model, state, path, averaged=False)
         load_ema(self.ema, state)
-        self.optimizer.load_state_dict(state["optimizer"])
-        restore_schedule(self.optimizer, self.scheduler, state.get("scheduler"))
+        restore_optimizer(self.optimizer, self.scheduler, state, self.cfg)  # with this run's optim.* settings
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
         self.epoch, self.step, self.history = state["epoch"], state["step"], list(state["history"])
@@ -224,12 +228,12 @@ class Trainer:
         for split, loader in (("train", self.train_loader), ("val", self.val_loader)):
             if skipped := take_skipped(loader):
                 log.warning("epoch %d: skipped %d unreadable %s images", epoch + 1, skipped, split)
-        lr = self.optimizer.param_groups[0]["lr"]
+        lrs = logged_lrs(self.cfg, self.optimizer)  # the head's lr, and the backbone's when it has its own
         if self.scheduler:
             self.scheduler.step()
         row = {"epoch": epoch + 1, "train_loss": train["loss"], "train_acc": train["accuracy"]}
         row |= {"val_loss": val["loss"], "val_acc": val["accuracy"], "val_macro_f1": val["macro_f1"]}
-        row |= {"lr": lr, "time_s": round(seconds, 3)}
+        row |= {**lrs, "time_s": round(seconds, 3)}
         self.history.append(row)
         self.epoch, self.step = epoch + 1, self.step + train["steps"]
         improved = self.best.update(row)

@@ -40,30 +40,48 @@ def class_scores(confusion: torch.Tensor) -> dict:
     }  # fmt: skip
 
 
+def mean_divisor(criterion, targets: torch.Tensor):
+    """What `criterion`'s mean divides the batch's summed loss by: the targets' summed class weights
+    (trainer.class_weights), else their number. Summing mean x divisor and the divisors over batches
+    gives the mean of the whole set, the same at every batch size."""
+    weight = getattr(criterion, "weight", None)
+    if weight is None or targets.ndim != 1:  # class probabilities (mixup, cutmix): a plain mean over the batch
+        return targets.shape[0]
+    return weight[targets].double().sum()
+
+
 class RunningSums:
     """Summed loss, correct predictions and sample count (and with `num_classes` the confusion
     matrix, for macro F1); read (one host sync) only in `result`."""
 
     def __init__(self, device: torch.device, num_classes: int = 0):
         self.loss = torch.zeros((), dtype=torch.float64, device=device)
+        self.weight = torch.zeros((), dtype=torch.float64, device=device)  # what the mean loss divides by
         self.correct = torch.zeros((), dtype=torch.int64, device=device)
         self.count = torch.zeros((), dtype=torch.int64, device=device)
         self.num_classes = num_classes
         self.confusion = torch.zeros((num_classes, num_classes), dtype=torch.int64, device=device)
 
+    def totals(self) -> dict:
+        """The sums by name, as a mid-epoch checkpoint keeps them."""
+        return {"loss": self.loss, "weight": self.weight, "correct": self.correct, "count": self.count}
+
     def state(self) -> dict:
         """The sums so far, for a mid-epoch checkpoint."""
-        return {"loss": self.loss.cpu(), "correct": self.correct.cpu(), "count": self.count.cpu()}
+        return {name: total.cpu() for name, total in self.totals().items()}
 
     def restored(self, state: dict) -> "RunningSums":
         """These sums continued from `state` (a resumed epoch's first part); {}: from zero."""
-        for name in ("loss", "correct", "count") if state else ():
-            getattr(self, name).copy_(state[name])
+        for name, total in self.totals().items() if state else ():
+            total.copy_(state.get(name, state["count"]))  # no weight saved: every sample weighed 1
         return self
 
-    def add(self, mean_loss: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor) -> None:
+    def add(self, mean_loss: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, criterion=None) -> None:
+        """One batch: `mean_loss` is `criterion`'s mean over it, which divides the summed loss by `mean_divisor`."""
         n = targets.shape[0]
-        self.loss += mean_loss.detach().double() * n
+        divisor = mean_divisor(criterion, targets)
+        self.loss += mean_loss.detach().double() * divisor
+        self.weight += divisor
         if targets.ndim == 2:  # mixed (mixup/cutmix) class probabilities: accuracy against the dominant class
             targets = targets.argmax(dim=1)
         predictions = logits.argmax(dim=1)
@@ -76,7 +94,7 @@ class RunningSums:
         count = int(self.count.item())
         if count == 0:
             raise RuntimeError(f"the {what} loader produced no samples (is data.batch_size larger than the data?)")
-        loss = self.loss.item() / count
+        loss = self.loss.item() / self.weight.item()
         if not math.isfinite(loss):
             raise FloatingPointError(f"{what} loss is {loss}; try a lower optim.lr or trainer.grad_clip_norm")
         result = {"loss": loss, "accuracy": self.correct.item() / count, "num_samples": count}
@@ -86,9 +104,13 @@ class RunningSums:
 
 
 def write_metrics(path, rows: list[dict]) -> None:
-    """Rewrite metrics.csv from the history (atomically): after a resume it matches the checkpoint."""
+    """Rewrite metrics.csv from the history (atomically): after a resume it matches the checkpoint. A backbone
+    with an lr of its own adds a `backbone_lr` column after `lr` (the head's)."""
+    fields = list(METRIC_FIELDS)
+    if any("backbone_lr" in row for row in rows):
+        fields.insert(fields.index("lr") + 1, "backbone_lr")
     text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=METRIC_FIELDS, lineterminator="\n")
+    writer = csv.DictWriter(text, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     atomic_write_text(path, text.getvalue())

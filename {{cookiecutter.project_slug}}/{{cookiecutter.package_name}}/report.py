@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 from .checkpoint import load_checkpoint, load_model_weights
 from .engine import predict
 from .errors import DataError
-from .metrics import class_scores, confusion_counts
+from .metrics import class_scores, confusion_counts, mean_divisor
 from .utils import atomic_write, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -51,8 +51,8 @@ def collate_kept(batch):
 
 @torch.inference_mode()
 def predict_split(model, criterion, dataset, cfg, device, **loader_options) -> dict:
-    """{"index", "target", "probs", "loss_sum"} over `dataset` (this process's share with a sampler),
-    through the engine's `predict`, as validation runs the model; the loss is summed per batch as there."""
+    """{"index", "target", "probs", "loss_sum", "weight_sum"} over `dataset` (this process's share with a sampler),
+    through the engine's `predict`, as validation runs the model; the loss is summed as there (`mean_divisor`)."""
     loader = DataLoader(
         Indexed(dataset), batch_size=cfg.data.batch_size, num_workers=cfg.data.num_workers,
         collate_fn=collate_kept, **loader_options,
@@ -60,34 +60,38 @@ def predict_split(model, criterion, dataset, cfg, device, **loader_options) -> d
     model.eval()
     indices, targets, probs = [], [], []
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    weight_sum = torch.zeros((), dtype=torch.float64, device=device)
     for batch in loader:
         if batch is None:
             continue
         inputs, target, index = batch
         inputs, target = inputs.to(device), target.to(device)
-        logits = predict(model, inputs, device, cfg).float()
-        loss_sum += criterion(logits, target).double() * len(target)
+        logits = predict(model, inputs, device, cfg)
+        divisor = mean_divisor(criterion, target)
+        loss_sum += criterion(logits, target).double() * divisor
+        weight_sum += divisor
         indices.append(index)
         targets.append(target.cpu())
         probs.append(logits.softmax(dim=1).cpu())
     if not indices:  # an empty share (fewer samples than ranks), or every sample skipped
-        return {"index": torch.empty(0, dtype=torch.int64), "loss_sum": 0.0}
+        return {"index": torch.empty(0, dtype=torch.int64), "loss_sum": 0.0, "weight_sum": 0.0}
     return {
         "index": torch.cat(indices), "target": torch.cat(targets), "probs": torch.cat(probs),
-        "loss_sum": loss_sum.item(),
+        "loss_sum": loss_sum.item(), "weight_sum": weight_sum.item(),
     }  # fmt: skip
 
 
 def merge(parts: list[dict]) -> dict:
     """One set of outputs from the shares of several processes (`gather`), in sample order."""
     loss_sum = sum(part["loss_sum"] for part in parts)
+    weight_sum = sum(part["weight_sum"] for part in parts)
     parts = [part for part in parts if len(part["index"])]
     if not parts:
         raise DataError("no samples to evaluate: the split is empty, or every sample in it was skipped")
     index = torch.cat([part["index"] for part in parts])
     order = index.argsort()
     merged = {key: torch.cat([part[key] for part in parts])[order] for key in ("index", "target", "probs")}
-    return {**merged, "loss_sum": loss_sum}
+    return {**merged, "loss_sum": loss_sum, "weight_sum": weight_sum}
 
 
 def expected_calibration_error(confidence: torch.Tensor, correct: torch.Tensor, bins: int = ECE_BINS) -> float:
@@ -111,7 +115,7 @@ def build_report(outputs: dict, classes: list[str]) -> dict:
     confusion = confusion_counts(target, prediction, num_classes)
     scores = class_scores(confusion)
     report = {
-        "loss": outputs["loss_sum"] / n,
+        "loss": outputs["loss_sum"] / outputs["weight_sum"],  # a weighted mean (class weights) as validation's
         "accuracy": (prediction == target).double().mean().item(),
         "num_samples": n,
     }

@@ -1,11 +1,14 @@
 """The learning-rate schedule: closed-form factors of the epoch, stepped once per epoch, per parameter group."""
 
+import logging
 import math
 
 import torch
 import torch.nn as nn
 
 from .models.layers import head_parameters
+
+log = logging.getLogger(__name__)
 
 
 def param_groups(cfg, model: nn.Module) -> list[dict]:
@@ -54,11 +57,30 @@ def build_scheduler(cfg, optimizer):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factors)
 
 
-def restore_schedule(optimizer, scheduler, state: dict | None) -> None:
-    """Load a checkpoint's scheduler state, then set the lr from THIS run's schedule at that epoch
-    (the optimizer came back with the old one's lr: different when trainer.epochs changed)."""
-    if scheduler is None or not state:
-        return
-    scheduler.load_state_dict(state)
-    for group, base, factor in zip(optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas, strict=True):
-        group["lr"] = base * factor(scheduler.last_epoch)
+def restore_optimizer(optimizer, scheduler, state: dict, cfg) -> None:
+    """Load a checkpoint's optimizer and scheduler state, keeping THIS run's hyperparameters: the optimizer comes
+    back with the saved lr and weight decay, and the schedule with the saved base lrs, but config.yaml records this
+    session's optim.* overrides. The moments and the epoch come from the checkpoint; the lr is this schedule's at
+    that epoch (different from before when trainer.epochs changed)."""
+    fresh = [{key: value for key, value in group.items() if key != "params"} for group in optimizer.param_groups]
+    optimizer.load_state_dict(state["optimizer"])
+    for group, settings in zip(optimizer.param_groups, fresh, strict=True):
+        group.update(settings)
+    if scheduler is not None and state.get("scheduler"):
+        scheduler.load_state_dict(state["scheduler"])
+        scheduler.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
+        for group, base, factor in zip(optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas, strict=True):
+            group["lr"] = base * factor(scheduler.last_epoch)
+    saved, now = state["config"]["optim"], vars(cfg.optim)
+    if changed := [f"optim.{key} {saved[key]} -> {value}" for key, value in now.items() if saved.get(key) != value]:
+        log.info("Resumed with new optimizer settings, applied from here on: %s", ", ".join(changed))
+
+
+def logged_lrs(cfg, optimizer) -> dict:
+    """metrics.csv's lr: the head's (the plain schedule), and the backbone's as `backbone_lr` when it has its own
+    (optim.backbone_lr_scale, model.freeze_backbone_epochs)."""
+    lrs = {group.get("backbone", False): group["lr"] for group in optimizer.param_groups}
+    row = {"lr": lrs.get(False, lrs.get(True))}
+    if True in lrs and (cfg.optim.backbone_lr_scale != 1 or cfg.model.freeze_backbone_epochs):
+        row["backbone_lr"] = lrs[True]
+    return row

@@ -23,7 +23,7 @@ from .augment import Augmentation, BatchTransform, batch_mixing, build_transform
 from .decode import decoded_batches
 from .disk_cache import cached_images
 from .preload import check_fits, gib
-from .resumable import SeededIndex
+from .resumable import SeededIndex, seed_position
 
 log = logging.getLogger(__name__)
 
@@ -118,8 +118,7 @@ class ImageDataset(Dataset):
 
     def __getitem__(self, index: int):
         if isinstance(index, SeededIndex):  # train: this sample's augmentation, whichever process loads it
-            # The CPU generator only: torch.manual_seed costs 100x (it queues a seed for every accelerator).
-            torch.default_generator.manual_seed(index.seed)
+            seed_position(index.seed)  # torch's CPU generator, `random` and NumPy: whichever a transform draws from
         source, label = self.samples[index]
         try:
             image = to_mode(self.load(source), self.mode)

@@ -10,7 +10,7 @@ from torch.utils.data import TensorDataset
 
 from ..device import free_memory
 from ..errors import DataError
-from .resumable import position_seed
+from .resumable import position_seed, seed_position
 from .sampling import draw_balanced
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ class PreloadedLoader:
             if number < skip:
                 continue
             if self.shuffle:  # train: augmentation and mixing drawn per batch, wherever the epoch resumes
-                torch.manual_seed(position_seed(base, self.rank, number))
+                seed_position(position_seed(base, self.rank, number), every_device=True)
             index = order[start : start + self.batch_size]
             inputs = self.inputs[index]
             targets = self.targets[index]

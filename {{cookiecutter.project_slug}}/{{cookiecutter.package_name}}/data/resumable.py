@@ -7,15 +7,29 @@ A run resumed at batch k (`resume_at`) skips the first k batches at the sampler,
 them, and continues with exactly the samples, augmentation and mixing the uninterrupted run had.
 """
 
+import random
+
+import numpy as np
 import torch
 from torch.utils.data import Sampler
 
-__all__ = ["ResumableSampler", "SeededIndex", "position_seed", "resume_at"]
+__all__ = ["ResumableSampler", "SeededIndex", "position_seed", "resume_at", "seed_position"]
 
 
 def position_seed(base: int, rank: int, position: int) -> int:
     """A seed for one position of one rank's epoch (`base`: the epoch's draw from the loader generator)."""
     return hash((base, rank, position)) % 2**63  # ints hash to themselves: the same in every process
+
+
+def seed_position(seed: int, every_device: bool = False) -> None:
+    """Seed each generator a transform may draw from for one sample or batch: torch's (the CPU one, or with
+    `every_device` each accelerator's too: torch.manual_seed costs 100x), Python's `random` and NumPy's global one."""
+    if every_device:
+        torch.manual_seed(seed)
+    else:
+        torch.default_generator.manual_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
 
 
 class SeededIndex(int):
