@@ -10,6 +10,11 @@ from pathlib import Path
 
 from cookiecutter.main import cookiecutter
 
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
 TEMPLATE_DIR = Path(__file__).resolve().parents[1]
 TEMPLATE_PROJECT = TEMPLATE_DIR / "{{cookiecutter.project_slug}}"
 PACKAGE_DIR = "{{cookiecutter.package_name}}"
@@ -25,9 +30,10 @@ def render(out, **answers):
     return Path(path)
 
 
-def run(args, cwd, timeout=600):
-    """Run a command in a subprocess and return it (never raises on failure)."""
-    env = dict(os.environ)
+def run(args, cwd, timeout=600, env=None):
+    """Run a command in a subprocess and return it (never raises on failure).
+    `env`: variables to set on top of this process's environment."""
+    env = {**os.environ, **(env or {})}
     # Two xdist workers each training with every core would fight for them.
     if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
         env.setdefault("OMP_NUM_THREADS", "1")
@@ -35,9 +41,9 @@ def run(args, cwd, timeout=600):
     return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
-def python(*args, cwd, timeout=600):
+def python(*args, cwd, timeout=600, env=None):
     """Run `python ARGS...` with this interpreter (the one that has torch)."""
-    return run([sys.executable, *args], cwd=cwd, timeout=timeout)
+    return run([sys.executable, *args], cwd=cwd, timeout=timeout, env=env)
 
 
 def explain(proc):
@@ -133,3 +139,86 @@ def largest_function(root):
                 length = node.end_lineno - node.lineno + 1
                 largest = max(largest, (length, f"{rel}:{node.name}"))
     return largest
+
+
+# --- the README's install ------------------------------------------------------------------
+
+README_EXTRAS = ("dev", "export")  # `python -m pip install -e ".[dev,export]"`
+# A sitecustomize.py on PYTHONPATH runs at the start of every Python the project's suite starts
+# (pytest, train.py subprocesses, torchrun workers): `import NAME` of a blocked top-level name
+# fails as if the package were not installed.
+BLOCKER = """import sys
+from importlib.machinery import PathFinder
+
+BLOCKED = frozenset({blocked!r})
+
+
+class NotInstalled(PathFinder):
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
+        if name.partition(".")[0] in BLOCKED:
+            return None  # not found: `import` fails, importlib.util.find_spec gives None
+        return super().find_spec(name, path, target)
+
+
+sys.meta_path[:] = [NotInstalled if finder is PathFinder else finder for finder in sys.meta_path]
+"""
+
+
+def requirement_closure(requirements):
+    """Normalised names of the installed distributions these requirements pull in, recursively."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    seen, todo = set(), [(Requirement(r), "") for r in requirements]
+    while todo:
+        requirement, extra = todo.pop()
+        name = canonicalize_name(requirement.name)
+        if requirement.marker and not requirement.marker.evaluate({"extra": extra}):
+            continue
+        try:
+            dist = metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            continue
+        for wanted in [""] + sorted(requirement.extras):
+            key = (name, wanted)
+            if key not in seen:
+                seen.add(key)
+                todo += [(Requirement(r), wanted) for r in dist.requires or []]
+    return {name for name, _ in seen}
+
+
+def not_in_readme_install(root):
+    """Top-level import names installed here that `pip install -e ".[dev,export]"` of the project
+    at `root` would not install: the other extras, and whatever else this environment holds.
+    pytest plugins stay importable (pytest loads every installed one)."""
+    from importlib import metadata
+
+    from packaging.utils import canonicalize_name
+
+    with open(Path(root) / "pyproject.toml", "rb") as f:
+        project = tomllib.load(f)["project"]
+    wanted = project["dependencies"] + [
+        r for extra in README_EXTRAS for r in project["optional-dependencies"][extra]
+    ]
+    kept = requirement_closure(wanted) | {
+        canonicalize_name(e.dist.name) for e in metadata.entry_points(group="pytest11")
+    }
+    blocked = set()
+    for module, dists in metadata.packages_distributions().items():
+        if module.isidentifier() and not {canonicalize_name(d) for d in dists} & kept:
+            blocked.add(module)
+    return sorted(blocked - set(sys.stdlib_module_names) - {"_distutils_hack", "pip"})
+
+
+def readme_install_env(root, folder):
+    """Environment variables under which a Python sees only what the README's install gives."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "sitecustomize.py").write_text(
+        BLOCKER.format(blocked=not_in_readme_install(root)), encoding="utf-8"
+    )
+    return {
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(folder), os.environ.get("PYTHONPATH")]))
+    }

@@ -24,11 +24,13 @@ import torch
 import yaml
 from helpers import (
     COOKIECUTTER_JSON,
+    README_EXTRAS,
     TEMPLATE_PROJECT,
     default_answers,
     expected_files,
     explain,
     python,
+    readme_install_env,
     render,
     run,
 )
@@ -198,6 +200,11 @@ NOT_RENDERED = {
 }  # fmt: skip
 # The skip reason of a project test that needs a CUDA device (`-ra` summary line).
 NEEDS_CUDA = re.compile(r"needs (a |\d+ )?CUDA")
+# ... of one that needs an optional extra (`needs timm: pip install -e ".[timm]"`); its file.
+NEEDS_EXTRA = re.compile(
+    r"needs [\w.-]+: (python -m )?pip install -e [\"']\.\[(?P<extra>[\w-]+)\][\"']"
+)
+SKIP_FILE = re.compile(r"^SKIPPED \[\d+\] (?P<file>[^:]+\.py):")
 
 
 def test_combinations_cover_every_answer():
@@ -358,11 +365,42 @@ class ProjectChecks:
             proc = project.python("-m", "ruff", *args, "--no-cache", ".")
             assert proc.returncode == 0, explain(proc)
 
-    def test_own_tests_pass_and_none_skipped(self, project):
-        # Every extra an answer needs is installed here, so no test of the project may skip:
-        # a skip would hide a test of something this combination chose. Only tests that
-        # need a GPU this machine lacks may skip, and only where the answers chose a GPU.
-        proc = project.python("-m", "pytest", "-q", "-ra", "-p", "no:cacheprovider")
+    @pytest.fixture(scope="class")
+    @classmethod
+    def readme_suite(cls, project, tmp_path_factory):
+        """The project's own suite as after the README's `pip install -e ".[dev,export]"`: every
+        other installed package is made unimportable (helpers.readme_install_env): the whole suite
+        runs once, not once per environment. Returns the run and its skip lines."""
+        env = readme_install_env(project.root, tmp_path_factory.mktemp("readme-install"))
+        proc = python(
+            "-m", "pytest", "-q", "-ra", "-p", "no:cacheprovider", cwd=project.root, env=env
+        )
+        return proc, [line for line in proc.stdout.splitlines() if line.startswith("SKIPPED")]
+
+    def test_own_tests_pass_after_the_readme_install(self, project, readme_suite):
+        # Only tests that need an extra outside the README's install may skip (naming its pip
+        # line), and those that need a GPU this machine lacks.
+        proc, skipped = readme_suite
+        assert proc.returncode == 0, explain(proc)
+        for line in skipped:
+            if project.answers["gpu"] != "none" and NEEDS_CUDA.search(line):
+                continue
+            extra = NEEDS_EXTRA.search(line)
+            assert extra and extra["extra"] not in README_EXTRAS, (
+                f"a skip after the README's install: {line}"
+            )
+
+    def test_own_tests_pass_and_none_skipped(self, project, readme_suite):
+        # With every extra the answers use (this environment has them all), nothing may skip: a
+        # skip would hide a test of something this combination chose. The whole suite passed after
+        # the README's install: here the files whose tests skipped there run again, with every
+        # package importable. Only tests that need a GPU this machine lacks may skip, and only
+        # where the answers chose a GPU.
+        skips = [line for line in readme_suite[1] if not NEEDS_CUDA.search(line)]
+        files = sorted({SKIP_FILE.search(line)["file"] for line in skips})
+        if not files:
+            return
+        proc = project.python("-m", "pytest", "-q", "-ra", "-p", "no:cacheprovider", *files)
         assert proc.returncode == 0, explain(proc)
         skipped = [line for line in proc.stdout.splitlines() if line.startswith("SKIPPED")]
         if project.answers["gpu"] != "none" and not torch.cuda.is_available():

@@ -35,6 +35,7 @@ def test_cuda_decoding_names_what_else_it_needs(monkeypatch):
 
 
 def test_batched_decoding_matches_the_per_image_one(tmp_path, make_config):
+    pytest.importorskip("torchcodec", reason='needs torchcodec: pip install -e ".[gpu-decode]"')
     exif = Image.Exif()
     exif[0x0112] = 6  # stored sideways: both paths must turn it upright
     paths = []

@@ -9,8 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import onnx
-import onnxruntime
 import pytest
 import torch
 from conftest import PACKAGE, PROJECT_DIR
@@ -24,6 +22,9 @@ from {{ cookiecutter.package_name }}.data import build_datasets
 from {{ cookiecutter.package_name }}.deploy import FORMATS, load_exported
 from {{ cookiecutter.package_name }}.errors import CheckpointError, ConfigError, run_main
 from {{ cookiecutter.package_name }}.models import build_model
+
+onnx = pytest.importorskip("onnx", reason='needs onnx: pip install -e ".[export]"')
+onnxruntime = pytest.importorskip("onnxruntime", reason='needs onnxruntime: pip install -e ".[export]"')
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ Needs the `sweep` extra (optuna; in the dev extra of this project).
 """
 
 import csv
+import importlib.util
 import sys
 
 import pytest
@@ -13,6 +14,10 @@ import sweep
 from {{ cookiecutter.package_name }}.config import load_config, to_dict
 from {{ cookiecutter.package_name }}.errors import ConfigError, run_main
 
+# sweep.py asks for optuna first: without it, only the test of that message runs.
+needs_optuna = pytest.mark.skipif(
+    importlib.util.find_spec("optuna") is None, reason='needs optuna: pip install -e ".[sweep]"'
+)
 PRUNE_EARLY = {"startup_trials": 1, "warmup_epochs": 0}  # trial 1 on may be pruned after its first epoch
 
 
@@ -26,6 +31,7 @@ def read_rows(run_dir) -> list[dict]:
         return list(csv.DictReader(file))
 
 
+@needs_optuna
 def test_a_study_prunes_continues_and_writes_a_best_config(tmp_path, cli_overrides, capsys):
     import optuna
 
@@ -72,6 +78,7 @@ def test_a_study_prunes_continues_and_writes_a_best_config(tmp_path, cli_overrid
         ({"trainer.epochs": {"low": 0, "high": 3}}, "must be > 0"),
     ],
 )
+@needs_optuna
 def test_a_bad_space_is_refused_before_any_trial(tmp_path, cli_overrides, space, message):
     path = write_space(tmp_path / "space.yaml", space)
     with pytest.raises(ConfigError, match=message):
@@ -84,6 +91,7 @@ def test_the_default_space_is_valid(cli_overrides):
     assert settings["space"] and settings["trials"] >= 1
 
 
+@needs_optuna
 def test_a_bad_space_is_one_line_from_the_command_line(tmp_path, cli_overrides, capsys):
     path = write_space(tmp_path / "space.yaml", {"optim.lrr": {"low": 0.1, "high": 0.2}})
     assert run_main(sweep.main, ["--space", str(path), *cli_overrides()]) == 2  # as `python sweep.py` runs

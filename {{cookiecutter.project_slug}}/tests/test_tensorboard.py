@@ -13,6 +13,8 @@ import torch
 import train
 from {{ cookiecutter.package_name }}.tensorboard import TAGS, TensorBoardLogger
 
+NEEDS = 'needs tensorboard: pip install -e "."'  # a dependency of this project
+
 
 def read_metrics(run_dir) -> list[dict]:
     with open(run_dir / "metrics.csv", newline="", encoding="utf-8") as file:
@@ -20,9 +22,8 @@ def read_metrics(run_dir) -> list[dict]:
 
 
 def read_events(log_dir):
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    events = EventAccumulator(str(log_dir))
+    tensorboard = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator", reason=NEEDS)
+    events = tensorboard.EventAccumulator(str(log_dir))
     events.Reload()
     return events
 

@@ -28,7 +28,7 @@ def read_metrics(run_dir) -> list[dict]:
 
 
 def test_metrics_equal_metrics_csv_after_a_stop_and_resume(tmp_path, cli_overrides, monkeypatch):
-    from mlflow import MlflowClient
+    MlflowClient = pytest.importorskip("mlflow", reason='needs mlflow: pip install -e ".[mlflow]"').MlflowClient
 
     # Stop the run as a kill would, right after epoch 2's checkpoint and before the tracker logged it.
     log_epoch = Tracker.__call__

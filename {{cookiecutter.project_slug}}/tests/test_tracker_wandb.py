@@ -62,7 +62,7 @@ def read_metrics(run_dir) -> list[dict]:
 
 
 def test_metrics_equal_metrics_csv_after_a_stop_and_resume(tmp_path, cli_overrides, monkeypatch):
-    import wandb
+    wandb = pytest.importorskip("wandb", reason='needs wandb: pip install -e ".[wandb]"')
 
     # Stop the run as a kill would, right after epoch 2's checkpoint and before the tracker logged it.
     log_epoch = Tracker.__call__
