@@ -37,10 +37,10 @@ class NotATensor:
         self.value = 42
 
 
-def make_trainer(cfg, run_dir) -> Trainer:
+def make_trainer(cfg, run_dir, build=build_model) -> Trainer:
     """What train.py builds, on the CPU."""
     train_loader, val_loader, info = build_dataloaders(cfg)
-    model = build_model(cfg, info)
+    model = build(cfg, info)
     optimizer = build_optimizer(cfg, model)
     scheduler = build_scheduler(cfg, optimizer)
     criterion = nn.CrossEntropyLoss()
@@ -229,28 +229,62 @@ def test_wrapper_prefixes_are_stripped(trained, run_dir, prefix):
     assert_same_tensors(model.state_dict(), trained.model.state_dict())
 
 
-def test_strip_prefixes_only_at_the_front():
+def test_strip_prefixes_only_at_the_front_and_only_where_the_model_lacks_them():
     assert strip_prefixes({"module.features.module.w": 1, "_orig_mod.head.b": 2, "fc.w": 3}) == {
         "features.module.w": 1,
         "head.b": 2,
         "fc.w": 3,
     }
+    own = {"module.fc.w": 0, "head.b": 0}  # a model with a `module` attribute of its own
+    assert strip_prefixes({"module.fc.w": 1, "_orig_mod.module.fc.w": 2, "module.head.b": 3}, own) == {
+        "module.fc.w": 2,
+        "head.b": 3,
+    }
 
 
-def test_wrapped_models_save_and_load_bare_weights(trained):
-    class Wrapper(nn.Module):  # stands in for DataParallel/DDP (.module) and torch.compile (._orig_mod)
-        def __init__(self, inner, attribute):
-            super().__init__()
-            setattr(self, attribute, inner)
+class Holder(nn.Module):
+    """A user's model that keeps its backbone as `self.module`, as torch.nn.parallel's wrappers do."""
 
-    for attribute in ("module", "_orig_mod"):
-        model = build_model(trained.cfg, trained.data_info)
-        wrapped = Wrapper(model, attribute)
-        assert unwrap_model(Wrapper(wrapped, "module")) is model
-        load_model_weights(wrapped, trained.state_dict())
-        assert_same_tensors(model.state_dict(), trained.model.state_dict())
-    trained.model = Wrapper(trained.model, "module")
-    assert list(trained.state_dict()["model"]) == list(trained.model.module.state_dict())
+    def __init__(self, backbone: nn.Module, classes: int):
+        super().__init__()
+        self.module = backbone
+        self.head = nn.Linear(classes, classes)
+
+    def forward(self, x):
+        return self.head(self.module(x))
+
+
+def test_only_the_wrappers_this_project_adds_are_unwrapped(trained):
+    model = build_model(trained.cfg, trained.data_info)
+    assert unwrap_model(nn.DataParallel(model)) is model
+    assert unwrap_model(torch.compile(nn.DataParallel(model))) is model  # compiled: no code runs until called
+    assert unwrap_model(nn.DataParallel(torch.compile(model))) is model
+    holder = Holder(model, trained.data_info["num_classes"])
+    assert unwrap_model(holder) is holder
+    assert unwrap_model(torch.compile(holder)) is holder
+    load_model_weights(nn.DataParallel(model), trained.state_dict())
+    assert_same_tensors(model.state_dict(), trained.model.state_dict())
+
+
+def test_a_model_with_a_module_attribute_is_saved_resumed_and_evaluated_whole(
+    make_config, tmp_path, monkeypatch, capsys
+):
+    def build_holder(cfg, info):
+        return Holder(build_model(cfg, info), info["num_classes"])
+
+    cfg = make_config(**SETTINGS)
+    trainer = make_trainer(cfg, tmp_path / "run", build_holder)
+    trainer.fit()
+    saved = load_checkpoint(tmp_path / "run")
+    assert list(saved["model"]) == list(trainer.model.state_dict())  # the head too, with the backbone's prefix
+    torch.manual_seed(99)  # other random weights everywhere, the head included
+    resumed = make_trainer(cfg, tmp_path / "run", build_holder)
+    resumed.load_state_dict(saved)
+    assert_same_tensors(resumed.model.state_dict(), trainer.model.state_dict())
+    built = []
+    monkeypatch.setattr(evaluate, "build_model", lambda cfg, info: built.append(build_holder(cfg, info)) or built[-1])
+    assert run_main(evaluate.main, [str(tmp_path / "run")]) == 0, capsys.readouterr().err
+    assert_same_tensors(built[0].state_dict(), trainer.model.state_dict())
 
 
 def test_resolve_checkpoint_path(run_dir, tmp_path):

@@ -7,6 +7,7 @@ A checkpoint is a dict of tensors and plain Python values only, so it loads with
 import logging
 import os
 import pickle
+import sys
 import time
 from pathlib import Path
 
@@ -108,22 +109,26 @@ def load_checkpoint(path, map_location="cpu") -> dict:
     return state
 
 
-def strip_prefixes(state_dict: dict) -> dict:
-    """Drop `module.` / `_orig_mod.` prefixes so any wrapped model's weights load into the bare one."""
+def strip_prefixes(state_dict: dict, own=()) -> dict:
+    """Drop `module.` / `_orig_mod.` prefixes so any wrapped model's weights load into the bare one; a key the
+    model (`own` keys) has as it is keeps its prefix (a model of its own may have a `module` attribute)."""
     clean = {}
     for key, value in state_dict.items():
-        while key.startswith(PREFIXES):
+        while key not in own and key.startswith(PREFIXES):
             key = key.split(".", 1)[1]
         clean[key] = value
     return clean
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:
-    """The bare model inside DDP/DataParallel and torch.compile wrappers."""
+    """The model inside the wrappers this project adds: torch.nn.parallel's (`.module`) and torch.compile's
+    (`._orig_mod`). Only these, by type: a model of its own with a `module` attribute is the whole model."""
+    dynamo = sys.modules.get("torch._dynamo.eval_frame")  # imported by torch.compile; importing it costs seconds
+    compiled = dynamo.OptimizedModule if dynamo else ()
     while True:
-        if hasattr(model, "module") and isinstance(model.module, nn.Module):
+        if type(model).__module__.startswith("torch.nn.parallel."):
             model = model.module
-        elif hasattr(model, "_orig_mod"):
+        elif isinstance(model, compiled):
             model = model._orig_mod
         else:
             return model
@@ -135,8 +140,8 @@ def load_model_weights(model: nn.Module, state: dict, path="checkpoint", average
     model gets a clear error."""
     saved_name = state.get("config", {}).get("model", {}).get("name")
     model = unwrap_model(model)
-    weights = strip_prefixes(state["model_ema" if averaged and "model_ema" in state else "model"])
     own = model.state_dict()
+    weights = strip_prefixes(state["model_ema" if averaged and "model_ema" in state else "model"], own)
     missing = sorted(set(own) - set(weights))
     unexpected = sorted(set(weights) - set(own))
     mismatched = [k for k in own if k in weights and own[k].shape != weights[k].shape]
@@ -157,11 +162,8 @@ def load_model_weights(model: nn.Module, state: dict, path="checkpoint", average
     model.load_state_dict(weights)
 
 
-def load_weights_file(model: nn.Module, path) -> None:
-    """`model.weights`: a state dict, or a checkpoint of this project, loaded by name after stripping prefixes.
-
-    Tensors of another shape (a classifier for other classes) are left out and keep their fresh init.
-    """
+def read_weights_file(path) -> tuple[dict, list | None]:
+    """`model.weights`: (its state dict, the class names it was trained on, None for a bare state dict)."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -169,13 +171,54 @@ def load_weights_file(model: nn.Module, path) -> None:
     except Exception as err:
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise CheckpointError(f"model.weights={path} is not a state dict that loads safely ({reason})") from None
+    classes = state.get("data_info", {}).get("classes") if isinstance(state, dict) else None
     for key in ("model_ema", "model", "state_dict"):  # our checkpoints (the EMA's weights first); Lightning's
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
             break
     if not isinstance(state, dict) or not state or not all(torch.is_tensor(v) for v in state.values()):
         raise CheckpointError(f"model.weights={path} holds no state dict (names -> tensors)")
-    weights, own = strip_prefixes(state), model.state_dict()
+    return state, classes
+
+
+def fit_head(weights: dict, head: list[str], saved: list | None, classes: list, reset: str) -> str:
+    """Keep, remap or drop (in place) the classifier `head`'s tensors of `weights` by the class names they were
+    trained on (`saved`) and the data's (`classes`), per `model.reset_head`; what was done and why, for the log."""
+    names = None if saved is None else [str(name) for name in saved]
+    wanted = [str(name) for name in classes]
+    if reset == "false" or (reset == "auto" and names == wanted):
+        why = "the same classes" if names == wanted else "model.reset_head=false"
+        return f"its classifier head is kept where its shape fits ({why})"
+    if reset == "auto" and names is None:
+        return (
+            "it holds no class names, so its classes cannot be checked against the data's: its classifier head is "
+            "kept where its shape fits (model.reset_head=true starts from a fresh one)"
+        )
+    if reset == "auto" and sorted(names) == sorted(wanted):
+        order = [names.index(name) for name in wanted]
+        for key in head:
+            weights[key] = weights[key][order]
+        return "the same classes in another order: the rows of its classifier head are remapped to the data's order"
+    for key in head:
+        del weights[key]
+    if reset == "true":
+        return "model.reset_head=true: its classifier head is left out and keeps its fresh init"
+    return (
+        f"its classes {names[:6]} differ from the data's {wanted[:6]}: its classifier head is left out and keeps "
+        "its fresh init (model.reset_head=false keeps it)"
+    )
+
+
+def load_weights_file(model: nn.Module, path, head=(), classes=(), reset_head: str = "auto") -> None:
+    """`model.weights`: a state dict, or a checkpoint of this project, loaded by name after stripping prefixes.
+
+    The classifier `head` (its tensors' names) is kept, remapped or left out by the file's class names and the
+    data's `classes` (`fit_head`). Tensors of another shape are left out and keep their fresh init.
+    """
+    state, saved = read_weights_file(path)
+    own = model.state_dict()
+    weights = strip_prefixes(state, own)
+    reason = fit_head(weights, [key for key in head if key in weights], saved, classes, reset_head)
     fits = {key: value for key, value in weights.items() if key in own and own[key].shape == value.shape}
     if not fits:
         raise CheckpointError(
@@ -184,11 +227,10 @@ def load_weights_file(model: nn.Module, path) -> None:
         )
     model.load_state_dict(fits, strict=False)
     reshaped = [key for key in weights if key in own and key not in fits]
-    log.info(
-        "model.weights=%s: loaded %d of the model's %d tensors; left out %d of another shape %s and %d not in the "
-        "model; %d of the model's not in the file keep their init", path, len(fits), len(own), len(reshaped),
-        reshaped[:4], len(set(weights) - set(own)), len(set(own) - set(weights)),
-    )  # fmt: skip
+    unchecked = saved is None and any(key in fits for key in head)  # a head kept blind: a warning
+    counts = f"loaded {len(fits)} of the model's {len(own)} tensors; left out {len(reshaped)} of another shape "
+    counts += f"{reshaped[:4]} and {len(set(weights) - set(own))} not in the model"
+    log.log(logging.WARNING if unchecked else logging.INFO, "model.weights=%s: %s; %s", path, reason, counts)
 
 
 def new_run_dir(cfg, restart: bool = False) -> Path:

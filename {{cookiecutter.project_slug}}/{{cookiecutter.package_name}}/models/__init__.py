@@ -7,7 +7,7 @@ import torch.nn as nn
 
 from ..checkpoint import load_weights_file
 from ..errors import ConfigError
-from .layers import freeze_parameters
+from .layers import freeze_parameters, head_keys
 from .registry import LIBRARIES, MODELS
 
 __all__ = ["MODELS", "build_model"]  # helpers: layers.py (init, find/freeze by name, gradients), shapes.py (images)
@@ -39,7 +39,8 @@ def build_model(cfg, data_info: dict) -> nn.Module:
     try:
         model = builder(cfg.model, data_info)
         if cfg.model.weights:
-            load_weights_file(model, cfg.model.weights)
+            classes = data_info.get("classes", [])
+            load_weights_file(model, cfg.model.weights, head_keys(model), classes, cfg.model.reset_head)
         if cfg.model.freeze:
             freeze_parameters(model, cfg.model.freeze)
     except ValueError as err:

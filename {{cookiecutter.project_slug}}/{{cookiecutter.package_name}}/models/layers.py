@@ -44,6 +44,14 @@ def head_parameters(model: nn.Module) -> list[nn.Parameter]:
     return list(linears[-1].parameters()) if linears else []
 
 
+def head_keys(model: nn.Module) -> list[str]:
+    """The classifier head's tensors as `state_dict()` names them: the last Linear layer's (`fc.weight`, ...)."""
+    linears = [path for path, module in model.named_modules() if isinstance(module, nn.Linear)]
+    if not linears:
+        return []
+    return [f"{linears[-1]}.{name}" for name, _ in model.get_submodule(linears[-1]).named_parameters()]
+
+
 def freeze_backbone_norms(model: nn.Module, epoch: int, cfg) -> None:
     """While the backbone is frozen (`model.freeze_backbone_epochs`), its BatchNorm layers stay in eval mode:
     they normalise with, and keep, their running statistics. Call after `model.train()`."""

@@ -35,14 +35,27 @@ def parent_and_name(model: nn.Module, path: str) -> tuple[nn.Module, str]:
 
 
 def replace_head(model: nn.Module, num_classes: int, dropout: float) -> str:
-    """Swap the last Linear layer for a new one with `num_classes` outputs (after dropout); its path."""
+    """Swap the last Linear layer for a new one with `num_classes` outputs, under the same name; its path.
+
+    A model with a dropout of its own (EfficientNet, MobileNet, VGG, ...) keeps it, at torchvision's rate; any other
+    gets `dropout` on the head's input, as a child of the head run by a forward pre-hook: it has no tensors, so the
+    state dict's names stay torchvision's (`fc.weight`) whatever `model.dropout` is.
+    """
     linears = [path for path, module in model.named_modules() if isinstance(module, nn.Linear)]
     if not linears:
         raise ConfigError(f"{type(model).__name__} has no Linear layer to replace with a {num_classes}-class head")
     parent, child = parent_and_name(model, linears[-1])
     head = nn.Linear(getattr(parent, child).in_features, num_classes)
-    setattr(parent, child, nn.Sequential(nn.Dropout(dropout), head) if dropout > 0 else head)
+    if dropout > 0 and not any(isinstance(module, nn.Dropout) and module.p > 0 for module in model.modules()):
+        head.dropout = nn.Dropout(dropout)
+        head.register_forward_pre_hook(drop_input)
+    setattr(parent, child, head)
     return linears[-1]
+
+
+def drop_input(head: nn.Module, args: tuple) -> tuple:
+    """Forward pre-hook: the head's input through the head's own `dropout` (it follows train() and eval())."""
+    return (head.dropout(args[0]),)
 
 
 def adapt_first_conv(model: nn.Module, in_channels: int) -> None:
