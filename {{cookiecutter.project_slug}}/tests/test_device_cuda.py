@@ -1,19 +1,24 @@
 """Device choice, AMP, channels_last and the other CUDA settings (their CPU-testable parts, and the rest on CUDA)."""
 
+import csv
+import json
 import logging
 import math
 
 import pytest
 import torch
-from test_train import make_trainer
+from test_data import val_inputs
+from test_train import make_trainer, read_metrics
 
+import evaluate
+import predict
 import train
 from {{ cookiecutter.package_name }} import device as device_module
 from {{ cookiecutter.package_name }} import engine
 from {{ cookiecutter.package_name }}.config import ConfigError
 from {{ cookiecutter.package_name }}.data import build_dataloaders
 from {{ cookiecutter.package_name }}.device import amp_dtype, resolve_device, setup_device
-from {{ cookiecutter.package_name }}.engine import build_optimizer
+from {{ cookiecutter.package_name }}.engine import build_optimizer, prepare_model
 from {{ cookiecutter.package_name }}.models import build_model
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
@@ -142,6 +147,40 @@ def test_autocast_and_grad_scaler_path_trains(make_config, tmp_path, monkeypatch
     assert all(math.isfinite(row["train_loss"]) and math.isfinite(row["val_loss"]) for row in history)
 
 
+def test_validation_evaluate_and_predict_run_in_fp32_while_training_runs_under_autocast(
+    make_config, cli_overrides, data_root, tmp_path, monkeypatch, capsys
+):
+    """One precision for every number judged: metrics.csv, best.pt, evaluate.py and predict.py agree row for row."""
+    monkeypatch.setattr(engine, "amp_dtype", lambda cfg, device: torch.bfloat16)  # training's autocast, on the CPU
+    forwards = []  # (training?, under autocast?) per forward pass
+    real_build_model = train.build_model
+
+    def recorded(*args):
+        model = real_build_model(*args)
+        model.register_forward_hook(lambda m, i, o: forwards.append((m.training, torch.is_autocast_enabled("cpu"))))
+        return model
+
+    monkeypatch.setattr(train, "build_model", recorded)
+    assert train.main(cli_overrides(run_name="bf16")) == 0
+    assert (True, True) in forwards  # training ran under autocast
+    assert {autocast for training, autocast in forwards if not training} == {False}  # validation, reports: fp32
+    run_dir = tmp_path / "runs" / "bf16"
+    capsys.readouterr()
+    assert evaluate.main([str(run_dir / "checkpoints" / "last.pt")]) == 0
+    assert json.loads(capsys.readouterr().out)["loss"] == float(read_metrics(run_dir)[-1]["val_loss"])
+    with open(run_dir / "eval" / "val" / "predictions.csv", newline="", encoding="utf-8") as file:
+        evaluated = sorted(csv.DictReader(file), key=lambda row: int(row["index"]))
+    inputs, names = val_inputs(data_root, build_dataloaders(make_config())[1].dataset, tmp_path)
+    output = tmp_path / "predicted.csv"
+    assert predict.main([str(run_dir / "checkpoints" / "last.pt"), *inputs, "--output", str(output)]) == 0
+    with open(output, newline="", encoding="utf-8") as file:
+        predicted = {row["input"]: row for row in csv.DictReader(file)}
+    assert len(evaluated) == len(names) == len(predicted)
+    for name, row in zip(names, evaluated, strict=True):
+        assert predicted[name]["prediction"] == row["prediction"]
+        assert float(predicted[name]["probability"]) == pytest.approx(float(row["confidence"]), abs=2e-6)
+
+
 def test_grad_scaler_state_is_checkpointed_and_restored(make_config, tmp_path, monkeypatch):
     monkeypatch.setattr(engine, "amp_dtype", lambda cfg, device: torch.float16)
     cfg = make_config()
@@ -169,6 +208,15 @@ def test_weights_go_channels_last_on_cuda_and_still_train_on_the_cpu(make_config
     assert all(not p.is_contiguous() for p in kernels if p.shape[1] > 1 and p.shape[-1] > 1)  # NHWC, not NCHW
     trainer = make_trainer(cfg, tmp_path / "cpu", model=on_cuda.model)  # a channels_last model on the CPU
     assert math.isfinite(trainer.fit()[0]["train_loss"])
+
+
+def test_the_model_goes_channels_last_before_the_optimizer_takes_its_parameters(make_config):
+    cfg = make_config(**{"trainer.channels_last": True})
+    model = prepare_model(build_model(cfg, build_dataloaders(cfg)[2]), cfg, CUDA)  # converts, runs nothing
+    optimizer = build_optimizer(cfg, model)
+    kernels = [p for group in optimizer.param_groups for p in group["params"] if p.ndim == 4]
+    assert kernels and all(p.is_contiguous(memory_format=torch.channels_last) for p in kernels)
+    assert {id(p) for p in kernels} == {id(p) for p in model.parameters() if p.ndim == 4}
 
 
 def test_adamw_is_not_fused_on_the_cpu(make_config):
