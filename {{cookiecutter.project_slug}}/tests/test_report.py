@@ -23,7 +23,8 @@ FILES = ["report.json", "confusion_matrix.csv", "confusion_matrix.png", "predict
 
 
 def outputs_of(probs: torch.Tensor, target: torch.Tensor) -> dict:
-    return {"index": torch.arange(len(target)), "target": target, "probs": probs, "loss_sum": 1.5 * len(target)}
+    n = len(target)
+    return {"index": torch.arange(n), "target": target, "probs": probs, "loss_sum": 1.5 * n, "weight_sum": n}
 
 
 @pytest.mark.parametrize("num_classes", [3, 7])
