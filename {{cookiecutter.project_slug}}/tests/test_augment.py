@@ -59,6 +59,31 @@ def test_mixing_is_off_by_default_and_mixes_images_with_their_labels(make_config
             assert bool((share >= 0.5 - 1e-6).all() | (share <= 0.5 + 1e-6).all())
 
 
+def mixing_kind(images, labels, mixed, targets) -> str:
+    """`mixup` when every pixel is the blend lam x image + (1 - lam) x its neighbour (lam: the label's share),
+    `cutmix` when every pixel is one of the two and the pasted box covers 1 - lam of the image."""
+    lam = targets[torch.arange(len(labels)), labels]
+    other = images.roll(1, 0)
+    if torch.allclose(mixed, lam.view(-1, 1, 1, 1) * images + (1 - lam.view(-1, 1, 1, 1)) * other, atol=1e-5):
+        return "mixup"
+    own = (mixed == images).all(1)  # pixel positions copied from the image itself
+    assert bool(((mixed == images) | (mixed == other)).all()), "neither a blend nor a pasted box"
+    torch.testing.assert_close(own.double().mean((1, 2)), lam.double(), atol=1e-6, rtol=0)
+    return "cutmix"
+
+
+def test_mixup_blends_and_cutmix_pastes(make_config):
+    torch.manual_seed(0)
+    images, labels = torch.rand(8, 3, SIZE, SIZE), torch.randperm(8)  # 8 classes: every share is one label's
+    kinds = {}
+    for name, alphas in {"mixup": {"data.mixup_alpha": 0.4}, "cutmix": {"data.cutmix_alpha": 1.0}}.items():
+        mix = batch_mixing(make_config(**alphas), 8)
+        kinds[name] = {mixing_kind(images, labels, *mix(images, labels)) for _ in range(6)}
+    assert kinds == {"mixup": {"mixup"}, "cutmix": {"cutmix"}}
+    both = batch_mixing(make_config(**{"data.mixup_alpha": 0.4, "data.cutmix_alpha": 1.0}), 8)
+    assert {mixing_kind(images, labels, *both(images, labels)) for _ in range(20)} == {"mixup", "cutmix"}
+
+
 def test_train_batches_are_mixed_and_val_batches_are_not(make_config):
     for preload in ("false", "cpu"):
         cfg = make_config(**{"data.mixup_alpha": 0.4, "data.cutmix_alpha": 1.0, "data.preload": preload})

@@ -38,7 +38,7 @@ def fit(cfg, run_dir) -> Trainer:
 # ---- EMA ----------------------------------------------------------------------------------------------
 def test_ema_is_off_by_default_and_follows_every_optimizer_step(make_config, tmp_path):
     assert build_ema(make_config(), nn.Linear(2, 2)) is None
-    cfg = make_config(**{"trainer.ema_decay": 0.5, "trainer.epochs": 2})
+    cfg = make_config(**{"trainer.ema_decay": 0.9, "trainer.epochs": 2})  # not 0.5: 1 - decay would pass too
     trainer = fit(cfg, tmp_path / "run")
     state = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
     assert state["ema_updates"] == trainer.step > 2  # one update per optimizer step
@@ -46,13 +46,12 @@ def test_ema_is_off_by_default_and_follows_every_optimizer_step(make_config, tmp
     assert raw.keys() == averaged.keys()
     floats = [key for key, value in raw.items() if value.is_floating_point()]
     assert any(not torch.equal(raw[key], averaged[key]) for key in floats)  # a real average, not a copy
-    # The average moves toward the weights: ema = 0.5 ema + 0.5 w after each step, so after the last step
-    # it lies strictly between the last weights and where it was one step earlier.
+    # The average moves toward the weights: ema = 0.9 ema + 0.1 w after each step.
     model = trainer.eval_model
     before = {k: v.clone() for k, v in trainer.ema.module.state_dict().items()}
     trainer.ema.update_parameters(model)
     for key in floats:
-        expected = 0.5 * before[key] + 0.5 * model.state_dict()[key]
+        expected = 0.9 * before[key] + 0.1 * model.state_dict()[key]
         torch.testing.assert_close(trainer.ema.module.state_dict()[key], expected, msg=key)
 
 
@@ -141,3 +140,46 @@ def test_train_accuracy_of_mixed_targets_counts_the_dominant_class():
     mixed = torch.tensor([[0.7, 0.3, 0.0], [0.6, 0.0, 0.4], [0.0, 0.45, 0.55]])  # dominant classes 0, 0, 2
     sums.add(torch.tensor(1.0), logits, mixed)
     assert sums.result("train")["accuracy"] == pytest.approx(2 / 3)
+
+
+# ---- class weights and a frozen backbone, through train.py -----------------------------------------------
+def test_balanced_class_weights_reach_the_training_loss(tmp_path, cli_overrides, monkeypatch, make_config):
+    # The tiny data is balanced (balanced weights are all 1): lopsided weights stand in for the train counts'.
+    def lopsided(cfg, data_info):
+        return None if cfg.trainer.class_weights == "none" else torch.linspace(0.2, 3.0, len(data_info["class_counts"]))
+
+    monkeypatch.setattr(train, "class_weights", lopsided)
+    for name, weights in (("weighted", "balanced"), ("plain", "none")):
+        assert train.main(cli_overrides(run_name=name, **{"trainer.class_weights": weights})) == 0
+    runs = tmp_path / "runs"
+    weighted, plain = (load_checkpoint(runs / name / "checkpoints" / "last.pt") for name in ("weighted", "plain"))
+    assert any(not torch.equal(weighted["model"][k], plain["model"][k]) for k in plain["model"])  # it trained
+    # The logged val loss is the weighted mean sum(w_y l) / sum(w_y), computed here by hand.
+    cfg = make_config()
+    _, val_loader, info = build_dataloaders(cfg, weighted["data_info"])
+    model = build_model(cfg, info)
+    load_model_weights(model, weighted)
+    weight = lopsided(make_config(**{"trainer.class_weights": "balanced"}), info)
+    with torch.no_grad():
+        pairs = [(model.eval()(inputs), targets) for inputs, targets in val_loader]
+    logits, targets = torch.cat([p for p, _ in pairs]), torch.cat([t for _, t in pairs])
+    losses = -logits.double().log_softmax(1)[torch.arange(len(targets)), targets]
+    expected = (weight.double()[targets] * losses).sum() / weight.double()[targets].sum()
+    rows = list(csv.DictReader((runs / "weighted" / "metrics.csv").open(newline="")))
+    assert float(rows[-1]["val_loss"]) == pytest.approx(expected.item(), rel=1e-4)
+
+
+def test_batchnorm_learns_again_once_the_backbone_thaws(make_config, tmp_path):
+    cfg = make_config(**{"trainer.epochs": 2, "model.freeze_backbone_epochs": 1})
+    train_loader, val_loader, info = build_dataloaders(cfg)
+    model = build_model(cfg, info)
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    assert norms, "the default model has BatchNorm layers"
+    seen = [[m.running_mean.clone() for m in norms]]
+    optimizer = build_optimizer(cfg, model)
+    args = (train_loader, val_loader, info, tmp_path / "run", torch.device("cpu"))
+    trainer = Trainer(cfg, model, nn.CrossEntropyLoss(), optimizer, build_scheduler(cfg, optimizer), *args)
+    trainer.epoch_callbacks.append(lambda row, stats: seen.append([m.running_mean.clone() for m in norms]))
+    trainer.fit()
+    assert all(torch.equal(a, b) for a, b in zip(seen[0], seen[1], strict=True))  # epoch 1: frozen statistics
+    assert all(not torch.equal(a, b) for a, b in zip(seen[1], seen[2], strict=True))  # epoch 2: they move again
