@@ -8,8 +8,9 @@ Examples:
 
 What an INPUT is depends on the data type: see INPUT in `python predict.py --help`. Inputs are
 preprocessed as validation data was, with the model's saved preprocessing (its data_info), never
-the current config's; key=value overrides change the rest (trainer.device, ...). The CSV has the
-columns input, prediction (a class name), probability (of it) and p_<class> per class.
+the current config's; key=value overrides change the rest (trainer.device, ...). A run dir means its
+best.pt (the log names the file used). The CSV has the columns input (then any columns that name the
+input's row), prediction (a class name), probability (of it) and p_<class> per class.
 """
 
 import argparse
@@ -49,7 +50,7 @@ def positive_int(text: str) -> int:
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     exported = ", ".join(fmt.suffix for fmt in FORMATS.values())
-    model_help = f"a checkpoint (.pt), a run dir (uses its last.pt), or a file export.py wrote ({exported})"
+    model_help = f"a checkpoint (.pt), a run dir (its best.pt, else last.pt), or a file export.py wrote ({exported})"
     parser.add_argument("model", type=Path, help=model_help)
     parser.add_argument(
         "inputs", nargs="+", metavar="INPUT", help=f"{PREDICT_INPUTS}; key=value config overrides may be mixed in"
@@ -74,15 +75,18 @@ def predict_probabilities(model, batches, device, total: int, progress: bool) ->
     return torch.cat(probabilities)
 
 
-def write_predictions(path: Path, names: list[str], probabilities: torch.Tensor, classes: list[str]) -> None:
-    """Write the CSV beside `path`, then rename: never half a file at `path`."""
+def write_predictions(path: Path, names: list, probabilities: torch.Tensor, classes: list[str]) -> None:
+    """Write the CSV beside `path`, then rename: never half a file at `path`. A name is the input's, or a
+    dict of "input" and the values that name the row (columns after input)."""
     confidence, predicted = probabilities.max(dim=1)
+    names = [name if isinstance(name, dict) else {"input": name} for name in names]
+    keys = list(names[0]) if names else ["input"]
     text = io.StringIO()
     writer = csv.writer(text)
-    writer.writerow(["input", "prediction", "probability", *(f"p_{name}" for name in classes)])
+    writer.writerow([*keys, "prediction", "probability", *(f"p_{name}" for name in classes)])
     rows = zip(names, predicted.tolist(), confidence.tolist(), probabilities.tolist(), strict=True)
     for name, index, probability, row in rows:
-        writer.writerow([name, classes[index], f"{probability:.6g}", *(f"{p:.6g}" for p in row)])
+        writer.writerow([*name.values(), classes[index], f"{probability:.6g}", *(f"{p:.6g}" for p in row)])
     atomic_write_text(path, text.getvalue())
 
 
@@ -98,7 +102,8 @@ def main(argv=None) -> int:
         model, state = load_exported(args.model)  # its metadata: the checkpoint's config, data_info, epoch
         model_path = args.model
     else:
-        model_path = resolve_checkpoint_path(args.model)
+        best = args.model / "checkpoints" / "best.pt"  # a run dir: its best epoch, as at the end of training
+        model_path = resolve_checkpoint_path(best if best.is_file() else args.model)
         state, model = load_checkpoint(model_path), None
     data_info = state["data_info"]
     classes = [str(name) for name in data_info["classes"]]

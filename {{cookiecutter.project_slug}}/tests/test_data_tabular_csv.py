@@ -12,7 +12,7 @@ from test_report import (
     check_unknown_test_class_stops_training_before_it_starts,
 )
 
-from {{ cookiecutter.package_name }}.data import DataError, build_dataloaders, build_datasets, table
+from {{ cookiecutter.package_name }}.data import DataError, build_dataloaders, build_datasets
 from {{ cookiecutter.package_name }}.data.common import SAMPLE_DATA_ROOT
 from {{ cookiecutter.package_name }}.data.sample import CLASS_CENTRES, COLUMNS, write_sample
 from {{ cookiecutter.package_name }}.data.table import embedding_dim
@@ -41,7 +41,7 @@ def read_rows(path: Path) -> list[dict]:
 def val_inputs(data_root: Path, val_set, tmp_path: Path) -> tuple[list[str], list[str]]:
     """(predict.py inputs, the `input` name predict.py gives each val sample, in val order)."""
     val_csv = data_root / "val.csv"
-    return [str(val_csv)], [f"{val_csv}:{row}" for row in range(1, len(val_set) + 1)]
+    return [str(val_csv)], [f"{val_csv}:{line}" for line in range(2, len(val_set) + 2)]  # line 1: the header
 
 
 def mixed_predict_inputs(data_root: Path, names: list[str], tmp_path: Path):
@@ -54,7 +54,7 @@ def mixed_predict_inputs(data_root: Path, names: list[str], tmp_path: Path):
     first_rows = [[i, *(r[c] for c in reversed(columns))] for i, r in enumerate(records[:5])]
     first = write_csv(tmp_path / "first.csv", ["row", *reversed(columns)], first_rows)
     second = write_csv(tmp_path / "second.csv", columns, [[r[c] for c in columns] for r in records[5:7]])
-    expected = [f"{first}:{i}" for i in range(1, 6)] + [f"{second}:1", f"{second}:2", *names]
+    expected = [f"{first}:{i}" for i in range(2, 7)] + [f"{second}:2", f"{second}:3", *names]
     same = list(zip(expected[:7], names[:7], strict=True))
     return [str(first), str(second), str(data_root / "val.csv")], expected, same
 
@@ -136,15 +136,35 @@ def test_roles_are_inferred_from_train_and_logged(tmp_path, make_config, caplog)
         build(root, make_config, **{"data.numeric_columns": ["color"]})
 
 
-def test_text_after_many_numbers_makes_a_column_categorical(tmp_path, make_config, monkeypatch):
-    monkeypatch.setattr(table, "CHUNK_ROWS", 4)  # the text turns up in a later chunk than the first numbers
-    root = tmp_path / "late_text"
-    rows = [[str(i), "ab"[i % 2]] for i in range(9)] + [["n/a", "a"]]
-    write_csv(root / "train.csv", ["code", "label"], rows)
-    write_csv(root / "val.csv", ["code", "label"], rows[:2])
-    train_set, _, info = build(root, make_config)
-    assert info["numeric"] == [] and info["categorical"][0]["levels"] == sorted([str(i) for i in range(9)] + ["n/a"])
-    assert train_set.features.shape[1] == info["num_features"] == 10
+def test_missing_value_tokens_are_gaps_and_a_few_words_among_numbers_warn(tmp_path, make_config, caplog):
+    root = tmp_path / "tokens"
+    tokens = ["NA", "N/A", "n/a", "NaN", "nan", "null", "NULL", "None", "?", "-", ""]
+    rows = [
+        [str(i * 2), tokens[i % len(tokens)] if i % 3 == 0 else str(i), "low" if i % 2 else "NA", "ab"[i % 2]]
+        for i in range(30)
+    ]
+    rows[5][0], rows[6][0], rows[7][0] = "missing", "missing", "unknown"  # 3 words among 27 numbers
+    write_csv(root / "train.csv", ["words", "gappy", "level", "label"], rows)
+    write_csv(root / "val.csv", ["words", "gappy", "level", "label"], rows[:3])
+    with caplog.at_level(logging.INFO):
+        train_set, _, info = build(root, make_config)
+    gappy = numeric_info(info, "gappy")  # NA, ?, - ... are gaps: the column stays numeric
+    present = [i for i in range(30) if i % 3]
+    assert gappy["missing_indicator"] and gappy["median"] == sorted(present)[(len(present) - 1) // 2]
+    assert info["categorical"][1] == {"name": "level", "levels": ["", "low"], "embedding_dim": 0}  # NA: a gap
+    assert [c["name"] for c in info["categorical"]][0] == "words"
+    warning = next(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "'words'" in r.message)
+    assert "{'missing': 2, 'unknown': 1}" in warning and "data.na_values" in warning
+    assert "data.categorical_columns" in warning
+    assert not [r for r in caplog.records if r.levelno == logging.WARNING and "'gappy'" in r.getMessage()]
+    # data.na_values changes the list: "?" alone is a gap now, so NA makes `gappy` categories
+    _, _, info = build(root, make_config, **{"data.na_values": ["?", "missing", "unknown"]})
+    assert numeric_info(info, "words")["missing_indicator"] and "gappy" in column_names(info["categorical"])
+    assert info["na_values"] == ["?", "missing", "unknown"]  # saved: evaluate and predict read alike
+
+
+def column_names(columns: list[dict]) -> list[str]:
+    return [c["name"] for c in columns]
 
 
 def test_numeric_gaps_get_the_train_median_and_a_missing_flag(tmp_path, make_config):
@@ -220,14 +240,20 @@ def test_empty_label_cell_names_file_and_line(tmp_path, make_config):
         build(root, make_config)
 
 
-def test_drop_columns(tmp_path, make_config, caplog):
+def test_drop_columns_and_columns_named_like_an_index(tmp_path, make_config, caplog):
     root = tmp_path / "drop"
-    write_csv(root / "train.csv", ["id", "leak", "x", "label"], [[i, i % 2, i, "ab"[i % 2]] for i in range(6)])
-    _, _, info = build(root, make_config, **{"data.drop_columns": ["id", "leak"]})
-    assert info["feature_columns"] == ["x"]
+    header = ["", "rownames", "customer_id", "leak", "x", "serial", "label"]
+    write_csv(root / "train.csv", header, [[i, i, f"c{i}", i % 2, i % 4, 7 * i, "ab"[i % 2]] for i in range(24)])
     with caplog.at_level(logging.INFO):
-        _, _, info = build(root, make_config, **{"data.drop_columns": ["ID"]})
-    assert info["feature_columns"] == ["id", "leak", "x"] and "['ID'] not in train.csv" in caplog.text
+        _, _, info = build(root, make_config, **{"data.drop_columns": "leak"})  # a list of one, no brackets
+    assert info["feature_columns"] == ["x", "serial"]
+    assert info["id_columns"] == ["Unnamed: 0", "rownames", "customer_id", "leak"]
+    assert any("'serial' has a different value in every row" in r.getMessage() for r in caplog.records)
+    assert not any("'x' has a different value" in r.getMessage() for r in caplog.records)
+    # Naming a column's role keeps it a feature; a name the table lacks is logged.
+    with caplog.at_level(logging.INFO):
+        _, _, info = build(root, make_config, **{"data.drop_columns": ["ID"], "data.numeric_columns": ["rownames"]})
+    assert info["feature_columns"] == ["rownames", "leak", "x", "serial"] and "['ID'] not in train.csv" in caplog.text
 
 
 def test_string_labels_get_ids_in_sorted_order(tmp_path, make_config):
@@ -274,7 +300,7 @@ def test_ragged_rows_and_repeated_names_are_errors(tmp_path, make_config):
     root = tmp_path / "ragged"
     root.mkdir()
     (root / "train.csv").write_text("x,label\n1,a\n2,b,extra\n")
-    with pytest.raises(DataError, match="line 3 has 3 cells, the header 2"):
+    with pytest.raises(DataError, match="Expected 2 fields in line 3, saw 3"):
         build(root, make_config)
     (root / "train.csv").write_text("x,x,label\n1,2,a\n")
     with pytest.raises(DataError, match=r"names \['x'\] more than once"):
@@ -407,3 +433,24 @@ def test_a_test_label_train_lacks_stops_training_before_it_starts(tmp_path, cli_
         return "hexagon"
 
     check_unknown_test_class_stops_training_before_it_starts(tmp_path, cli_overrides, data_root, capsys, add_class)
+
+
+def test_predictions_carry_the_id_columns_and_name_rows_as_errors_do(trained_run, data_root, tmp_path):
+    import predict
+
+    records = read_rows(data_root / "val.csv")
+    output = tmp_path / "predictions.csv"
+    assert predict.main([str(trained_run), str(data_root / "val.csv"), "--output", str(output)]) == 0
+    rows = read_rows(output)
+    assert [row["id"] for row in rows] == [record["id"] for record in records]  # joined back by id
+    assert [row["input"] for row in rows] == [f"{data_root / 'val.csv'}:{line}" for line in range(2, len(rows) + 2)]
+    evaluated = read_rows(trained_run / "eval" / "val" / "predictions.csv")  # written at the end of training
+    assert {row["source"]: row["id"] for row in evaluated} == {
+        f"val.csv:{line}": record["id"] for line, record in enumerate(records, start=2)
+    }
+    # An error names a row by the same number: the 4th row is line 5, as predictions call it.
+    header = list(records[0])
+    bad = [[record[c] if (i, c) != (3, "x3") else "oops" for c in header] for i, record in enumerate(records)]
+    path = write_csv(tmp_path / "bad.csv", header, bad)
+    with pytest.raises(DataError, match=r"line 5: column 'x3' = 'oops' is not a number\. .*data\.na_values"):
+        predict.main([str(trained_run), str(path), "--output", str(tmp_path / "out.csv")])

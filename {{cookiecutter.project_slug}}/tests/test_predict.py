@@ -29,7 +29,8 @@ def read_predictions(path: Path, classes: list[str]) -> list[dict]:
     """The rows of a predictions CSV, after checking what every row must satisfy."""
     with open(path, newline="", encoding="utf-8") as file:
         reader = csv.DictReader(file)
-        assert reader.fieldnames == ["input", "prediction", "probability", *(f"p_{c}" for c in classes)]
+        ids = reader.fieldnames[1 : -len(classes) - 2]  # columns that name the row, if the inputs have them
+        assert reader.fieldnames == ["input", *ids, "prediction", "probability", *(f"p_{c}" for c in classes)]
         rows = list(reader)
     for row in rows:
         probabilities = [float(row[f"p_{c}"]) for c in classes]
@@ -47,7 +48,7 @@ def probabilities_of(row: dict, classes: list[str]) -> torch.Tensor:
 
 def through_the_pipeline(run_dir: Path):
     """(val dataset, softmax probabilities, labels, evaluate()'s accuracy) from the training data pipeline."""
-    state = load_checkpoint(run_dir)
+    state = load_checkpoint(run_dir / "checkpoints" / "best.pt")  # what predict.py takes for a run dir
     cfg = load_config(base=state["config"])
     _, val_loader, data_info = build_dataloaders(cfg, state["data_info"])
     model = build_model(cfg, data_info)
@@ -71,6 +72,7 @@ def test_predictions_match_the_training_pipeline(run_dir, data_root, tmp_path, c
     captured = capsys.readouterr()
     assert captured.out == ""  # stdout stays free; the one-line summary goes to stderr
     assert f"Predicted {len(names)} inputs" in captured.err and f"wrote {output}" in captured.err
+    assert f"with {run_dir / 'checkpoints' / 'best.pt'} (epoch" in captured.err  # a run dir: its best.pt
 
     rows = read_predictions(output, classes)
     assert len(rows) == len(val_set)
@@ -110,7 +112,7 @@ def test_an_existing_output_is_refused_unless_overwrite(run_dir, data_root, tmp_
         predict.main([str(run_dir), *inputs])
     assert output.read_text() == "precious\n"
     assert predict.main([str(run_dir), *inputs, "--overwrite"]) == 0
-    assert output.read_text().startswith("input,prediction,probability,")
+    assert output.read_text().startswith("input,") and ",prediction,probability," in output.read_text()
 
 
 def test_bad_inputs_are_clear_errors(run_dir, tmp_path):

@@ -1,6 +1,6 @@
 """Tables as they come: read a CSV with pandas, learn the preprocessing from train, apply it anywhere.
 
-pandas parses (its pyarrow engine where pyarrow is installed); the rules below are this project's own.
+pandas parses (its C parser); the rules below are this project's own.
 - Gaps: an empty cell, or one of `data.na_values` (NA, N/A, NaN, null, None, ?, - ... as R and pandas
   read them). A column that is almost all numbers but holds a few other words gets a WARNING that names
   them (make them gaps with data.na_values, or declare the column in data.categorical_columns).
@@ -21,7 +21,6 @@ aside), in errors and in predictions alike. The learned preprocessing is plain l
 """
 
 import csv
-import importlib.util
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +33,6 @@ from ..errors import DataError
 
 log = logging.getLogger(__name__)
 
-ENGINE = "pyarrow" if importlib.util.find_spec("pyarrow") else "c"  # pyarrow: several threads, same results
 INDEX_NAMES = {"", "id", "index", "rownames", "row.names", "row_names"}  # and "Unnamed: N", "*_id"
 MIN_ROWS_FOR_ID_WARNING = 20  # fewer rows: distinct values in every row say little
 NUMBERS_SHARE = 0.9  # a text column with at least this share of numbers gets the warning
@@ -55,27 +53,35 @@ class Table:
     """A CSV held column by column: numbers as float64 (NaN for gaps), categories as codes, ids as text."""
 
     path: Path
-    numeric: dict  # column -> float64 tensor
+    numbers: torch.Tensor  # float64 (rows, numeric columns), row by row
+    numeric_names: list  # the columns of `numbers`
     categorical: dict  # column -> (int64 codes, the levels they index)
     labels: list  # the label column as text; [] when it was not read
-    rows: int
     row_ids: torch.Tensor | None = None  # each row's position among the rows (0: line 2); None: 0, 1, ...
     ids: dict = field(default_factory=dict)  # id column -> numpy array of its text, copied into predictions
 
     def __post_init__(self):
         if self.row_ids is None:
-            self.row_ids = torch.arange(self.rows)
+            self.row_ids = torch.arange(len(self.numbers))
+
+    @property
+    def rows(self) -> int:
+        return len(self.numbers)
+
+    @property
+    def numeric(self) -> dict:
+        return {name: self.numbers[:, j] for j, name in enumerate(self.numeric_names)}
 
     def take(self, ids: list[int]) -> "Table":
         index = torch.tensor(ids, dtype=torch.int64)
-        numeric = {name: values[index] for name, values in self.numeric.items()}
         categorical = {name: (codes[index], levels) for name, (codes, levels) in self.categorical.items()}
         labels = [self.labels[i] for i in ids] if self.labels else []
         kept = {name: values[index.numpy()] for name, values in self.ids.items()}
-        return Table(self.path, numeric, categorical, labels, len(ids), self.row_ids[index], kept)
+        numbers = self.numbers.index_select(0, index)  # whole rows: one copy
+        return Table(self.path, numbers, self.numeric_names, categorical, labels, self.row_ids[index], kept)
 
     def roles(self) -> dict:
-        return dict.fromkeys(self.numeric, "numeric") | dict.fromkeys(self.categorical, "categorical")
+        return dict.fromkeys(self.numeric_names, "numeric") | dict.fromkeys(self.categorical, "categorical")
 
 
 def read_header(path: Path) -> list[str]:
@@ -115,60 +121,56 @@ def read_table(path: Path, label_column, columns=None, *, configured=None, drop=
     text = [name for name in [label_column, *ids] if name is not None]
     text += [name for name, role in columns.items() if role == "categorical"]
     frame = _read_csv(path, header, text, na_values)
-    numeric, categorical = {}, {}
-    for name, role in columns.items():
-        values = frame.pop(name)
-        if role != "categorical" and (values.dtype.kind in "iuf" or values.isna().all()):
-            numeric[name] = torch.from_numpy(values.to_numpy(dtype=np.float64, na_value=np.nan, copy=True))
-        elif role == "numeric":
-            raise _not_a_number(path, name, values, na_values)
-        else:
-            categorical[name] = _codes(values)
-            if role is None:
-                _warn_if_mostly_numbers(path, name, *categorical[name])
+    numeric = [name for name, role in columns.items() if role != "categorical" and _numbers(frame[name])]
+    if bad := [name for name, role in columns.items() if role == "numeric" and name not in numeric]:
+        raise _not_a_number(path, bad[0], frame[bad[0]], na_values)
+    numbers = torch.from_numpy(frame[numeric].to_numpy(dtype=np.float64, na_value=np.nan, copy=True))
+    whole = [name for name in numeric if frame[name].dtype.kind in "iu"]  # measurements are distinct anyway
+    frame = frame.drop(columns=numeric)  # memory: the numbers are in `numbers` now
+    categorical = {}
+    for name in [name for name in columns if name not in numeric]:
+        categorical[name] = _codes(frame.pop(name))
+        if columns[name] is None:
+            _warn_if_mostly_numbers(path, name, *categorical[name])
     labels = _labels(path, frame.pop(label_column), na_values) if label_column is not None else []
     kept = {name: frame.pop(name).fillna("").to_numpy(dtype=object) for name in ids}
-    table = Table(path, numeric, categorical, labels, len(frame), ids=kept)
+    table = Table(path, numbers.reshape(len(frame), len(numeric)), numeric, categorical, labels, ids=kept)
     if configured is not None:  # train, with roles inferred: ids the names did not give away
-        _warn_if_like_an_id(table, [name for name in columns if name not in configured])
+        _warn_if_like_an_id(table, [name for name in [*whole, *categorical] if name not in configured])
     if ids and configured is not None:
         log.info("%s: %s are not features (named like an id, or data.drop_columns)", path.name, ids)
     return table
 
 
 def _read_csv(path: Path, header: list[str], text: list[str], na_values) -> pandas.DataFrame:
-    """Every column, named as `header` names them; `text` columns as text, the others as pandas infers
-    (columns of dates or true/false are read again as text)."""
-    options = {"keep_default_na": False, "na_values": ["", *na_values], "encoding": "utf-8-sig"}
-    try:
-        frame = _parse(path, header, text, options)
-    except (pandas.errors.ParserError, pandas.errors.EmptyDataError, UnicodeDecodeError) as err:
-        reason = str(err).split("C error: ")[-1].strip()
-        raise DataError(f"{path} cannot be read as a CSV table: {reason}") from None
-    if len(frame.columns) != len(header):
-        raise DataError(f"{path}: a row has {len(frame.columns)} cells, the header {len(header)}")
+    """Every column, named as `header` names them; `text` columns as the file writes them, the others
+    as pandas infers (columns of dates or true/false as text too)."""
+    with open(path, newline="", encoding="utf-8-sig") as file:  # the names pandas gives the columns
+        raw = [name or f"Unnamed: {i}" for i, name in enumerate(next(csv.reader(file), []))]
+    options = {"keep_default_na": False, "na_values": ["", *na_values], "encoding": "utf-8-sig", "index_col": False}
+    frame = _parse(path, options | {"dtype": {raw[header.index(name)]: str for name in text}})
     frame.columns = header
-    other = [name for name in frame if name not in text and not _numeric_or_text(frame[name])]
-    if other:  # pandas converted them: read their text
-        again = _parse(path, header, other, {**options, "usecols": None})
-        again.columns = header
-        frame[other] = again[other]
+    if again := [name for name in frame if not _numeric_or_text(frame[name], name in text)]:
+        named = [raw[header.index(name)] for name in again]  # pandas made dates or true/false of them
+        frame[again] = _parse(path, options | {"usecols": named, "dtype": dict.fromkeys(named, str)})[named]
     return frame
 
 
-def _parse(path: Path, header: list[str], text: list[str], options: dict) -> pandas.DataFrame:
-    raw = {name for name in text if not name.startswith("Unnamed: ")}  # an empty name: pandas's own
-    options = {**options, "dtype": dict.fromkeys(raw, str)}
-    try:
-        return pandas.read_csv(path, engine=ENGINE, **options, **({"index_col": False} if ENGINE == "c" else {}))
-    except pandas.errors.ParserError:
-        if ENGINE == "c":
-            raise
-        return pandas.read_csv(path, engine="c", index_col=False, **options)  # its message has the line number
+def _parse(path: Path, options: dict) -> pandas.DataFrame:
+    try:  # pandas' C parser: faster than its pyarrow engine on 2 cores (benchmarks/tabular.py)
+        return pandas.read_csv(path, engine="c", **options)
+    except (pandas.errors.ParserError, pandas.errors.EmptyDataError, UnicodeDecodeError) as err:
+        reason = str(err).split("C error: ")[-1].strip()
+        raise DataError(f"{path} cannot be read as a CSV table: {reason}") from None
 
 
-def _numeric_or_text(values: pandas.Series) -> bool:
-    return values.dtype.kind in "iuf" or pandas.api.types.is_string_dtype(values) or values.isna().all()
+def _numbers(values: pandas.Series) -> bool:
+    return values.dtype.kind in "iuf" or bool(values.isna().all())
+
+
+def _numeric_or_text(values: pandas.Series, text: bool) -> bool:
+    kind_ok = pandas.api.types.is_string_dtype(values) or (values.dtype.kind in "iuf" and not text)
+    return kind_ok or bool(values.isna().all())
 
 
 def _codes(values: pandas.Series) -> tuple[torch.Tensor, list[str]]:
@@ -210,9 +212,8 @@ def _warn_if_like_an_id(table: Table, names: list[str]) -> None:
     if table.rows < MIN_ROWS_FOR_ID_WARNING:
         return
     for name in names:
-        if name in table.numeric:
-            values = table.numeric[name]
-            distinct = bool((values == values.round()).all()) and values.unique().numel() == table.rows
+        if name in table.numeric_names:
+            distinct = table.numbers[:, table.numeric_names.index(name)].unique().numel() == table.rows
         else:
             distinct = len(table.categorical[name][1]) - 1 == table.rows  # the levels but ""
         if distinct:
@@ -228,7 +229,7 @@ def _labels(path: Path, values: pandas.Series, na_values) -> list[str]:
     if values.isna().any():
         row = int(np.flatnonzero(values.isna().to_numpy())[0])
         raise DataError(f"{path} line {row + 2}: the label cell is empty or one of data.na_values {list(na_values)}")
-    labels = values.str.strip()
+    labels = values.astype(str).str.strip()
     if (labels == "").any():
         raise DataError(f"{path} line {int(np.flatnonzero((labels == '').to_numpy())[0]) + 2}: the label cell is empty")
     return labels.tolist()
@@ -236,25 +237,26 @@ def _labels(path: Path, values: pandas.Series, na_values) -> list[str]:
 
 def fit_preprocessing(table: Table, cfg) -> dict:
     """The preprocessing learned from the train table: roles, medians, means, stds, levels (plain types)."""
-    numeric, categorical = [], []
-    for name, values in table.numeric.items():
-        if torch.isinf(values).any():
-            raise DataError(f"{table.path}: column {name!r} holds an infinite value")
-        gaps = values.isnan()
-        median = values[~gaps].median().item() if not gaps.all() else 0.0
-        filled = values.nan_to_num(nan=median)
-        std = filled.std(unbiased=False).item()
-        numeric.append(
-            {
-                "name": name,
-                "median": median,
-                "mean": filled.mean().item(),
-                "std": std if std > 0 else 1.0,
-                "missing_indicator": bool(gaps.any()),
-            }
+    values = table.numbers
+    if torch.isinf(values).any():
+        raise DataError(f"{table.path}: column {_infinite(table)!r} holds an infinite value")
+    gaps = values.isnan()
+    medians = values.nanmedian(dim=0).values.nan_to_num(nan=0.0)  # a column of gaps only: 0
+    filled = torch.where(gaps, medians, values)
+    means = filled.mean(dim=0)
+    stds = filled.std(dim=0, correction=0) if filled.numel() else means  # no numbers: nothing to scale
+    stds = torch.where(stds > 0, stds, 1.0)
+    flags = gaps.any(dim=0).tolist()
+    numeric = [
+        {"name": name, "median": m, "mean": mean, "std": std, "missing_indicator": flag}
+        for name, m, mean, std, flag in zip(
+            table.numeric_names, medians.tolist(), means.tolist(), stds.tolist(), flags, strict=True
         )
+    ]
+    categorical = []
     for name, (codes, levels) in table.categorical.items():
-        seen = sorted({levels[i] for i in codes.unique().tolist()})
+        counts = torch.bincount(codes, minlength=len(levels))
+        seen = sorted(levels[i] for i in counts.nonzero().flatten().tolist())
         embedded = len(seen) > cfg.data.embedding_threshold
         categorical.append({"name": name, "levels": seen, "embedding_dim": embedding_dim(len(seen) + 1) * embedded})
     one_hot = [c for c in categorical if not c["embedding_dim"]]
@@ -276,22 +278,33 @@ def fit_preprocessing(table: Table, cfg) -> dict:
     }
 
 
+def _infinite(table: Table) -> str:
+    return table.numeric_names[int(torch.isinf(table.numbers).any(dim=0).nonzero()[0])]
+
+
 def column_roles(prep: dict) -> dict:
     """{column: "numeric" | "categorical"}: what `read_table` reads for a model trained with `prep`."""
     return {c["name"]: "numeric" for c in prep["numeric"]} | {c["name"]: "categorical" for c in prep["categorical"]}
 
 
 def encode(table: Table, prep: dict) -> torch.Tensor:
-    """float32 (N, num_features): standardised numbers, missing flags, one-hot levels, then one column of
-    level codes per embedded column (codes are exact in float32 below 2**24)."""
-    dense, embedded = [], []
-    for column in prep["numeric"]:
-        values = table.numeric[column["name"]]
-        if torch.isinf(values).any():  # it would reach the model as inf and turn the loss into NaN
-            raise DataError(f"{table.path}: column {column['name']!r} holds an infinite value")
-        dense.append(((values.nan_to_num(nan=column["median"]) - column["mean"]) / column["std"]).float())
-        if column["missing_indicator"]:
-            dense.append(values.isnan().float())
+    """float32 (N, num_features): each standardised number (and its missing flag), one-hot levels, then one
+    column of level codes per embedded column (codes are exact in float32 below 2**24). Filled in place."""
+    out = torch.zeros(table.rows, prep["num_features"])
+    columns = [table.numeric_names.index(c["name"]) for c in prep["numeric"]]
+    values = table.numbers if columns == list(range(table.numbers.shape[1])) else table.numbers[:, columns]
+    if torch.isinf(values).any():  # it would reach the model as inf and turn the loss into NaN
+        raise DataError(f"{table.path}: column {_infinite(table)!r} holds an infinite value")
+    medians, means, stds = (
+        torch.tensor([c[k] for c in prep["numeric"]], dtype=torch.float64) for k in ("median", "mean", "std")
+    )
+    gaps = values.isnan()
+    flags = torch.tensor([c["missing_indicator"] for c in prep["numeric"]], dtype=torch.bool)
+    where = torch.cumsum(1 + flags.long(), dim=0) - 1 - flags.long()  # each number's column; its flag next
+    out.index_copy_(1, where, torch.where(gaps, medians, values).sub_(means).div_(stds).float())
+    out.index_copy_(1, where[flags] + 1, gaps[:, flags].float())
+    start, embedded = int(flags.sum()) + len(columns), []
+    rows = torch.arange(table.rows) * out.shape[1]  # each row's first cell in `out`, flat
     for column in prep["categorical"]:
         codes, levels = table.categorical[column["name"]]
         index = {level: i for i, level in enumerate(column["levels"])}
@@ -301,8 +314,11 @@ def encode(table: Table, prep: dict) -> torch.Tensor:
             name = column["name"]
             log.info("%s: %d value(s) of %r not seen in train, encoded as unknown", table.path.name, count, name)
         if column["embedding_dim"]:
-            embedded.append(mapped.float())
+            embedded.append(mapped)
         else:
-            dense += torch.nn.functional.one_hot(mapped, unknown + 1)[:, :unknown].float().unbind(dim=1)
-    columns = dense + embedded
-    return torch.stack(columns, dim=1) if columns else torch.zeros(table.rows, 0)
+            known = mapped < unknown
+            out.view(-1)[(rows + start + mapped)[known]] = 1.0
+            start += unknown
+    for j, codes in enumerate(embedded):
+        out[:, start + j] = codes.float()
+    return out
