@@ -145,7 +145,7 @@ def test_a_section_given_a_scalar_is_an_error():
         ("trainer.progress_bar=3", "trainer.progress_bar", "3", "bool"),
         ("trainer.epochs=true", "trainer.epochs", "True", "int"),  # a bool is not an int here
         ("optim.lr=fast", "optim.lr", "'fast'", "float"),
-        ("model.freeze=abc", "model.freeze", "'abc'", "a list"),
+        ("model.freeze=a,b", "model.freeze", "'a,b'", "a list, written [a, b]"),  # model.freeze=a: [a]
         (f"{MODEL_WIDTH_KEY}=[8, 1.5]", f"{MODEL_WIDTH_KEY}[1]", "1.5", "int"),
     ],
 )

@@ -4,6 +4,7 @@ import csv
 import importlib.util
 import json
 import shutil
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -11,11 +12,13 @@ import torch
 from conftest import PACKAGE, fast_overrides
 from PIL import Image
 from tiny_data import write_tiny_sample, write_tiny_test_split
+from torch.utils.data import DataLoader, TensorDataset
 
 import evaluate
 import train
+from {{ cookiecutter.package_name }} import engine
 from {{ cookiecutter.package_name }}.errors import run_main
-from {{ cookiecutter.package_name }}.report import build_report, expected_calibration_error
+from {{ cookiecutter.package_name }}.report import build_report, confusion_image, expected_calibration_error
 
 IMAGES = importlib.util.find_spec(f"{PACKAGE}.data.images") is not None  # image data: mistakes.png too
 NEEDS_SKLEARN = 'needs scikit-learn: pip install -e ".[dev]"'  # the independent reference
@@ -59,6 +62,36 @@ def test_every_number_equals_scikit_learn(num_classes):
     json.dumps(report)  # plain types only
 
 
+def test_confusion_png_shades_each_cell_by_its_share_of_the_row():
+    confusion = torch.tensor([[5, 0, 0], [2, 2, 0], [1, 1, 6]])  # rows and columns normalise differently
+    image = confusion_image(confusion, ["a", "b", "c"]).convert("RGB")
+    pixels = Counter(image.getdata())
+
+    def blue(rate):  # white (247, 251, 255) to dark blue (8, 48, 107), as matplotlib's Blues
+        return tuple(round(a + (b - a) * rate) for a, b in zip((247, 251, 255), (8, 48, 107), strict=True))
+
+    cells = Counter(count / sum(row) for row in confusion.tolist() for count in row)  # exact binary fractions
+    area = min(pixels[blue(rate)] for rate in cells) / max(cells.values())  # the least pixels of a cell's shade
+    for rate, count in cells.items():  # 1: one cell, 0: three, 0.5: two, 0.125: two, 0.75: one
+        assert pixels[blue(rate)] >= count * area * 0.9, rate
+    assert pixels[blue(2 / 8)] < area / 2 and pixels[blue(6 / 7)] < area / 2  # column shares: not drawn
+
+
+def test_val_macro_f1_is_the_unweighted_mean_of_the_class_f1s(make_config):
+    metrics = pytest.importorskip("sklearn.metrics", reason=NEEDS_SKLEARN)
+    generator = torch.Generator().manual_seed(3)
+    targets = torch.tensor([0] * 20 + [1] * 6 + [2] * 2)  # imbalanced: macro and weighted F1 differ
+    inputs = torch.randn(len(targets), 4, generator=generator) + targets.view(-1, 1) * 0.7
+    model = torch.nn.Linear(4, 3)
+    loader = DataLoader(TensorDataset(inputs, targets), batch_size=5)
+    result = engine.evaluate(model, torch.nn.CrossEntropyLoss(), loader, torch.device("cpu"), make_config(), 3)
+    with torch.no_grad():
+        predictions = model(inputs).argmax(1)
+    expected = metrics.f1_score(targets, predictions, average="macro", labels=[0, 1, 2], zero_division=0)
+    assert result["macro_f1"] == pytest.approx(expected)
+    assert expected != pytest.approx(metrics.f1_score(targets, predictions, average="weighted", zero_division=0))
+
+
 def test_calibration_error_by_hand():
     # Bins of width 1/15: 0.95 and 1.0 share the last bin, 0.5 has its own: 2/3 * |0.5 - 0.975| + 1/3 * |1 - 0.5|.
     confidence, correct = torch.tensor([0.95, 1.0, 0.5]), torch.tensor([True, False, True])
@@ -84,7 +117,9 @@ def test_training_ends_with_reports_of_best_on_val_and_test(run, split):
     with open(folder / "predictions.csv", newline="", encoding="utf-8") as file:
         rows = list(csv.DictReader(file))
     assert len(rows) == report["num_samples"] == sum(map(sum, report["confusion_matrix"]))
-    assert list(rows[0]) == ["index", "source", "target", "prediction", "confidence"] + [f"p_{c}" for c in classes]
+    ids = list(rows[0])[2 : list(rows[0]).index("target")]  # the columns that name each sample, if any
+    probabilities = [f"p_{c}" for c in classes]
+    assert list(rows[0]) == ["index", "source", *ids, "target", "prediction", "confidence", *probabilities]
     for row in rows:
         assert row["target"] in classes and row["prediction"] in classes and row["source"]
         probs = [float(row[f"p_{c}"]) for c in classes]

@@ -150,8 +150,9 @@ def _coerce(key: str, value, default):
     """`value` with the type of `default`; ints are accepted where floats are."""
     kind = type(default)
     if kind is list:
-        if not isinstance(value, list):
-            raise _type_error(key, value, "a list")
+        if isinstance(value, dict) or (isinstance(value, str) and "," in value):
+            raise _type_error(key, value, "a list, written [a, b]")
+        value = value if isinstance(value, list) else [value]  # key=rownames: a list of one
         return [_coerce(f"{key}[{i}]", v, default[0]) for i, v in enumerate(value)] if default else value
     if kind is float and isinstance(value, str) and FLOAT_TEXT.fullmatch(value.strip()):
         return float(value)

@@ -161,13 +161,15 @@ def write_report(report: dict, outputs: dict, dataset, classes: list[str], out_d
     probs, target = outputs["probs"], outputs["target"]
     confidence, prediction = probs.max(dim=1)
     with_probs = len(classes) <= MAX_PROBABILITY_COLUMNS
+    ids = getattr(dataset, "id_columns", [])  # values that name each sample (e.g. a CSV's id columns), to join on
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(
-        ["index", "source", "target", "prediction", "confidence", *([f"p_{c}" for c in classes] * with_probs)]
+        ["index", "source", *ids, "target", "prediction", "confidence", *([f"p_{c}" for c in classes] * with_probs)]
     )
     for i, index in enumerate(outputs["index"].tolist()):
-        row = [index, dataset.source(index), classes[target[i]], classes[prediction[i]], f"{confidence[i]:.6f}"]
+        row = [index, dataset.source(index), *(dataset.ids(index) if ids else [])]
+        row += [classes[target[i]], classes[prediction[i]], f"{confidence[i]:.6f}"]
         writer.writerow(row + ([f"{p:.6f}" for p in probs[i].tolist()] if with_probs else []))
     atomic_write_text(out_dir / "predictions.csv", text.getvalue())
 
