@@ -65,7 +65,7 @@ def test_every_number_equals_scikit_learn(num_classes):
 def test_confusion_png_shades_each_cell_by_its_share_of_the_row():
     confusion = torch.tensor([[5, 0, 0], [2, 2, 0], [1, 1, 6]])  # rows and columns normalise differently
     image = confusion_image(confusion, ["a", "b", "c"]).convert("RGB")
-    pixels = Counter(image.getdata())
+    pixels = Counter(zip(*(band.tobytes() for band in image.split()), strict=True))  # (r, g, b) -> pixel count
 
     def blue(rate):  # white (247, 251, 255) to dark blue (8, 48, 107), as matplotlib's Blues
         return tuple(round(a + (b - a) * rate) for a, b in zip((247, 251, 255), (8, 48, 107), strict=True))
