@@ -161,7 +161,7 @@ def test_a_frozen_backbone_keeps_its_weights_and_statistics_while_the_head_learn
 
 
 def test_weighted_val_loss_is_one_number_at_every_batch_size_and_matches_evaluate_and_sklearn(make_config):
-    from sklearn.metrics import log_loss
+    log_loss = pytest.importorskip("sklearn.metrics", reason='needs scikit-learn: pip install -e ".[dev]"').log_loss
 
     weight = torch.tensor([0.5, 1.0, 2.0, 3.5])  # a weighted mean divides by the summed weights, not the count
     criterion = nn.CrossEntropyLoss(weight=weight)
