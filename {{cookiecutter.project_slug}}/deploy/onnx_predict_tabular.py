@@ -7,9 +7,10 @@ Copy this file and the .onnx file (from `python export.py CHECKPOINT`) wherever 
 The preprocessing learned from train travels in the .onnx file and is applied as in training: a gap
 in a numeric column is filled with the train median (and flagged where train had gaps), numbers are
 standardised with the train mean and std, categories become one-hot columns or, for columns with many
-levels, codes the model embeds; a level train never had counts as unknown. Columns are matched by
-name; others are ignored. The CSV has predict.py's columns: input (`file:row`, row 1 under the
-header), prediction, probability, p_<class> per class.
+levels, codes the model embeds; a level train never had counts as unknown. An empty cell, or one of the
+training's gap tokens (NA, ?, ...), is a gap. Columns are matched by name; others are ignored. The CSV
+has predict.py's columns: input (`file:line`, the header being line 1), the id columns, prediction,
+probability, p_<class> per class.
 """
 
 import argparse
@@ -23,9 +24,10 @@ import onnxruntime
 
 def encode(rows: list[dict], info: dict) -> np.ndarray:
     """float32 (N, num_features): numbers (and missing flags), one-hot levels, then embedded codes."""
+    gap = {"", *info.get("na_values", [])}  # cells read as gaps in training
     dense, embedded = [], []
     for column in info["numeric"]:
-        values = np.array([float(row[column["name"]]) if row[column["name"]].strip() else np.nan for row in rows])
+        values = np.array([np.nan if row[column["name"]] in gap else float(row[column["name"]]) for row in rows])
         if np.isinf(values).any():
             sys.exit(f"error: column {column['name']!r} holds an infinite value")
         gaps = np.isnan(values)
@@ -35,7 +37,8 @@ def encode(rows: list[dict], info: dict) -> np.ndarray:
     for column in info["categorical"]:
         index = {level: i for i, level in enumerate(column["levels"])}
         unknown = len(column["levels"])
-        codes = np.array([index.get(row[column["name"]].strip(), unknown) for row in rows])
+        cells = [row[column["name"]] for row in rows]
+        codes = np.array([index.get("" if cell in gap else cell.strip(), unknown) for cell in cells])
         if column["embedding_dim"]:
             embedded.append(codes)
         else:
@@ -68,14 +71,16 @@ def main(argv=None) -> int:
 
     with open(args.output, "w", newline="", encoding="utf-8") as file:
         writer = csv.writer(file)
-        writer.writerow(["input", "prediction", "probability", *(f"p_{name}" for name in classes)])
+        ids = info.get("id_columns", [])  # copied from each row, to join the predictions back
+        writer.writerow(["input", *ids, "prediction", "probability", *(f"p_{name}" for name in classes)])
         for path in args.inputs:
             rows = read_rows(path, info["feature_columns"])
             logits = session.run(["logits"], {"input": encode(rows, info)})[0]
             exp = np.exp(logits - logits.max(axis=1, keepdims=True))
-            for number, row in enumerate(exp / exp.sum(axis=1, keepdims=True), start=1):
+            for line, (cells, row) in enumerate(zip(rows, exp / exp.sum(axis=1, keepdims=True), strict=True), start=2):
                 best = int(row.argmax())
-                writer.writerow([f"{path}:{number}", classes[best], f"{row[best]:.6g}", *(f"{p:.6g}" for p in row)])
+                named = [f"{path}:{line}", *(cells.get(name, "") for name in ids)]
+                writer.writerow([*named, classes[best], f"{row[best]:.6g}", *(f"{p:.6g}" for p in row)])
     print(f"predicted the rows of {len(args.inputs)} file(s); wrote {args.output}", file=sys.stderr)
     return 0
 

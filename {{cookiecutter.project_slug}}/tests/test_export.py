@@ -96,7 +96,7 @@ def test_onnx_carries_its_preprocessing_and_runs_any_batch_size(onnx_file, run_d
 def test_predict_with_onnx_matches_the_checkpoint(onnx_file, run_dir, data_root, tmp_path):
     val_set = build_datasets(load_config(base=load_checkpoint(run_dir)["config"]), None)[1]
     inputs, names = val_inputs(data_root, val_set, tmp_path)
-    expected = predictions(run_dir, inputs, tmp_path / "checkpoint.csv")
+    expected = predictions(run_dir / "checkpoints" / "last.pt", inputs, tmp_path / "checkpoint.csv")  # as exported
     assert list(expected) == names
     assert_same_predictions(predictions(onnx_file, inputs, tmp_path / "onnx.csv"), expected)
 
@@ -118,7 +118,7 @@ def test_every_format_predicts_as_the_checkpoint(onnx_file, run_dir, data_root, 
     """The default model in every format (tests/ of the template export every model of models/ in every format)."""
     val_set = build_datasets(load_config(base=load_checkpoint(run_dir)["config"]), None)[1]
     inputs, _ = val_inputs(data_root, val_set, tmp_path)
-    expected = predictions(run_dir, inputs, tmp_path / "checkpoint.csv")
+    expected = predictions(run_dir / "checkpoints" / "last.pt", inputs, tmp_path / "checkpoint.csv")  # as exported
     for name, fmt in FORMATS.items():
         output = onnx_file if name == "onnx" else tmp_path / f"model{fmt.suffix}"
         if name != "onnx":  # the fixture exported the .onnx file already
