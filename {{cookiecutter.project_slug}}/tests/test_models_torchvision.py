@@ -49,10 +49,28 @@ def test_the_last_linear_layer_becomes_the_classifier(make_config, name, head, s
 
 def test_grayscale_images_get_a_one_channel_first_conv_and_dropout_goes_before_the_head(make_config):
     model = build_model(make_config(**{"model.name": "resnet18", "model.dropout": 0.3}), info(channels=1)).eval()
-    assert model.conv1.in_channels == 1 and isinstance(model.fc, nn.Sequential)
-    assert model.fc[0].p == 0.3 and model.fc[1].out_features == 5
+    assert model.conv1.in_channels == 1 and isinstance(model.fc, nn.Linear)
+    assert model.fc.dropout.p == 0.3 and model.fc.out_features == 5
+    inputs = torch.randn(4, 1, 32, 32)
     with torch.no_grad():
-        assert model(torch.randn(2, 1, 32, 32)).shape == (2, 5)
+        assert torch.equal(model(inputs), model(inputs))  # eval: no dropout
+        model.fc.train()  # the head's input dropped at random (BatchNorm stays in eval: the same features)
+        assert not torch.equal(model(inputs), model(inputs))
+        model.fc.dropout.p = 0.0
+        assert torch.equal(model(inputs), model.eval()(inputs))
+
+
+@pytest.mark.parametrize("name", ["resnet18", "efficientnet_b0", "mobilenet_v3_small", "regnet_y_400mf", "mnasnet0_5"])
+def test_parameter_names_are_torchvision_s_whatever_the_dropout(make_config, name):
+    """A weights file of a run with another model.dropout loads whole; a model's own dropout is not doubled."""
+    reference = get_model(name, num_classes=5)
+    names = {key: value.shape for key, value in reference.state_dict().items()}
+    own = [module.p for module in reference.modules() if isinstance(module, nn.Dropout) and module.p > 0]
+    for dropout in (0.0, 0.1, 0.5):
+        model = build_model(make_config(**{"model.name": name, "model.dropout": dropout}), info())
+        assert {key: value.shape for key, value in model.state_dict().items()} == names
+        added = [dropout] if dropout > 0 else []
+        assert [m.p for m in model.modules() if isinstance(m, nn.Dropout) and m.p > 0] == (own or added), dropout
 
 
 @pytest.fixture
