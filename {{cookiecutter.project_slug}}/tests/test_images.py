@@ -258,7 +258,7 @@ def test_random_erasing_blanks_one_rectangle_per_image_in_both_twins():
 
 def test_batch_flip_is_per_sample():
     torch.manual_seed(0)
-    out = augment_batch(halves().repeat(64, 1, 1, 1), Augmentation(flip=True))
+    out = augment_batch(halves().repeat(64, 1, 1, 1), Augmentation(flip=True), SIZE)
     flipped = out[:, 0, 0, 0] == 255
     assert 0 < int(flipped.sum()) < 64  # some flipped, some not: drawn per sample
     assert torch.equal(out[flipped], halves().float().flip(-1).expand(int(flipped.sum()), -1, -1, -1))
@@ -267,7 +267,7 @@ def test_batch_flip_is_per_sample():
 def test_batch_crop_is_per_sample_and_keeps_the_size():
     torch.manual_seed(0)
     x = torch.arange(SIZE * SIZE, dtype=torch.uint8).view(1, 1, SIZE, SIZE).repeat(8, 3, 1, 1)
-    out = augment_batch(x, Augmentation(crop_scale=(0.2, 0.5)))
+    out = augment_batch(x, Augmentation(crop_scale=(0.2, 0.5)), SIZE)
     assert out.shape == x.shape and out.dtype == torch.float32
     assert len({tuple(sample.flatten().tolist()) for sample in out}) == 8  # a different crop for each
     assert float(out.min()) >= 0 and float(out.max()) <= 255
@@ -281,11 +281,11 @@ def test_the_cpu_and_the_one_kernel_resampling_agree_on_whole_pixel_boxes():
     x = torch.randint(0, 256, (4, 3, 32, 32)).float()
     left, top = torch.tensor([0.0, 0.25, 0.5, 0.125]), torch.tensor([0.5, 0.0, 0.25, 0.375])
     half, flip = torch.full((4,), 0.5), torch.tensor([False, True, False, True])
-    cpu, kernel = resize_boxes(x, left, top, half, half, flip), sample_boxes(x, left, top, half, half, flip)
+    cpu, kernel = resize_boxes(x, left, top, half, half, flip, 32), sample_boxes(x, left, top, half, half, flip, 32)
     assert torch.allclose(cpu[..., 1:-1, 1:-1], kernel[..., 1:-1, 1:-1], atol=1e-4)
     full, zero, itself = torch.ones(4), torch.zeros(4), torch.where(flip.view(4, 1, 1, 1), x.flip(-1), x)
     for resample in (resize_boxes, sample_boxes):
-        assert torch.allclose(resample(x, zero, zero, full, full, flip), itself)
+        assert torch.allclose(resample(x, zero, zero, full, full, flip, 32), itself)
 
 
 @pytest.mark.parametrize(("size", "resampling"), [(95, "sample_boxes"), (96, "resize_boxes")])
@@ -293,7 +293,7 @@ def test_the_cpu_crops_large_images_one_by_one_and_small_ones_in_one_kernel(monk
     used = []
     for name in ("resize_boxes", "sample_boxes"):
         monkeypatch.setattr(augment_module, name, lambda x, *boxes, name=name: used.append(name) or x)
-    augment_batch(torch.zeros(2, 3, size, size, dtype=torch.uint8), Augmentation(crop_scale=(0.5, 1.0)))
+    augment_batch(torch.zeros(2, 3, size, size, dtype=torch.uint8), Augmentation(crop_scale=(0.5, 1.0)), size)
     assert used == [resampling]
 
 

@@ -2,9 +2,10 @@
 
 `build_transforms` works on one PIL image (lazy loading); `BatchTransform` on a whole uint8 batch
 on its device (`data.preload`). Both read the same `Augmentation`, so a setting added there has to
-be honoured by both, side by side here. Crops are taken from the image already resized to
-`data.image_size`, in both. `batch_mixing` (mixup / cutmix) works on batches in both: in the
-lazy loader's collate, and in `BatchTransform`.
+be honoured by both, side by side here. `Resize` says how a decoded image becomes `data.image_size`
+square (squashed, or as pretrained weights expect); the batched twin crops from the stored square.
+`batch_mixing` (mixup / cutmix) works on batches in both: in the lazy loader's collate, and in
+`BatchTransform`.
 """
 
 import math
@@ -29,6 +30,35 @@ AUTO_AUGMENT = {
     "randaugment": v2.RandAugment,
     "autoaugment": partial(v2.AutoAugment, v2.AutoAugmentPolicy.IMAGENET),
 }
+
+
+INTERPOLATION = {"bilinear": v2.InterpolationMode.BILINEAR, "bicubic": v2.InterpolationMode.BICUBIC}
+
+
+@dataclass(frozen=True)
+class Resize:
+    """How a decoded image becomes image_size x image_size. `side` 0 (own models, trained from scratch): squashed to
+    that square, which keeps every pixel; training crops from the square. `side` > 0 (pretrained weights), as
+    torchvision's presets train and score them (`weights.transforms()`): the shorter side resized to `side` with the
+    weights' `interpolation`, aspect kept, then the centre crop; training crops RandomResizedCrop from the decoded
+    image. Preloading stores the centre `side` x `side` square, a margin above the crop, as FFCV stores."""
+
+    side: int = 0
+    interpolation: str = "bilinear"
+
+    @classmethod
+    def of(cls, info: dict, image_size: int) -> "Resize":
+        """From a checkpoint's data_info, or the pretrained weights' preprocessing, scaled to `image_size`; squashed
+        without a "resize_size" there (own models, checkpoints from before it was recorded)."""
+        side = info.get("resize_size", 0)
+        return cls(side * image_size // info["image_size"] if side else 0, info.get("interpolation", "bilinear"))
+
+    def stored(self, image_size: int) -> int:
+        """The side of a preloaded image."""
+        return self.side or image_size
+
+
+SQUASH = Resize()
 
 
 @dataclass(frozen=True)
@@ -72,9 +102,12 @@ def batch_mixing(cfg, num_classes: int):
     return v2.RandomChoice(mixes) if len(mixes) > 1 else (mixes[0] if mixes else None)
 
 
-def decode_transform(image_size: int):
-    """PIL image -> uint8 tensor (C, image_size, image_size): what preloading stores."""
-    return v2.Compose([v2.Resize((image_size, image_size), antialias=True), v2.PILToTensor()])
+def decode_transform(image_size: int, resize: Resize = SQUASH):
+    """PIL image -> uint8 tensor (C, side, side), side = `resize.stored(image_size)`: what preloading stores."""
+    if not resize.side:
+        return v2.Compose([v2.Resize((image_size, image_size), antialias=True), v2.PILToTensor()])
+    shorter = v2.Resize(resize.side, INTERPOLATION[resize.interpolation], antialias=True)
+    return v2.Compose([shorter, v2.CenterCrop(resize.side), v2.PILToTensor()])
 
 
 class Normalize255:
@@ -92,12 +125,25 @@ class Normalize255:
         return (pixels.contiguous().float() - self.mean).div_(self.std)
 
 
-def build_transforms(image_size: int, mean, std, augment: Augmentation | None = None):
-    """Per image: resize, then (with `augment`) crop and flip, then scale to [0, 1] and normalise."""
-    steps = [decode_transform(image_size)]
-    if augment is not None and augment.crop_scale is not None:
-        crop = v2.RandomResizedCrop(image_size, scale=augment.crop_scale, ratio=augment.crop_ratio, antialias=True)
-        steps.append(crop)
+def eval_pixels(image_size: int, resize: Resize = SQUASH):
+    """PIL image -> uint8 tensor (C, image_size, image_size) as validation sees it (see `Resize`)."""
+    if not resize.side:
+        return decode_transform(image_size)
+    shorter = v2.Resize(resize.side, INTERPOLATION[resize.interpolation], antialias=True)
+    return v2.Compose([shorter, v2.CenterCrop(image_size), v2.PILToTensor()])
+
+
+def build_transforms(image_size: int, mean, std, augment: Augmentation | None = None, resize: Resize = SQUASH):
+    """Per image: resize (`Resize`), then (with `augment`) crop and flip, then scale to [0, 1] and normalise."""
+    crop_scale = augment.crop_scale if augment is not None else None
+    if resize.side and crop_scale is not None:  # from the decoded image, as the pretrained weights were trained
+        mode = INTERPOLATION[resize.interpolation]
+        steps = [v2.RandomResizedCrop(image_size, crop_scale, augment.crop_ratio, mode, antialias=True)]
+        steps.append(v2.PILToTensor())
+    else:
+        steps = [eval_pixels(image_size, resize)]
+    if not resize.side and crop_scale is not None:
+        steps.append(v2.RandomResizedCrop(image_size, scale=crop_scale, ratio=augment.crop_ratio, antialias=True))
     if augment is not None and augment.flip:
         steps.append(v2.RandomHorizontalFlip(p=0.5))
     if augment is not None and (policy := augment.policy()) is not None:
@@ -127,14 +173,22 @@ def erase_batch(x: torch.Tensor, probability: float) -> torch.Tensor:
     return x.masked_fill(erased.unsqueeze(1), 0.0)
 
 
-def augment_batch(images: torch.Tensor, augment: Augmentation) -> torch.Tensor:
-    """The batched twin of `build_transforms`' crop and flip: a uint8 batch (N, C, H, W) -> float 0..255."""
-    x = images.float()
-    n, _, h, w = x.shape
-    device = x.device
+def centre_crop(x: torch.Tensor, size: int) -> torch.Tensor:
+    """The centre size x size of a stored batch, at CenterCrop's offsets."""
+    top, left = (round((side - size) / 2) for side in x.shape[-2:])
+    return x[..., top : top + size, left : left + size]
+
+
+def augment_batch(images: torch.Tensor, augment: Augmentation, size: int) -> torch.Tensor:
+    """The batched twin of `build_transforms`' crop and flip: a uint8 batch (N, C, H, W) -> float 0..255 at
+    size x size (crops from the whole stored square, or without a crop its centre)."""
+    n, _, h, w = images.shape
+    device = images.device
     flip = torch.rand(n, device=device) < 0.5 if augment.flip else torch.zeros(n, dtype=torch.bool, device=device)
     if augment.crop_scale is None:
+        x = centre_crop(images, size).float()
         return torch.where(flip.view(n, 1, 1, 1), x.flip(-1), x)
+    x = images.float()
     low, high = augment.crop_scale
     area = torch.empty(n, device=device).uniform_(low, high)  # share of the image area
     log_low, log_high = (math.log(r) for r in augment.crop_ratio)
@@ -144,11 +198,11 @@ def augment_batch(images: torch.Tensor, augment: Augmentation) -> torch.Tensor:
     left = torch.rand(n, device=device) * (1 - crop_w)
     top = torch.rand(n, device=device) * (1 - crop_h)
     resample = resize_boxes if device.type == "cpu" and h * w >= LOOP_FROM_PIXELS else sample_boxes
-    return resample(x, left, top, crop_w, crop_h, flip)
+    return resample(x, left, top, crop_w, crop_h, flip, size)
 
 
-def sample_boxes(x: torch.Tensor, left, top, crop_w, crop_h, flip) -> torch.Tensor:
-    """Each image's crop box (shares of its width and height) resampled to the full size (bilinear), flipped where
+def sample_boxes(x: torch.Tensor, left, top, crop_w, crop_h, flip, size: int) -> torch.Tensor:
+    """Each image's crop box (shares of its width and height) resampled to size x size (bilinear), flipped where
     `flip`, in one kernel for the batch: each crop and flip is one affine map, for one grid_sample."""
     n = len(x)
     # Output coords in [-1, 1] -> input coords of the crop box (align_corners=False: pixel edges).
@@ -157,39 +211,42 @@ def sample_boxes(x: torch.Tensor, left, top, crop_w, crop_h, flip) -> torch.Tens
     theta[:, 0, 2] = 2 * left + crop_w - 1
     theta[:, 1, 1] = crop_h
     theta[:, 1, 2] = 2 * top + crop_h - 1
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    grid = F.affine_grid(theta, [n, x.shape[1], size, size], align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
-def resize_boxes(x: torch.Tensor, left, top, crop_w, crop_h, flip) -> torch.Tensor:
+def resize_boxes(x: torch.Tensor, left, top, crop_w, crop_h, flip, size: int) -> torch.Tensor:
     """Each image's crop box (shares of its width and height) rounded to whole pixels, as RandomResizedCrop takes
-    it, resized back to the full size (bilinear), flipped where `flip`: one interpolate per image, which the CPU
+    it, resized to size x size (bilinear), flipped where `flip`: one interpolate per image, which the CPU
     runs up to 3x faster than `sample_boxes` on images of LOOP_FROM_PIXELS and more."""
     n, _, h, w = x.shape
     box_w = (crop_w * w).round().clamp(1, w).long()
     box_h = (crop_h * h).round().clamp(1, h).long()
     box_left = torch.minimum((left * w).round().long(), w - box_w)
     box_top = torch.minimum((top * h).round().long(), h - box_h)
-    out = torch.empty_like(x)
+    out = x.new_empty((n, x.shape[1], size, size))
     boxes = zip(box_left.tolist(), box_top.tolist(), box_w.tolist(), box_h.tolist(), flip.tolist(), strict=True)
     for i, (x0, y0, width, height, flipped) in enumerate(boxes):
         box = x[i : i + 1, :, y0 : y0 + height, x0 : x0 + width]
-        resized = F.interpolate(box, size=(h, w), mode="bilinear", align_corners=False)[0]
+        resized = F.interpolate(box, size=(size, size), mode="bilinear", align_corners=False)[0]
         out[i] = resized.flip(-1) if flipped else resized
     return out
 
 
 class BatchTransform:
-    """Preloaded (uint8 batch, class ids) -> (normalised float batch, targets); with `augment`, random crops,
-    flips, the auto_augment policy and erasing, as `build_transforms` does per image; with `mix`, mixup/cutmix."""
+    """Preloaded (uint8 batch, class ids) -> (normalised float batch at `size`, targets): the centre crop; with
+    `augment`, random crops, flips, the auto_augment policy and erasing, as `build_transforms` does per image; with
+    `mix`, mixup/cutmix. `size` None: the stored size."""
 
-    def __init__(self, mean, std, augment: Augmentation | None = None, mix=None):
-        self.augment, self.mix = augment, mix
+    def __init__(self, mean, std, augment: Augmentation | None = None, mix=None, size: int | None = None):
+        self.augment, self.mix, self.size = augment, mix, size
         self.policy = augment.policy() if augment is not None else None
         self.normalize = Normalize255(mean, std)
 
     def __call__(self, images: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = augment_batch(images, self.augment) if self.augment is not None else images.float()
+        size = self.size or images.shape[-1]
+        augment = self.augment
+        x = augment_batch(images, augment, size) if augment is not None else centre_crop(images, size).float()
         if self.policy is not None:  # one image at a time: the policy draws its ops per call
             pixels = x.round_().clamp_(0, 255).to(torch.uint8)
             x = torch.stack([self.policy(image) for image in pixels]).float()

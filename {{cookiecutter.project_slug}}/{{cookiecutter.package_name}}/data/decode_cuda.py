@@ -11,16 +11,16 @@ from tqdm import tqdm
 
 from ..errors import ConfigError
 from ..utils import show_progress
-from .augment import decode_transform
+from .augment import INTERPOLATION, decode_transform
 
 
 def decoded_batches(dataset, cfg, desc: str, batch_size: int, ids):
-    """Batches of uint8 images at data.image_size (no augmentation)."""
+    """Batches of uint8 images as preloading stores them (`Resize`; no augmentation)."""
     if cfg.data.decode_device == "cuda":
         check_gpu_decoding(dataset)
         batches = gpu_decoded(dataset, cfg, batch_size, ids, torch.device("cuda"))
     else:
-        plain = dataset.with_transform(decode_transform(dataset.size))
+        plain = dataset.with_transform(decode_transform(dataset.size, dataset.resize))
         batches = DataLoader(
             Subset(plain, ids), batch_size, num_workers=cfg.data.num_workers, collate_fn=plain.collate_fn
         )
@@ -64,7 +64,7 @@ def gpu_decoded(dataset, cfg, batch_size: int, ids, device: torch.device):
     from torchcodec.decoders import decode_jpeg  # the optional gpu-decode extra
 
     mode = "RGB" if dataset.mode == "RGB" else "GRAY"
-    on_cpu = dataset.with_transform(decode_transform(dataset.size))
+    on_cpu = dataset.with_transform(decode_transform(dataset.size, dataset.resize))
     files = Subset(FileBytes(dataset.samples), ids)
     loader = DataLoader(files, batch_size, num_workers=cfg.data.num_workers, collate_fn=as_lists)
     for start, (data, labels) in zip(range(0, len(ids), batch_size), loader, strict=True):
@@ -73,5 +73,12 @@ def gpu_decoded(dataset, cfg, batch_size: int, ids, device: torch.device):
         except RuntimeError:
             yield on_cpu.collate_fn([on_cpu[i] for i in ids[start : start + batch_size]])
             continue
-        size = [dataset.size, dataset.size]
-        yield torch.stack([F.resize(image, size, antialias=True) for image in images]).cpu(), labels
+        yield torch.stack([stored(image, dataset) for image in images]).cpu(), labels
+
+
+def stored(image: torch.Tensor, dataset) -> torch.Tensor:
+    """One decoded image as `decode_transform` stores it (squashed, or shorter side resized and the centre kept)."""
+    if not dataset.resize.side:
+        return F.resize(image, [dataset.size, dataset.size], antialias=True)
+    side, mode = dataset.resize.side, INTERPOLATION[dataset.resize.interpolation]
+    return F.center_crop(F.resize(image, side, mode, antialias=True), side)

@@ -29,9 +29,10 @@ FORMAT = 1  # bump when the decoding changes: older caches are then rebuilt, not
 
 def cache_key(dataset, split: str) -> str:
     """A hash of everything the cached pixels depend on."""
-    settings = {"format": FORMAT, "split": split, "mode": dataset.mode, "size": dataset.size}
+    resize = [dataset.resize.side, dataset.resize.interpolation]
+    settings = {"format": FORMAT, "split": split, "mode": dataset.mode, "size": dataset.size, "resize": resize}
     digest = hashlib.sha256(json.dumps(settings).encode())
-    fingerprint = getattr(dataset.load, "fingerprint", None)  # in-memory arrays (torchvision) hash themselves
+    fingerprint = getattr(dataset.load, "fingerprint", None)  # a loader of images held in memory hashes them
     if fingerprint is not None:
         digest.update(fingerprint().encode())
     for source, label in dataset.samples:

@@ -1,8 +1,7 @@
 """Image decoding shared by the image dataset types, and what they expose to the loaders and predict.py.
 
-Real data is messy: EXIF orientation is applied, every PIL mode is converted explicitly to the
-configured one (RGB order, not OpenCV's BGR), every size is resized to `data.image_size`, and a
-corrupt file is a `DataError` naming it or, with `data.skip_corrupt`, a logged skip.
+Real data is messy: EXIF orientation is applied, every PIL mode converted explicitly (RGB, not OpenCV's BGR), every
+size brought to `data.image_size` (`Resize`); a corrupt file is a `DataError` naming it, or skipped (data.skip_corrupt).
 """
 
 import logging
@@ -19,7 +18,7 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 
 from ..errors import ConfigError, DataError
 from ..models.torchvision_models import pretrained_preprocessing
-from .augment import Augmentation, BatchTransform, batch_mixing, build_transforms, decode_transform
+from .augment import SQUASH, Augmentation, BatchTransform, Resize, batch_mixing, build_transforms, eval_pixels
 from .decode import decoded_batches
 from .disk_cache import cached_images
 from .preload import check_fits, gib
@@ -78,8 +77,8 @@ def open_image(path, size: int | None = None) -> Image.Image:
     """Decode a file fully (a truncated file fails here, not later), upright per its EXIF tag.
 
     With `size`, a JPEG is decoded at 1/2, 1/4 or 1/8 scale where both sides stay >= size (libjpeg's
-    DCT scaling, `Image.draft`): 2-3x faster on photos and nothing lost, since every image is resized
-    to size x size next and crops are taken from that. Other formats decode fully.
+    DCT scaling, `Image.draft`): 2-3x faster on photos, and little lost, since every image is resized to
+    `size` (its shorter side, or a square) next. Other formats decode fully.
     """
     try:
         with warnings.catch_warnings():
@@ -101,11 +100,12 @@ class ImageDataset(Dataset):
     mixes whole batches in `collate_fn` (data.mixup_alpha / data.cutmix_alpha).
     """
 
-    def __init__(self, samples, load, mode: str, size: int, transform=None, skip_corrupt: bool = False):
+    def __init__(self, samples, load, mode: str, size: int, transform=None, skip_corrupt=False, resize=SQUASH):
         self.samples = samples
         self.load = load
         self.mode = mode
         self.size = size
+        self.resize = resize  # how a decoded image becomes size x size, and what preloading stores
         self.transform = transform
         self.skip_corrupt = skip_corrupt
         self.stats = self.mix = None
@@ -132,8 +132,7 @@ class ImageDataset(Dataset):
         return self.transform(image), label
 
     def collate_fn(self, batch):
-        """default_collate without the skipped samples, then `mix`; an all-skipped batch is empty but shaped like
-        a real one."""
+        """default_collate without the skipped samples, then `mix`; an all-skipped batch is empty, shaped right."""
         batch = [sample for sample in batch if sample is not None]
         if not batch:
             return torch.empty((0, MODE_CHANNELS[self.mode], self.size, self.size)), torch.empty(0, dtype=torch.int64)
@@ -158,12 +157,12 @@ class ImageDataset(Dataset):
         return self.load.describe(source) if hasattr(self.load, "describe") else str(source)
 
     def image(self, index: int) -> torch.Tensor:
-        """Sample `index` as uint8 (C, image_size, image_size), unaugmented: for mistakes.png."""
-        return decode_transform(self.size)(to_mode(self.load(self.samples[index][0]), self.mode))
+        """Sample `index` as uint8 (C, image_size, image_size), as validation sees it: for mistakes.png."""
+        return eval_pixels(self.size, self.resize)(to_mode(self.load(self.samples[index][0]), self.mode))
 
     def with_transform(self, transform) -> "ImageDataset":
         """The same samples under another `transform`, not mixed."""
-        view = ImageDataset(self.samples, self.load, self.mode, self.size, transform, self.skip_corrupt)
+        view = ImageDataset(self.samples, self.load, self.mode, self.size, transform, self.skip_corrupt, self.resize)
         view.skipped, view.stats = self.skipped, self.stats
         return view
 
@@ -197,14 +196,16 @@ def image_datasets(
 ):
     """(train_set, val_set, data_info). Normalisation comes from `data_info` (a checkpoint), else
     `data.mean`/`data.std`, else the pretrained weights' (`model.pretrained`), else `known_stats` (a
-    torchvision dataset's published values), else train. data.image_size=0 is resolved (in `cfg` too,
+    dataset's published values), else train. data.image_size=0 is resolved (in `cfg` too,
     for config.yaml) to the pretrained weights' input size, else to `native_size`.
-    `load(source)` gives a PIL image; by default `source` is a file path, decoded at data.image_size."""
+    Pretrained weights also fix the `Resize` (their presets' resize and crop, scaled to data.image_size).
+    `load(source)` gives a PIL image; by default `source` is a file path, decoded at the size `Resize` needs."""
     mode = data_info["image_mode"] if data_info else (mode or cfg.data.image_mode)
     pretrained = pretrained_preprocessing(cfg.model, MODE_CHANNELS[mode])
     size = cfg.data.image_size = cfg.data.image_size or (pretrained or {}).get("image_size", native_size)
-    load = load or partial(open_image, size=size)
-    train_set = ImageDataset(train_samples, load, mode, size, skip_corrupt=cfg.data.skip_corrupt)
+    resize = Resize.of(data_info or pretrained or {}, size)  # the checkpoint's, else the pretrained weights'
+    load = load or partial(open_image, size=resize.stored(size))
+    train_set = ImageDataset(train_samples, load, mode, size, skip_corrupt=cfg.data.skip_corrupt, resize=resize)
     if data_info is not None:
         mean, std = data_info["mean"], data_info["std"]
     elif cfg.data.mean or cfg.data.std:
@@ -224,38 +225,42 @@ def image_datasets(
         "in_channels": MODE_CHANNELS[mode],
         "image_size": size,
         "image_mode": mode,
+        "resize_size": resize.side,
+        "interpolation": resize.interpolation,
         "mean": list(mean),
         "std": list(std),
         "class_counts": torch.bincount(train_set.labels, minlength=len(classes)).tolist(),  # trainer.class_weights
     }
-    train_set.transform = build_transforms(size, mean, std, Augmentation.from_config(cfg))
+    train_set.transform = build_transforms(size, mean, std, Augmentation.from_config(cfg), resize)
     train_set.mix = batch_mixing(cfg, len(classes))
     if train_set.mix is not None:
         log.info("mixup/cutmix on: train_acc counts a mixed image as right when the model picks its dominant class")
-    val_set = ImageDataset(val_samples, load, mode, size, build_transforms(size, mean, std), cfg.data.skip_corrupt)
+    val_transform = build_transforms(size, mean, std, resize=resize)
+    val_set = ImageDataset(val_samples, load, mode, size, val_transform, cfg.data.skip_corrupt, resize)
     train_set.stats = val_set.stats = (list(mean), list(std))
     return train_set, val_set, info
 
 
 def eval_dataset(cfg, samples, data_info: dict, load=None) -> ImageDataset:
     """A split to evaluate (test), transformed as validation is, with the checkpoint's normalisation."""
-    size = data_info["image_size"]
-    transform = build_transforms(size, data_info["mean"], data_info["std"])
-    load = load or partial(open_image, size=size)
-    return ImageDataset(samples, load, data_info["image_mode"], size, transform, cfg.data.skip_corrupt)
+    size, resize = data_info["image_size"], Resize.of(data_info, data_info["image_size"])
+    transform = build_transforms(size, data_info["mean"], data_info["std"], resize=resize)
+    load = load or partial(open_image, size=resize.stored(size))
+    return ImageDataset(samples, load, data_info["image_mode"], size, transform, cfg.data.skip_corrupt, resize)
 
 
 def preload_split(dataset: ImageDataset, cfg, device: torch.device, split: str):
     """(uint8 images decoded once: onto `device`, or mapped from the disk cache; labels; the batched
     transform: augmenting for train)."""
     decoded = partial(decoded_batches, dataset, cfg, f"preload {split}", 256, range(len(dataset)))
-    shape = (MODE_CHANNELS[dataset.mode], dataset.size, dataset.size)
+    side = dataset.resize.stored(dataset.size)
+    shape = (MODE_CHANNELS[dataset.mode], side, side)
     if cfg.data.preload == "disk":
         inputs, targets = cached_images(dataset, cfg, split, decoded, shape)
     else:
         inputs, targets = decode_into_memory(dataset, cfg, device, split, decoded, shape)
     augment = Augmentation.from_config(cfg) if split == "train" else None
-    return inputs, targets, BatchTransform(*dataset.stats, augment, dataset.mix)
+    return inputs, targets, BatchTransform(*dataset.stats, augment, dataset.mix, dataset.size)
 
 
 def decode_into_memory(dataset: ImageDataset, cfg, device: torch.device, split: str, decoded, shape: tuple):
@@ -289,9 +294,7 @@ def predict_inputs(inputs: list[str], data_info: dict, cfg, batch_size: int):
             raise DataError(f"input {path} does not exist")
         else:
             raise DataError(f"input {path} is not an image ({', '.join(sorted(IMAGE_EXTENSIONS))}) or a folder")
-    size = data_info["image_size"]
-    transform = build_transforms(size, data_info["mean"], data_info["std"])
-    samples = [(str(path), 0) for path in images]  # labels are unknown: 0 is a placeholder
-    dataset = ImageDataset(samples, partial(open_image, size=size), data_info["image_mode"], size, transform)
+    dataset = eval_dataset(cfg, [(str(path), 0) for path in images], data_info)  # labels unknown: 0 placeholders
+    dataset.skip_corrupt = False  # one prediction per input: an unreadable one is an error
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=cfg.data.num_workers)
     return [str(path) for path in images], (batch for batch, _ in loader)

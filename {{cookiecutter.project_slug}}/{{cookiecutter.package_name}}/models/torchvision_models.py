@@ -17,7 +17,7 @@ from torchvision.models import get_model, get_model_weights, list_models
 
 from ..errors import ConfigError
 from .layers import init_weights
-from .timm_models import PREFIX, timm_preprocessing
+from .timm_models import PREFIX, pretrained_cfg, timm_preprocessing
 
 
 def torchvision_names() -> list[str]:
@@ -94,14 +94,18 @@ def build_torchvision(name: str, m, info: dict) -> nn.Module:
 
 def pretrained_preprocessing(m, channels: int) -> dict | None:
     """The pretrained weights' own preprocessing (torchvision's, or timm's for `timm/` names): {"mean", "std"
-    (averaged for one channel), "image_size" (the size they were evaluated at)}; None unless `model.pretrained`."""
+    (averaged for one channel), "image_size" (the size they were evaluated at), "resize_size" (the shorter side
+    resized to before the centre crop), "interpolation"}; None unless `model.pretrained`."""
     if not m.pretrained:
         return None
     if m.name.startswith(PREFIX):
         mean, std, size = timm_preprocessing(m.name)
+        config = pretrained_cfg(m.name)
+        resize, interpolation = int(size / config.crop_pct), config.interpolation
     elif m.name in torchvision_names():
         transforms = pretrained_weights(m.name).transforms()
         mean, std, size = list(transforms.mean), list(transforms.std), transforms.crop_size[0]
+        resize, interpolation = transforms.resize_size[0], transforms.interpolation.value
     else:
         raise ConfigError(
             f"model.pretrained=true: model {m.name!r} has no pretrained weights; choose a torchvision model "
@@ -109,4 +113,5 @@ def pretrained_preprocessing(m, channels: int) -> dict | None:
         )
     if channels == 1:
         mean, std = [sum(mean) / len(mean)], [sum(std) / len(std)]
-    return {"mean": mean, "std": std, "image_size": size}
+    interpolation = interpolation if interpolation in ("bilinear", "bicubic") else "bilinear"
+    return {"mean": mean, "std": std, "image_size": size, "resize_size": resize, "interpolation": interpolation}
