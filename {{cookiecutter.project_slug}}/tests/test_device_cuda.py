@@ -212,7 +212,8 @@ def test_weights_go_channels_last_on_cuda_and_still_train_on_the_cpu(make_config
 
 def test_the_model_goes_channels_last_before_the_optimizer_takes_its_parameters(make_config):
     cfg = make_config(**{"trainer.channels_last": True})
-    model = prepare_model(build_model(cfg, build_dataloaders(cfg)[2]), cfg, CUDA)  # converts, runs nothing
+    convolutions = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Conv2d(4, 2, 3))
+    model = prepare_model(convolutions, cfg, CUDA)  # converts, runs nothing
     optimizer = build_optimizer(cfg, model)
     kernels = [p for group in optimizer.param_groups for p in group["params"] if p.ndim == 4]
     assert kernels and all(p.is_contiguous(memory_format=torch.channels_last) for p in kernels)

@@ -163,13 +163,13 @@ def test_a_frozen_backbone_keeps_its_weights_and_statistics_while_the_head_learn
 def test_weighted_val_loss_is_one_number_at_every_batch_size_and_matches_evaluate_and_sklearn(make_config):
     log_loss = pytest.importorskip("sklearn.metrics", reason='needs scikit-learn: pip install -e ".[dev]"').log_loss
 
-    weight = torch.tensor([0.5, 1.0, 2.0, 3.5])  # a weighted mean divides by the summed weights, not the count
-    criterion = nn.CrossEntropyLoss(weight=weight)
     cfg = make_config()
     _, val_loader, info = build_dataloaders(cfg)
+    weight = torch.arange(1.0, len(info["classes"]) + 1) ** 1.5  # a weighted mean divides by the summed weights
+    criterion = nn.CrossEntropyLoss(weight=weight)
     model = build_model(cfg, info).eval()
     losses = []
-    for batch_size in (7, 64):  # 8 val samples: batches of 7 and 1, or one of 8
+    for batch_size in (7, 64):  # batches of 7 and a shorter last one, or all in one
         sized = make_config(**{"data.batch_size": batch_size})
         loader = build_dataloaders(sized)[1]
         losses.append(engine.evaluate(model, criterion, loader, torch.device("cpu"), sized)["loss"])
