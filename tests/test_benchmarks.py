@@ -145,11 +145,13 @@ def test_recipe_benchmark_prints_every_part_as_table_rows(tmp_path):
         base = rf"^{re.escape(task)} +{re.escape(arm)} +{score} +{score} +\(base\) +\(base\)$"
         assert re.search(base, out, re.MULTILINE), out
     for task, arm in [
-        ("k=5, 2 ep", "fine-tune"), ("10/class", "all"),
+        ("k=5, 2 ep", "fine-tune"), ("k=5, 2 ep", "fine-tune, head kept"), ("10/class", "all"),
     ]:  # fmt: skip
         scores = rf"{score} +{score} +{delta} +{delta}"
         row = rf"^{re.escape(task)} +{re.escape(arm)} +{scores} +1 seed: no verdict$"
         assert re.search(row, out, re.MULTILINE), out
+    fresh_vs_kept = rf"^k=5, 2 ep +fine-tune vs head kept +{delta} +{delta} +1 seed: no verdict$"
+    assert re.search(fresh_vs_kept, out, re.MULTILINE), out
     rows = re.findall(r"^simple_cnn +(.+?) +(\d+\.\d\d) +(\d+\.\d\d)x$", out, re.MULTILINE)
     arms = ["plain", "ema 0.999", "mixup 0.2", "cutmix 1.0", "ema + mixup"]
     assert [arm for arm, *_ in rows] == arms, out
