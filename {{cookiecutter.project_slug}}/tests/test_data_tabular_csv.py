@@ -14,8 +14,8 @@ from test_report import (
 
 from {{ cookiecutter.package_name }}.data import DataError, build_dataloaders, build_datasets
 from {{ cookiecutter.package_name }}.data.common import SAMPLE_DATA_ROOT
+from {{ cookiecutter.package_name }}.data.preprocessing import embedding_dim
 from {{ cookiecutter.package_name }}.data.sample import CLASS_CENTRES, COLUMNS, write_sample
-from {{ cookiecutter.package_name }}.data.table import embedding_dim
 from {{ cookiecutter.package_name }}.models import build_model
 
 FEATURES = [c for c in COLUMNS if c not in ("id", "label")]  # the sample's feature columns (id is dropped)

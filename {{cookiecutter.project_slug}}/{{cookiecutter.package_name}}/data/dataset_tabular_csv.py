@@ -20,7 +20,8 @@ from torch.utils.data import TensorDataset
 
 from .common import DataError, holdout_split, sort_labels, write_sample_root
 from .preload import check_fits, gib
-from .table import column_roles, encode, fit_preprocessing, read_table
+from .preprocessing import column_roles, encode, fit_preprocessing
+from .table import read_table
 
 log = logging.getLogger(__name__)
 
