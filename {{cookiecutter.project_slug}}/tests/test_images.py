@@ -14,6 +14,7 @@ from torchvision.transforms import v2
 
 import train
 from {{ cookiecutter.package_name }}.data import augment as augment_module
+from {{ cookiecutter.package_name }}.data import build_dataloaders
 from {{ cookiecutter.package_name }}.data.augment import (
     Augmentation,
     BatchTransform,
@@ -28,6 +29,8 @@ from {{ cookiecutter.package_name }}.data.images import (
     IMAGE_EXTENSIONS,
     ImageDataset,
     compute_mean_std,
+    eval_dataset,
+    image_datasets,
     is_hidden,
     open_image,
     skip_hidden,
@@ -35,6 +38,7 @@ from {{ cookiecutter.package_name }}.data.images import (
 )
 from {{ cookiecutter.package_name }}.errors import DataError
 from {{ cookiecutter.package_name }}.models import build_model
+from {{ cookiecutter.package_name }}.models.torchvision_models import pretrained_weights
 from {{ cookiecutter.package_name }}.report import evaluate_split
 
 SIZE = 16  # FAST data.image_size
@@ -328,6 +332,47 @@ def test_the_per_image_and_batched_twins_agree(augment):
     for outputs in (per_image, batched):
         drawn = {next(i for i, view in enumerate(views) if torch.allclose(x, view, atol=1e-4)) for x in outputs}
         assert drawn == set(range(len(views)))  # only these views, and each of them
+
+
+# ---- pretrained weights see what torchvision's presets gave them; own models see the image squashed ----------
+@pytest.mark.parametrize("name", ["resnet18", "efficientnet_b1"])  # bilinear 256 -> 224; bicubic 255 -> 240
+def test_pretrained_validation_is_the_weights_own_transforms_tensor_for_tensor(tmp_path, make_config, name):
+    noise = torch.randint(0, 256, (300, 460, 3), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    path = save(tmp_path / "wide.png", Image.fromarray(noise.numpy()))  # not square, and every pixel differs
+    cfg = make_config(**{"model.name": name, "model.pretrained": True, "data.image_size": 0})
+    _, val_set, info = image_datasets(cfg, [(str(path), 0)], [(str(path), 0)], ["a"])
+    expected = pretrained_weights(name).transforms()(Image.open(path).convert("RGB"))
+    assert val_set[0][0].shape == expected.shape
+    torch.testing.assert_close(val_set[0][0], expected, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(eval_dataset(cfg, [(str(path), 0)], info)[0][0], expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize(("pretrained", "colours"), [(True, {1}), (False, {0, 1, 2})])
+def test_pretrained_training_crops_the_decoded_image_own_models_the_squashed_square(
+    tmp_path, make_config, pretrained, colours
+):
+    """A 4:1 image, red | green green | blue. RandomResizedCrop keeping the whole area at a ratio of at most 4/3:
+    from the decoded image that is its centre (green only); from the squashed square, all of it."""
+    image = Image.new("RGB", (400, 100), (0, 255, 0))
+    image.paste((255, 0, 0), (0, 0, 100, 100))
+    image.paste((0, 0, 255), (300, 0, 400, 100))
+    path = save(tmp_path / "wide.png", image)
+    crop = {"data.random_resized_crop": True, "data.crop_scale": [1.0, 1.0], "data.horizontal_flip": False}
+    overrides = {"model.name": "resnet18", "model.pretrained": pretrained, "data.image_size": 32, **crop}
+    train_set, _, info = image_datasets(make_config(**overrides), [(str(path), 0)], [(str(path), 0)], ["a"])
+    x = train_set[0][0] * torch.tensor(info["std"]).view(3, 1, 1) + torch.tensor(info["mean"]).view(3, 1, 1)
+    shares = torch.bincount(x.argmax(0).flatten(), minlength=3) / x[0].numel()
+    assert x.shape == (3, 32, 32) and {c for c in range(3) if shares[c] > 0.1} == colours
+
+
+def test_pretrained_preload_stores_the_centre_square_at_a_margin_and_validates_as_lazily(make_config):
+    overrides = {"model.name": "resnet18", "model.pretrained": True, "data.image_size": 32}
+    _, lazy, info = build_dataloaders(make_config(**overrides))
+    train, loaded, _ = build_dataloaders(make_config(**overrides, **{"data.preload": "cpu"}))
+    assert (info["resize_size"], info["interpolation"]) == (36, "bilinear")  # 256 / 224 of the crop
+    assert loaded.inputs.shape[-2:] == (36, 36) and next(iter(train))[0].shape[-2:] == (32, 32)
+    for (x_lazy, _), (x_loaded, _) in zip(lazy, loaded, strict=True):
+        torch.testing.assert_close(x_loaded, x_lazy, atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from {{ cookiecutter.package_name }}.config import ConfigError
 from {{ cookiecutter.package_name }}.data import build_dataloaders
-from {{ cookiecutter.package_name }}.data.prefetch import Prefetcher, _shutdown, _to_device, with_prefetch
+from {{ cookiecutter.package_name }}.data.prefetch import Prefetcher, _to_device, with_prefetch
 from {{ cookiecutter.package_name }}.engine import Trainer, build_optimizer, build_scheduler
 from {{ cookiecutter.package_name }}.models import build_model
 
@@ -99,27 +99,23 @@ def test_to_device_keeps_the_batch_structure(device):
     assert_same_structure(_to_device(batch, torch.device(device)), batch, torch.device(device))
 
 
-def test_shutdown_stops_the_workers_of_an_epoch_left_early():
+def test_freeing_an_iterator_stops_its_workers_now_and_persistent_ones_stay():
+    """What the Prefetcher relies on when an epoch is left early: the public DataLoader frees its workers with its
+    iterator (no private `_shutdown_workers` call), and persistent workers outlive it for the next epoch."""
     before = workers()
-    loader = slow_loader()
-    it = iter(loader)
+    it = iter(slow_loader())
     next(it)
     assert workers() > before  # the epoch's workers are running
-    _shutdown(loader, it)
+    del it
     assert workers() == before
-    _shutdown(loader, it)  # twice is harmless
-    plain = [(torch.zeros(1),)] * 2
-    _shutdown(plain, iter(plain))  # an iterator without workers
-
-
-def test_shutdown_keeps_persistent_workers():
     loader = slow_loader(persistent_workers=True)
     it = iter(loader)
     next(it)
     running = workers()
-    _shutdown(loader, it)
-    assert running <= workers()  # kept for the next epoch (which resets them)
-    it._shutdown_workers()
+    del it
+    assert workers() == running  # kept for the next epoch (which resets them)
+    del loader
+    assert workers() == before
 
 
 @needs_cuda

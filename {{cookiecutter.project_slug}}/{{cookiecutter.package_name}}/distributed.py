@@ -185,6 +185,7 @@ class ShardedPreloadedLoader(PreloadedLoader):
     def __init__(self, loader: PreloadedLoader, rank: int, world_size: int):
         super().__init__(loader.inputs, loader.targets, loader.batch_size, loader.shuffle, loader.generator)
         self.transform, self.source, self.weights = loader.transform, loader.source, loader.weights
+        self.gather = loader.gather  # pinned batches, copied to this rank's GPU as stored
         self.rank, self.world_size = rank, world_size
 
     def num_samples(self) -> int:

@@ -63,7 +63,9 @@ class Prefetcher:
                 del batch
         finally:
             ahead.clear()
-            _shutdown(self.loader, it)
+            # A DataLoader's iterator shuts its worker processes down when it is freed (persistent workers stay
+            # with the DataLoader for the next epoch): dropped here, so freed now, not at a later garbage collection.
+            it = None
 
 
 def with_prefetch(loader, cfg, device):
@@ -84,13 +86,3 @@ def _to_device(batch, device):
     if isinstance(batch, dict):
         return {key: _to_device(value, device) for key, value in batch.items()}
     return batch
-
-
-def _shutdown(loader, it) -> None:
-    """Stop the DataLoader's worker processes now rather than when `it` is garbage-collected.
-
-    Persistent workers are meant to outlive the epoch: the next iter() reuses (and resets) them.
-    """
-    shutdown_workers = getattr(it, "_shutdown_workers", None)
-    if shutdown_workers is not None and not getattr(loader, "persistent_workers", False):
-        shutdown_workers()

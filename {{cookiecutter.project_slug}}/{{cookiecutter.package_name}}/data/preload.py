@@ -1,6 +1,6 @@
 """`data.preload`: decode the data once, hold it in memory, batch by indexing: faster epochs when it fits.
 
-Images are kept as uint8; augmentation and normalisation then run on whole batches, on their device.
+Samples are kept as decoded and compact; the per-batch transform then runs on whole batches, on their device.
 """
 
 import logging
@@ -38,7 +38,9 @@ def check_fits(nbytes: int, device: torch.device, cfg, what: str) -> None:
 
 class PreloadedLoader:
     """Batches by indexing tensors in memory; `transform(inputs, targets)` runs on the whole batch. A drop-in for
-    the DataLoader in the loop, with a `.generator` the trainer reseeds every epoch, as it does the DataLoader's."""
+    the DataLoader in the loop, with a `.generator` the trainer reseeds every epoch, as it does the DataLoader's.
+    `gather(tensor, index)` takes a batch out of the store (default: indexing), e.g. into page-locked memory and
+    onto the device the transform runs on."""
 
     def __init__(
         self, inputs, targets, batch_size, shuffle=False, generator=None, transform=None, source=None, weights=None
@@ -51,6 +53,7 @@ class PreloadedLoader:
         self.generator = generator
         self.transform = transform
         self.weights = weights  # data.balanced_sampler: per-sample weights of the draws (train)
+        self.gather = None
         self.rank, self.skip = 0, 0
 
     def num_samples(self) -> int:
@@ -80,6 +83,6 @@ class PreloadedLoader:
             if self.shuffle:  # train: augmentation and mixing drawn per batch, wherever the epoch resumes
                 seed_position(position_seed(base, self.rank, number), every_device=True)
             index = order[start : start + self.batch_size]
-            inputs = self.inputs[index]
-            targets = self.targets[index]
+            inputs = self.gather(self.inputs, index) if self.gather else self.inputs[index]
+            targets = self.gather(self.targets, index) if self.gather else self.targets[index]
             yield self.transform(inputs, targets) if self.transform else (inputs, targets)
