@@ -155,6 +155,7 @@ class Setting:
         torch.manual_seed(cfg.seed)
         self.m, self.cfg, self.loader, self.device, self.epoch = m, cfg, loader, device, 0
         model = m.models.build_model(cfg, data_info(cfg.data.image_size)).to(device)
+        model = m.loop.prepare_model(model, cfg, device)  # channels_last, compile: as train.py
         optimizer = m.loop.build_optimizer(cfg, model)
         if foreach:  # the same parameter groups, one kernel per tensor group instead of fused
             groups = [
@@ -163,7 +164,7 @@ class Setting:
             ]
             optimizer = torch.optim.AdamW(groups, lr=cfg.optim.lr, foreach=True, fused=False)
         info, criterion = data_info(cfg.data.image_size), nn.CrossEntropyLoss()
-        # The Trainer applies channels_last, compile and the GradScaler, as it does for train.py.
+        # The Trainer applies the GradScaler, as it does for train.py.
         trainer_args = (
             cfg,
             model,

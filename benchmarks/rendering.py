@@ -162,6 +162,8 @@ def fit_generated(m, cfg, model, loaders, run_dir: Path, device) -> list[dict]:
     train_loader, val_loader, data_info = loaders
     if m.api == "engine":  # criterion, optimizer and scheduler built in plain sight
         model = model.to(device)
+        if hasattr(m.loop, "prepare_model"):  # channels_last, compile: before the optimizer
+            model = m.loop.prepare_model(model, cfg, torch.device(device))
         criterion = torch.nn.CrossEntropyLoss()
         optimizer = m.loop.build_optimizer(cfg, model)
         scheduler = m.loop.build_scheduler(cfg, optimizer)
