@@ -14,7 +14,6 @@ from torchvision.transforms import v2
 
 import train
 from {{ cookiecutter.package_name }}.data import augment as augment_module
-from {{ cookiecutter.package_name }}.data import build_dataloaders
 from {{ cookiecutter.package_name }}.data.augment import (
     Augmentation,
     BatchTransform,
@@ -33,6 +32,7 @@ from {{ cookiecutter.package_name }}.data.images import (
     image_datasets,
     is_hidden,
     open_image,
+    preload_split,
     skip_hidden,
     to_mode,
 )
@@ -335,10 +335,16 @@ def test_the_per_image_and_batched_twins_agree(augment):
 
 
 # ---- pretrained weights see what torchvision's presets gave them; own models see the image squashed ----------
-@pytest.mark.parametrize("name", ["resnet18", "efficientnet_b1"])  # bilinear 256 -> 224; bicubic 255 -> 240
+def noise_image(path, height: int, width: int, seed: int = 0):
+    """A PNG of random pixels: every resampling difference shows."""
+    noise = torch.randint(0, 256, (height, width, 3), generator=torch.Generator().manual_seed(seed), dtype=torch.uint8)
+    return save(path, Image.fromarray(noise.numpy()))
+
+
+# resnet18: bilinear, 256 -> 224; efficientnet_b0: bicubic, 256 -> 224; efficientnet_b1: bilinear, 255 -> 240
+@pytest.mark.parametrize("name", ["resnet18", "efficientnet_b0", "efficientnet_b1"])
 def test_pretrained_validation_is_the_weights_own_transforms_tensor_for_tensor(tmp_path, make_config, name):
-    noise = torch.randint(0, 256, (300, 460, 3), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
-    path = save(tmp_path / "wide.png", Image.fromarray(noise.numpy()))  # not square, and every pixel differs
+    path = noise_image(tmp_path / "wide.png", 300, 460)
     cfg = make_config(**{"model.name": name, "model.pretrained": True, "data.image_size": 0})
     _, val_set, info = image_datasets(cfg, [(str(path), 0)], [(str(path), 0)], ["a"])
     expected = pretrained_weights(name).transforms()(Image.open(path).convert("RGB"))
@@ -365,14 +371,18 @@ def test_pretrained_training_crops_the_decoded_image_own_models_the_squashed_squ
     assert x.shape == (3, 32, 32) and {c for c in range(3) if shares[c] > 0.1} == colours
 
 
-def test_pretrained_preload_stores_the_centre_square_at_a_margin_and_validates_as_lazily(make_config):
-    overrides = {"model.name": "resnet18", "model.pretrained": True, "data.image_size": 32}
-    _, lazy, info = build_dataloaders(make_config(**overrides))
-    train, loaded, _ = build_dataloaders(make_config(**overrides, **{"data.preload": "cpu"}))
+def test_pretrained_preload_stores_the_centre_square_at_a_margin_and_validates_as_lazily(tmp_path, make_config):
+    paths = [noise_image(tmp_path / f"{i}.png", 40 + 10 * i, 70 - 5 * i, seed=i) for i in range(4)]  # not square
+    samples = [(str(path), i % 2) for i, path in enumerate(paths)]
+    cfg = make_config(**{"model.name": "resnet18", "model.pretrained": True, "data.image_size": 32})
+    train_set, val_set, info = image_datasets(cfg, samples, samples, ["a", "b"])
     assert (info["resize_size"], info["interpolation"]) == (36, "bilinear")  # 256 / 224 of the crop
-    assert loaded.inputs.shape[-2:] == (36, 36) and next(iter(train))[0].shape[-2:] == (32, 32)
-    for (x_lazy, _), (x_loaded, _) in zip(lazy, loaded, strict=True):
-        torch.testing.assert_close(x_loaded, x_lazy, atol=1e-5, rtol=1e-5)
+    inputs, targets, transform = preload_split(val_set, cfg, torch.device("cpu"), "val")
+    assert inputs.shape == (4, 3, 36, 36) and inputs.dtype == torch.uint8
+    expected = torch.stack([val_set[i][0] for i in range(4)])
+    torch.testing.assert_close(transform(inputs, targets)[0], expected, atol=1e-5, rtol=1e-5)
+    inputs, targets, transform = preload_split(train_set, cfg, torch.device("cpu"), "train")
+    assert transform(inputs, targets)[0].shape == (4, 3, 32, 32)
 
 
 @pytest.mark.parametrize(
