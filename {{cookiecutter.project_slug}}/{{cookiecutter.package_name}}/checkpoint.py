@@ -22,7 +22,7 @@ from .utils import atomic_write
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
-PREFIXES = ("module.", "_orig_mod.")  # added by DataParallel/DDP and torch.compile
+PREFIXES = ("module.", "_orig_mod.")  # added by torch.nn.parallel wrappers and torch.compile
 
 
 def save_checkpoint(state: dict, path) -> None:
