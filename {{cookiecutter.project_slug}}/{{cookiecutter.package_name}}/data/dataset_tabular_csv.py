@@ -15,6 +15,7 @@ import logging
 from functools import partial
 from pathlib import Path
 
+import pandas
 import torch
 from torch.utils.data import TensorDataset
 
@@ -41,11 +42,11 @@ class TabularDataset(TensorDataset):
 
     def __init__(self, table, data_info: dict):
         index = {name: i for i, name in enumerate(data_info["classes"])}
-        unknown = sorted(set(table.labels) - set(index))
-        if unknown:
+        codes, uniques = pandas.factorize(table.labels)  # hashing each row once, not a dict lookup per row
+        if unknown := sorted(set(uniques) - set(index)):
             raise DataError(f"{table.path} has labels {unknown} that are not among the known classes {list(index)}")
         self.features = encode(table, data_info)
-        self.labels = torch.tensor([index[label] for label in table.labels], dtype=torch.int64)
+        self.labels = torch.tensor([index[label] for label in uniques], dtype=torch.int64)[torch.from_numpy(codes)]
         self.file, self.row_ids = table.path.name, table.row_ids
         self.id_columns, self.id_values = list(table.ids), list(table.ids.values())
         super().__init__(self.features, self.labels)
@@ -96,7 +97,7 @@ def build_datasets(cfg, data_info: dict | None = None):
         )
     if data_info is None:
         prep = fit_preprocessing(train, cfg)
-        data_info = {"classes": sort_labels(train.labels), "label_column": label_column, **prep}
+        data_info = {"classes": sort_labels(pandas.unique(train.labels)), "label_column": label_column, **prep}
         data_info |= {"na_values": na_values, "id_columns": list(train.ids)}
     feature_columns = list(column_roles(data_info))
     data_info = {**data_info, "num_classes": len(data_info["classes"]), "feature_columns": feature_columns}

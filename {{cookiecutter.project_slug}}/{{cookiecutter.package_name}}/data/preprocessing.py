@@ -11,12 +11,15 @@ evaluate.py and predict.py encode new rows as training did.
 
 import logging
 
+import numpy as np
 import torch
 
 from ..errors import DataError
 from .table import Table
 
 log = logging.getLogger(__name__)
+
+CHUNK_ROWS = 65536  # rows standardised at a time: the float64 temporaries stay a few MB
 
 
 def embedding_dim(levels: int) -> int:
@@ -26,22 +29,7 @@ def embedding_dim(levels: int) -> int:
 
 def fit_preprocessing(table: Table, cfg) -> dict:
     """The preprocessing learned from the train table: roles, medians, means, stds, levels (plain types)."""
-    values = table.numbers
-    if torch.isinf(values).any():
-        raise DataError(f"{table.path}: column {_infinite(table)!r} holds an infinite value")
-    gaps = values.isnan()
-    medians = values.nanmedian(dim=0).values.nan_to_num(nan=0.0)  # a column of gaps only: 0
-    filled = torch.where(gaps, medians, values)
-    means = filled.mean(dim=0)
-    stds = filled.std(dim=0, correction=0) if filled.numel() else means  # no numbers: nothing to scale
-    stds = torch.where(stds > 0, stds, 1.0)
-    flags = gaps.any(dim=0).tolist()
-    numeric = [
-        {"name": name, "median": m, "mean": mean, "std": std, "missing_indicator": flag}
-        for name, m, mean, std, flag in zip(
-            table.numeric_names, medians.tolist(), means.tolist(), stds.tolist(), flags, strict=True
-        )
-    ]
+    numeric = [_numeric_stats(table, name, values.numpy()) for name, values in table.numeric.items()]
     categorical = []
     for name, (codes, levels) in table.categorical.items():
         counts = torch.bincount(codes, minlength=len(levels))
@@ -67,8 +55,17 @@ def fit_preprocessing(table: Table, cfg) -> dict:
     }
 
 
-def _infinite(table: Table) -> str:
-    return table.numeric_names[int(torch.isinf(table.numbers).any(dim=0).nonzero()[0])]
+def _numeric_stats(table: Table, name: str, values: np.ndarray) -> dict:
+    """A column's median (the lower middle value, as torch.median), then the mean and std with gaps as the median."""
+    if np.isinf(values).any():
+        raise DataError(f"{table.path}: column {name!r} holds an infinite value")
+    gaps = np.isnan(values)
+    present = values[~gaps]
+    middle = (len(present) - 1) // 2
+    median = float(np.partition(present, middle)[middle]) if len(present) else 0.0  # only gaps: 0
+    filled = np.where(gaps, median, values)
+    mean, std = float(filled.mean()), float(filled.std())
+    return {"name": name, "median": median, "mean": mean, "std": std or 1.0, "missing_indicator": bool(gaps.any())}
 
 
 def column_roles(prep: dict) -> dict:
@@ -80,34 +77,50 @@ def encode(table: Table, prep: dict) -> torch.Tensor:
     """float32 (N, num_features): each standardised number (and its missing flag), one-hot levels, then one
     column of level codes per embedded column (codes are exact in float32 below 2**24). Filled in place."""
     out = torch.zeros(table.rows, prep["num_features"])
-    columns = [table.numeric_names.index(c["name"]) for c in prep["numeric"]]
-    values = table.numbers if columns == list(range(table.numbers.shape[1])) else table.numbers[:, columns]
-    if torch.isinf(values).any():  # it would reach the model as inf and turn the loss into NaN
-        raise DataError(f"{table.path}: column {_infinite(table)!r} holds an infinite value")
-    medians, means, stds = (
-        torch.tensor([c[k] for c in prep["numeric"]], dtype=torch.float64) for k in ("median", "mean", "std")
-    )
-    gaps = values.isnan()
-    flags = torch.tensor([c["missing_indicator"] for c in prep["numeric"]], dtype=torch.bool)
-    where = torch.cumsum(1 + flags.long(), dim=0) - 1 - flags.long()  # each number's column; its flag next
-    out.index_copy_(1, where, torch.where(gaps, medians, values).sub_(means).div_(stds).float())
-    out.index_copy_(1, where[flags] + 1, gaps[:, flags].float())
-    start, embedded = int(flags.sum()) + len(columns), []
-    rows = torch.arange(table.rows) * out.shape[1]  # each row's first cell in `out`, flat
+    _encode_numbers(table, prep["numeric"], out)
+    start, embedded = sum(1 + c["missing_indicator"] for c in prep["numeric"]), []
     for column in prep["categorical"]:
-        codes, levels = table.categorical[column["name"]]
-        index = {level: i for i, level in enumerate(column["levels"])}
-        unknown = len(column["levels"])
-        mapped = torch.tensor([index.get(level, unknown) for level in levels], dtype=torch.int64)[codes]
-        if count := int((mapped == unknown).sum()):
-            name = column["name"]
-            log.info("%s: %d value(s) of %r not seen in train, encoded as unknown", table.path.name, count, name)
+        mapped, unknown = _level_ids(table, column), len(column["levels"])
         if column["embedding_dim"]:
             embedded.append(mapped)
-        else:
-            known = mapped < unknown
-            out.view(-1)[(rows + start + mapped)[known]] = 1.0
-            start += unknown
+            continue
+        # An unknown level writes its 0 into the last one-hot column, which is 0 in that row anyway.
+        index = mapped.clamp(max=unknown - 1).unsqueeze(1)
+        out[:, start : start + unknown].scatter_(1, index, (mapped < unknown).float().unsqueeze(1))
+        start += unknown
     for j, codes in enumerate(embedded):
         out[:, start + j] = codes.float()
     return out
+
+
+def _encode_numbers(table: Table, numeric: list[dict], out: torch.Tensor) -> None:
+    """Numbers and missing flags into `out`, CHUNK_ROWS rows at a time (small float64 temporaries)."""
+    columns = [table.numeric_names.index(c["name"]) for c in numeric]
+    medians, means, stds = (
+        torch.tensor([c[k] for c in numeric], dtype=torch.float64) for k in ("median", "mean", "std")
+    )
+    flags = torch.tensor([c["missing_indicator"] for c in numeric], dtype=torch.bool)
+    where = torch.cumsum(1 + flags.long(), dim=0) - 1 - flags.long()  # each number's column; its flag next
+    every = columns == list(range(table.numbers.shape[1]))
+    for start in range(0, table.rows, CHUNK_ROWS):
+        values = table.numbers[start : start + CHUNK_ROWS]
+        values = values if every else values[:, columns]
+        gaps = values.isnan()
+        scaled = torch.where(gaps, medians, values).sub_(means).div_(stds).float()
+        if torch.isinf(scaled).any():  # it would reach the model as inf and turn the loss into NaN
+            name = numeric[int(torch.isinf(scaled).any(dim=0).nonzero()[0])]["name"]
+            raise DataError(f"{table.path}: column {name!r} holds an infinite value (or one too large for float32)")
+        rows = out[start : start + CHUNK_ROWS]
+        rows.index_copy_(1, where, scaled)
+        rows.index_copy_(1, where[flags] + 1, gaps[:, flags].float())
+
+
+def _level_ids(table: Table, column: dict) -> torch.Tensor:
+    """Each row's index among the column's train levels; len(levels) for a level train never had."""
+    codes, levels = table.categorical[column["name"]]
+    index = {level: i for i, level in enumerate(column["levels"])}
+    unknown = len(column["levels"])
+    mapped = torch.tensor([index.get(level, unknown) for level in levels], dtype=torch.int64)[codes]
+    if count := int((mapped == unknown).sum()):
+        log.info("%s: %d value(s) of %r not seen in train, encoded as unknown", table.path.name, count, column["name"])
+    return mapped

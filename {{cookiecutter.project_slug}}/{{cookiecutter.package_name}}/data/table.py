@@ -42,10 +42,10 @@ class Table:
     """A CSV held column by column: numbers as float64 (NaN for gaps), categories as codes, ids as text."""
 
     path: Path
-    numbers: torch.Tensor  # float64 (rows, numeric columns), row by row
+    numbers: torch.Tensor  # float64 (rows, numeric columns), each column contiguous (a transposed view)
     numeric_names: list  # the columns of `numbers`
     categorical: dict  # column -> (int64 codes, the levels they index)
-    labels: list  # the label column as text; [] when it was not read
+    labels: np.ndarray  # the label column as text (an object array); empty when it was not read
     row_ids: torch.Tensor | None = None  # each row's position among the rows (0: line 2); None: 0, 1, ...
     ids: dict = field(default_factory=dict)  # id column -> numpy array of its text, copied into predictions
 
@@ -62,11 +62,11 @@ class Table:
         return {name: self.numbers[:, j] for j, name in enumerate(self.numeric_names)}
 
     def take(self, ids: list[int]) -> "Table":
-        index = torch.tensor(ids, dtype=torch.int64)
+        index = torch.as_tensor(ids, dtype=torch.int64)
         categorical = {name: (codes[index], levels) for name, (codes, levels) in self.categorical.items()}
-        labels = [self.labels[i] for i in ids] if self.labels else []
+        labels = self.labels[index.numpy()] if len(self.labels) else self.labels
         kept = {name: values[index.numpy()] for name, values in self.ids.items()}
-        numbers = self.numbers.index_select(0, index)  # whole rows: one copy
+        numbers = self.numbers.T.index_select(1, index).T  # column by column, as read
         return Table(self.path, numbers, self.numeric_names, categorical, labels, self.row_ids[index], kept)
 
     def roles(self) -> dict:
@@ -113,7 +113,9 @@ def read_table(path: Path, label_column, columns=None, *, configured=None, drop=
     numeric = [name for name, role in columns.items() if role != "categorical" and _numbers(frame[name])]
     if bad := [name for name, role in columns.items() if role == "numeric" and name not in numeric]:
         raise _not_a_number(path, bad[0], frame[bad[0]], na_values)
-    numbers = torch.from_numpy(frame[numeric].to_numpy(dtype=np.float64, na_value=np.nan, copy=True))
+    numbers = np.empty((len(numeric), len(frame)))  # one column at a time: no copy of the whole frame
+    for j, name in enumerate(numeric):
+        numbers[j] = frame[name].to_numpy(dtype=np.float64)
     whole = [name for name in numeric if frame[name].dtype.kind in "iu"]  # measurements are distinct anyway
     frame = frame.drop(columns=numeric)  # memory: the numbers are in `numbers` now
     categorical = {}
@@ -121,9 +123,9 @@ def read_table(path: Path, label_column, columns=None, *, configured=None, drop=
         categorical[name] = _codes(frame.pop(name))
         if columns[name] is None:
             _warn_if_mostly_numbers(path, name, *categorical[name])
-    labels = _labels(path, frame.pop(label_column), na_values) if label_column is not None else []
+    labels = _labels(path, frame.pop(label_column), na_values) if label_column is not None else np.array([], object)
     kept = {name: frame.pop(name).fillna("").to_numpy(dtype=object) for name in ids}
-    table = Table(path, numbers.reshape(len(frame), len(numeric)), numeric, categorical, labels, ids=kept)
+    table = Table(path, torch.from_numpy(numbers).T, numeric, categorical, labels, ids=kept)
     if configured is not None:  # train, with roles inferred: ids the names did not give away
         _warn_if_like_an_id(table, [name for name in [*whole, *categorical] if name not in configured])
     if ids and configured is not None:
@@ -214,11 +216,13 @@ def _warn_if_like_an_id(table: Table, names: list[str]) -> None:
             )
 
 
-def _labels(path: Path, values: pandas.Series, na_values) -> list[str]:
-    if values.isna().any():
-        row = int(np.flatnonzero(values.isna().to_numpy())[0])
+def _labels(path: Path, values: pandas.Series, na_values) -> np.ndarray:
+    """The labels as stripped text, an object array (stripped once per distinct label, not per row)."""
+    codes, uniques = pandas.factorize(values)  # a gap is -1
+    if (codes < 0).any():
+        row = int(np.flatnonzero(codes < 0)[0])
         raise DataError(f"{path} line {row + 2}: the label cell is empty or one of data.na_values {list(na_values)}")
-    labels = values.astype(str).str.strip()
+    labels = np.array([str(label).strip() for label in uniques], dtype=object)[codes]
     if (labels == "").any():
-        raise DataError(f"{path} line {int(np.flatnonzero((labels == '').to_numpy())[0]) + 2}: the label cell is empty")
-    return labels.tolist()
+        raise DataError(f"{path} line {int(np.flatnonzero(labels == '')[0]) + 2}: the label cell is empty")
+    return labels
