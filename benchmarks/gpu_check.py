@@ -1,6 +1,7 @@
 """GPU proof: every CUDA path of a generated project, measured on one device, in one table.
 
     python benchmarks/gpu_check.py [--repeats 3] [--steps 30] [--batch-size 128] [--cpu-smoke]
+                                   [--only PART ...]
 
 It renders the template twice (image_folder with gpu=single, and gpu=multi for torchrun) and
 runs on cuda:0, in about 8 minutes on one GPU:
@@ -22,6 +23,10 @@ runs on cuda:0, in about 8 minutes on one GPU:
    batches at 224 px for resnet18, each handed out after a CPU delay.
    Then `data.decode_device` cpu vs cuda: the one-time preload decode of 256 photo-sized JPEGs
    (2000x1500 to 224 px) by the CPU workers vs in batches on the GPU (measured, not judged).
+   Then `data.preload=cpu` on the GPU (part `preload_transfer`): 2048 stored 256 px uint8 images
+   cropped to 224 with augmentation, each batch gathered into pageable memory and augmented to
+   float32 on the CPU (before) vs gathered into pinned memory, copied as uint8 and augmented on
+   the GPU (now): the loader alone, then resnet18 epochs; and the two give equal val batches.
 4. Correctness.
    - `torchrun --nproc-per-node=1` (NCCL) trains an epoch of the gpu=multi project; the
      val_loss and val_acc it wrote to metrics.csv equal those `evaluate.py` prints.
@@ -52,6 +57,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -126,7 +132,7 @@ def sync(device) -> None:
 
 def modules(m) -> dict:
     """The generated package's modules this script uses beyond the ones `import_project` gives."""
-    names = ("data.preload", "data.augment", "data.prefetch", "device")
+    names = ("data.preload", "data.augment", "data.prefetch", "data.loaders", "device")
     return {name.split(".")[-1]: importlib.import_module(f"{m.pkg}.{name}") for name in names}
 
 
@@ -553,6 +559,77 @@ def child_resume(project: Path, data_root: Path, runs: Path, device: str) -> Non
     print(json.dumps({**summary, "interrupted_exit": interrupted_exit}))
 
 
+class LoaderEpoch:
+    """One pass over `loader`, each batch moved to `device` as the loop moves it."""
+
+    def __init__(self, loader, device):
+        self.loader, self.device = loader, device
+
+    def run(self) -> tuple[float, int | None]:
+        cuda = self.device.type == "cuda"
+        sync(self.device)
+        if cuda:
+            torch.cuda.reset_peak_memory_stats(self.device)
+            base = torch.cuda.memory_allocated(self.device)
+        start, count = time.perf_counter(), 0
+        for inputs, targets in self.loader:
+            inputs = inputs.to(self.device, non_blocking=True)
+            count += len(targets.to(self.device, non_blocking=True))
+        sync(self.device)
+        peak = torch.cuda.max_memory_allocated(self.device) - base if cuda else None
+        return count / (time.perf_counter() - start), peak
+
+
+def preload_transfer(m, overrides, sizes: Sizes, device, tmp: Path, table: Table) -> None:
+    """data.preload=cpu on a GPU: pageable float batches augmented on the CPU (before) vs pinned
+    uint8 batches copied and augmented on the GPU (now)."""
+    mods = modules(m)
+    n, stored, size = (64, 40, 32) if sizes.smoke else (2048, 256, 224)
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (n, 3, stored, stored), dtype=torch.uint8, generator=g)
+    labels = torch.randint(0, NUM_CLASSES, (n,), generator=g)
+    cfg = m.config.load_config(
+        None, [*overrides, "model.name=resnet18", f"data.image_size={size}"]
+    )
+    cfg.trainer.log_interval = 100000
+    pinned = (
+        partial(mods["loaders"].gather_pinned, device=device) if device.type == "cuda" else None
+    )
+
+    def loader(gather, augment=True):
+        aug = mods["augment"].Augmentation.from_config(cfg) if augment else None
+        transform = mods["augment"].BatchTransform([0.5] * 3, [0.25] * 3, aug, None, size)
+        generator = torch.Generator().manual_seed(0)
+        batches = mods["preload"].PreloadedLoader(
+            images, labels, sizes.batch, augment, generator, transform
+        )
+        batches.gather = gather
+        return batches
+
+    plain, pinned_val = loader(None, augment=False), loader(pinned, augment=False)
+    same = all(
+        torch.allclose(x.to(device), x_pinned, atol=1e-5) and torch.equal(y.to(device), y_pinned)
+        for (x, y), (x_pinned, y_pinned) in zip(plain, pinned_val, strict=True)
+    )
+    table.check("preload=cpu pinned uint8 val batches equal pageable ones", same, f"{n} images")
+    for label, make in (
+        ("loader", lambda batches: LoaderEpoch(batches, device)),
+        ("resnet18", lambda batches: Setting(m, cfg, batches, device, tmp / f"pin-{id(batches)}")),
+    ):
+        settings = {"pageable": make(loader(None)), "pinned": make(loader(pinned))}
+        results = rotate(settings, sizes.repeats)
+        names = {
+            "pageable": f"{label}: pageable float, CPU aug",
+            "pinned": f"{label}: pinned uint8",
+        }
+        ratios = add_rows(table, "preload", results, "pageable", names)
+        name = f"preload=cpu pinned uint8 vs pageable float ({label})"
+        table.speed_check(name, ratios["pinned"], sizes.smoke)
+
+
+PARTS = ("throughput", "overhead", "data_paths", "decoding", "preload_transfer", "host_syncs")
+
+
 def main() -> int:
     formatter = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=formatter)
@@ -565,6 +642,9 @@ def main() -> int:
         "--cpu-smoke", action="store_true", help="every part on the CPU at toy sizes"
     )
     parser.add_argument("--template", type=Path, help="template to render (default: this one)")
+    parser.add_argument(
+        "--only", nargs="+", choices=PARTS, help="run only these parts (no correctness launches)"
+    )
     parser.add_argument("--child-resume", nargs=3, type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--device", default="cuda", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -603,10 +683,12 @@ def main() -> int:
         )
         print(f"torch {torch.__version__}, {name}")
         table = Table()
-        for part in (throughput, overhead, data_paths, decoding, host_syncs):
+        for part in [globals()[name] for name in args.only or PARTS]:
             part_start = time.perf_counter()
             part(m, overrides, sizes, device, tmp / part.__name__, table)
             print(f"{part.__name__}: {time.perf_counter() - part_start:.0f} s", flush=True)
+        if args.only:
+            return 0 if table.print() else 1
         data_root = m.sample.write_sample(
             tmp / "small-sample", 24 if not sizes.smoke else 8, 6 if not sizes.smoke else 2
         )
