@@ -10,6 +10,8 @@ own code (image_folder, rendered into a temp folder):
    - the old path: `open_image` without a size (full decode) + the project's validation transform;
    - bare PIL with `Image.draft` (libjpeg DCT scaling), convert, resize (what decoding can reach);
    - the default lazy path now: the val dataset's `__getitem__` (draft decode + transform);
+   - the same two for pretrained weights (resnet18's preset): bare PIL draft + shorter side
+     resized + centre crop, vs the val dataset of `model.pretrained=true`;
    - data.preload=disk on epoch 2: batches gathered from the cache + the batched transform.
 2. Epoch time of the train loader (augmentation on) with --workers workers: lazy vs preload=disk
    on epoch 2 (the first epoch after the cache was built).
@@ -69,6 +71,19 @@ def bare(paths: list[Path], size: int, draft: bool) -> None:
             image.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
 
 
+def bare_preset(paths: list[Path], resize: int, crop: int) -> None:
+    """torchvision's preset at its least: draft, shorter side to `resize`, the centre crop."""
+    for path in paths:
+        with Image.open(path) as image:
+            image.draft("RGB", (resize, resize))
+            image = image.convert("RGB")
+            scale = resize / min(image.size)
+            sides = [round(side * scale) for side in image.size]
+            image = image.resize(sides, Image.Resampling.BILINEAR)
+            left, top = (image.width - crop) // 2, (image.height - crop) // 2
+            image.crop((left, top, left + crop, top + crop))
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--images", type=int, default=60)
@@ -91,8 +106,8 @@ def main(argv=None) -> int:
             f"data.cache_dir={tmp / 'cache'}", "trainer.progress_bar=false",
         ]  # fmt: skip
 
-        def loaders(preload: str, workers: int):
-            choice = [f"data.preload={preload}", f"data.num_workers={workers}"]
+        def loaders(preload: str, workers: int, *more: str):
+            choice = [f"data.preload={preload}", f"data.num_workers={workers}", *more]
             cfg = m.config.load_config(None, [*overrides, *choice])
             return m.data.build_dataloaders(cfg)
 
@@ -102,6 +117,9 @@ def main(argv=None) -> int:
         val_set = loaders("false", 0)[1].dataset
         old_set = val_set.with_transform(val_set.transform)
         old_set.load = images.open_image  # full decode: what every image cost before
+        weights_val = loaders("false", 0, "model.name=resnet18", "model.pretrained=true")[1]
+        weights_val = weights_val.dataset
+        side = weights_val.resize.side  # 256 for 224
         paths = [Path(source) for source, _ in val_set.samples]
         start = time.perf_counter()
         disk_val = loaders("disk", 0)[1]
@@ -111,6 +129,8 @@ def main(argv=None) -> int:
             "old path: full decode + transform": lambda: [old_set[i] for i in range(len(old_set))],
             "bare PIL, draft + resize": lambda: bare(paths, args.size, draft=True),
             "lazy path now: draft + transform": lambda: [val_set[i] for i in range(len(val_set))],
+            "bare PIL, pretrained preset": lambda: bare_preset(paths, side, args.size),
+            "lazy pretrained: draft + preset": lambda: [weights_val[i] for i in range(len(paths))],
             "preload=disk, epoch 2": lambda: [batch for batch in disk_val],
         }
         rates = {name: [] for name in sides}
@@ -147,6 +167,8 @@ def main(argv=None) -> int:
     print(f"ratio lazy now / old path: {now / rate['old path: full decode + transform']:.2f}x")
     draft = now / rate["bare PIL, draft + resize"]
     print(f"ratio lazy now / bare PIL draft: {draft:.2f} (target >= 0.90)")
+    preset = rate["lazy pretrained: draft + preset"] / rate["bare PIL, pretrained preset"]
+    print(f"ratio lazy pretrained / bare PIL preset: {preset:.2f} (target >= 0.90)")
     disk = epoch["lazy"] / epoch["disk"]
     workers = args.workers
     print(f"ratio preload=disk epoch 2 / lazy epoch, {workers} workers: {disk:.1f}x (target >= 5)")
