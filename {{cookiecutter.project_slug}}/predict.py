@@ -30,7 +30,7 @@ from {{ cookiecutter.package_name }}.checkpoint import load_checkpoint, load_mod
 from {{ cookiecutter.package_name }}.config import load_config
 from {{ cookiecutter.package_name }}.data.dataset import PREDICT_INPUTS, predict_inputs
 from {{ cookiecutter.package_name }}.deploy import FORMATS, load_exported
-from {{ cookiecutter.package_name }}.device import resolve_device
+from {{ cookiecutter.package_name }}.device import setup_device
 from {{ cookiecutter.package_name }}.errors import ConfigError, run_main
 from {{ cookiecutter.package_name }}.models import build_model
 from {{ cookiecutter.package_name }}.utils import atomic_write_text, setup_logging, show_progress
@@ -108,7 +108,8 @@ def main(argv=None) -> int:
     data_info = state["data_info"]
     classes = [str(name) for name in data_info["classes"]]
     cfg = load_config(base=state["config"], overrides=args.overrides)
-    device = resolve_device(cfg.trainer.device) if model is None else torch.device("cpu")
+    # setup_device: the global flags (matmul precision) evaluate.py and validation run under, for the same numbers
+    device = setup_device(cfg) if model is None else torch.device("cpu")
     batch_size = args.batch_size or cfg.data.batch_size
     # Read every input before the model is built: a bad input fails fast.
     names, batches = predict_inputs(args.inputs, data_info, cfg, batch_size)
