@@ -106,7 +106,7 @@ def train_one_epoch(
 
 def predict(model, inputs: torch.Tensor, device, cfg) -> torch.Tensor:
     """The model's logits for a batch in fp32, as predict.py computes them (evaluate and report.py use it): the
-    metrics, best.pt and the reports do not depend on training's autocast (torchvision also evaluates in fp32)."""
+    metrics, best.pt and the reports do not depend on training's autocast (as PyTorch's reference scripts evaluate)."""
     return model(inputs)
 
 
