@@ -5,11 +5,11 @@ Examples:
     python evaluate.py runs/baseline --split test
     python evaluate.py runs/baseline data.root=/data/other data.batch_size=256
 
-The checkpoint's own config and data info (classes, normalisation) are used; key=value overrides
-change the rest (data location, batch size, device). The report (loss, accuracy, top-5 accuracy
-with more than 5 classes, macro and weighted F1, per-class precision/recall/F1/support, the
-confusion matrix, the expected calibration error) is also written, with confusion_matrix.csv/.png,
-predictions.csv and, for images, mistakes.png, under <run_dir>/eval/<split>/.
+A run dir means its best.pt (else its last.pt; the log names the file). The checkpoint's own config and data
+info (classes, normalisation) are used; key=value overrides change the rest (data location, batch size,
+device). The report (loss, accuracy, top-5 accuracy with more than 5 classes, macro and weighted F1, per-class
+precision/recall/F1/support, the confusion matrix, the expected calibration error) is also written, with
+confusion_matrix.csv/.png, predictions.csv and, for images, mistakes.png, under <run_dir>/eval/<split>/.
 """
 
 import argparse
@@ -34,13 +34,13 @@ log = logging.getLogger("{{ cookiecutter.package_name }}.evaluate")
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("checkpoint", type=Path, help="a .pt file, or a run dir (uses its last.pt)")
+    parser.add_argument("checkpoint", type=Path, help="a .pt file, or a run dir (its best.pt, else last.pt)")
     parser.add_argument("--split", choices=["val", "test"], default="val", help="the split to evaluate (default: val)")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides")
     args = parser.parse_intermixed_args(argv)
     setup_logging()  # logs go to stderr; stdout carries only the JSON
 
-    path = resolve_checkpoint_path(args.checkpoint)
+    path = resolve_checkpoint_path(args.checkpoint, prefer="best.pt")  # a run dir: its best epoch, as predict.py
     state = load_checkpoint(path)
     cfg = load_config(base=state["config"], overrides=args.overrides)
     device = setup_device(cfg)

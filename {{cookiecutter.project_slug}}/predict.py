@@ -102,8 +102,7 @@ def main(argv=None) -> int:
         model, state = load_exported(args.model)  # its metadata: the checkpoint's config, data_info, epoch
         model_path = args.model
     else:
-        best = args.model / "checkpoints" / "best.pt"  # a run dir: its best epoch, as at the end of training
-        model_path = resolve_checkpoint_path(best if best.is_file() else args.model)
+        model_path = resolve_checkpoint_path(args.model, prefer="best.pt")  # a run dir: its best epoch
         state, model = load_checkpoint(model_path), None
     data_info = state["data_info"]
     classes = [str(name) for name in data_info["classes"]]

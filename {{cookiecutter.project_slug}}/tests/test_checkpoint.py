@@ -1,6 +1,7 @@
 """Checkpoints: full round trip, atomic writes, safe loading, clear errors, wrapper prefixes."""
 
 import errno
+import logging
 from pathlib import Path
 
 import pytest
@@ -285,6 +286,7 @@ def test_a_model_with_a_module_attribute_is_saved_resumed_and_evaluated_whole(
     monkeypatch.setattr(evaluate, "build_model", lambda cfg, info: built.append(build_holder(cfg, info)) or built[-1])
     assert run_main(evaluate.main, [str(tmp_path / "run")]) == 0, capsys.readouterr().err
     assert_same_tensors(built[0].state_dict(), trainer.model.state_dict())
+    assert "using best.pt" in capsys.readouterr().err  # a run dir: evaluate.py takes its best.pt, as predict.py
 
 
 def test_resolve_checkpoint_path(run_dir, tmp_path):
@@ -295,6 +297,18 @@ def test_resolve_checkpoint_path(run_dir, tmp_path):
         with pytest.raises(CheckpointError) as err:
             resolve_checkpoint_path(missing)
         assert str(missing) in str(err.value)
+
+
+def test_a_run_dir_means_best_pt_for_evaluate_and_predict_else_last_pt_and_last_pt_for_resume(tmp_path, caplog):
+    folder = tmp_path / "run" / "checkpoints"
+    folder.mkdir(parents=True)
+    (folder / "last.pt").write_bytes(b"")
+    with caplog.at_level(logging.INFO):
+        assert resolve_checkpoint_path(tmp_path / "run", prefer="best.pt") == folder / "last.pt"  # no best.pt yet
+        (folder / "best.pt").write_bytes(b"")
+        assert resolve_checkpoint_path(tmp_path / "run", prefer="best.pt") == folder / "best.pt"
+    assert resolve_checkpoint_path(tmp_path / "run") == folder / "last.pt"  # what --resume continues
+    assert [r.getMessage().split(": ")[-1] for r in caplog.records] == ["using last.pt", "using best.pt"]
 
 
 def test_evaluate_cli_reports_a_bad_checkpoint_in_one_line(run_dir, tmp_path, capsys):

@@ -238,6 +238,10 @@ def test_empty_label_cell_names_file_and_line(tmp_path, make_config):
     path = write_csv(root / "train.csv", ["x", "label"], [[1, "a"], [2, "b"], [3, " "]])
     with pytest.raises(DataError, match=rf"{path} line 4: the label cell is empty"):
         build(root, make_config)
+    for gap in ("", "NA"):  # a gap token in the label column: the same line numbers
+        path = write_csv(root / "train.csv", ["x", "label"], [[1, "a"], [2, "b"], [3, "a"], [4, gap], [5, "b"]])
+        with pytest.raises(DataError, match=rf"{path} line 5: the label cell is empty or one of data.na_values"):
+            build(root, make_config)
 
 
 def test_drop_columns_and_columns_named_like_an_index(tmp_path, make_config, caplog):

@@ -74,11 +74,13 @@ def keep_as(path: Path, target: Path) -> None:
         atomic_write(target, lambda file: file.write(path.read_bytes()))
 
 
-def resolve_checkpoint_path(path) -> Path:
-    """A run dir means its `checkpoints/last.pt`."""
+def resolve_checkpoint_path(path, prefer: str = "last.pt") -> Path:
+    """A run dir means its `checkpoints/<prefer>`, else its last.pt (logged); --resume keeps last.pt."""
     path = Path(path)
     if path.is_dir():
-        path = path / "checkpoints" / "last.pt"
+        folder = path / "checkpoints"
+        path = folder / prefer if (folder / prefer).is_file() else folder / "last.pt"
+        log.info("run dir %s: using %s", folder.parent, path.name)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist (give a run dir or a .pt file)")
     return path
