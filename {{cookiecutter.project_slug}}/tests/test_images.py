@@ -346,7 +346,7 @@ def noise_image(path, height: int, width: int, seed: int = 0):
 def test_pretrained_validation_is_the_weights_own_transforms_tensor_for_tensor(tmp_path, make_config, name):
     path = noise_image(tmp_path / "wide.png", 300, 460)
     cfg = make_config(**{"model.name": name, "model.pretrained": True, "data.image_size": 0})
-    _, val_set, info = image_datasets(cfg, [(str(path), 0)], [(str(path), 0)], ["a"])
+    _, val_set, info = image_datasets(cfg, [(str(path), 0)], [(str(path), 0)], ["a"], mode="RGB")
     expected = pretrained_weights(name).transforms()(Image.open(path).convert("RGB"))
     assert val_set[0][0].shape == expected.shape
     torch.testing.assert_close(val_set[0][0], expected, atol=1e-5, rtol=1e-5)
@@ -365,7 +365,8 @@ def test_pretrained_training_crops_the_decoded_image_own_models_the_squashed_squ
     path = save(tmp_path / "wide.png", image)
     crop = {"data.random_resized_crop": True, "data.crop_scale": [1.0, 1.0], "data.horizontal_flip": False}
     overrides = {"model.name": "resnet18", "model.pretrained": pretrained, "data.image_size": 32, **crop}
-    train_set, _, info = image_datasets(make_config(**overrides), [(str(path), 0)], [(str(path), 0)], ["a"])
+    samples = [(str(path), 0)]
+    train_set, _, info = image_datasets(make_config(**overrides), samples, samples, ["a"], mode="RGB")
     x = train_set[0][0] * torch.tensor(info["std"]).view(3, 1, 1) + torch.tensor(info["mean"]).view(3, 1, 1)
     shares = torch.bincount(x.argmax(0).flatten(), minlength=3) / x[0].numel()
     assert x.shape == (3, 32, 32) and {c for c in range(3) if shares[c] > 0.1} == colours
@@ -375,7 +376,7 @@ def test_pretrained_preload_stores_the_centre_square_at_a_margin_and_validates_a
     paths = [noise_image(tmp_path / f"{i}.png", 40 + 10 * i, 70 - 5 * i, seed=i) for i in range(4)]  # not square
     samples = [(str(path), i % 2) for i, path in enumerate(paths)]
     cfg = make_config(**{"model.name": "resnet18", "model.pretrained": True, "data.image_size": 32})
-    train_set, val_set, info = image_datasets(cfg, samples, samples, ["a", "b"])
+    train_set, val_set, info = image_datasets(cfg, samples, samples, ["a", "b"], mode="RGB")
     assert (info["resize_size"], info["interpolation"]) == (36, "bilinear")  # 256 / 224 of the crop
     inputs, targets, transform = preload_split(val_set, cfg, torch.device("cpu"), "val")
     assert inputs.shape == (4, 3, 36, 36) and inputs.dtype == torch.uint8
