@@ -104,6 +104,15 @@ def test_tabular_benchmark_compares_with_scikit_learn_and_loads_a_big_csv(tmp_pa
     assert re.search(load, proc.stdout), proc.stdout
 
 
+def test_table_gaps_benchmark_compares_na_read_the_old_way_and_the_new(tmp_path):
+    proc = python(BENCHMARKS / "table_gaps.py", "--quick", cwd=tmp_path)
+    assert proc.returncode == 0, explain(proc)
+    heading = r"^table +NA, old \(na_values=\[\]\) +NA, new +empty gaps$"
+    assert re.search(heading, proc.stdout, re.MULTILINE), proc.stdout
+    row = r"^wine" + r" +[01]\.\d{4}" * 3 + "$"  # one accuracy per side
+    assert re.search(row, proc.stdout, re.MULTILINE), proc.stdout
+
+
 def test_gpu_check_skips_without_cuda(tmp_path):
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}  # no CUDA even where the suite has one
     proc = subprocess.run(
