@@ -1,0 +1,50 @@
+"""Table preprocessing at its edges: the embedding threshold's boundary, the median of an even count.
+
+Each test pins a documented rule where a one-off slip would still pass the tests of tests/test_data.py.
+"""
+
+import csv
+
+import pytest
+import torch
+
+from {{ cookiecutter.package_name }}.data import build_datasets
+from {{ cookiecutter.package_name }}.data.preprocessing import embedding_dim
+
+
+def write_table(path, header: list[str], rows: list[list]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as file:
+        csv.writer(file).writerows([header, *rows])
+
+
+def test_exactly_threshold_levels_are_one_hot_and_one_more_is_embedded(tmp_path, make_config):
+    root = tmp_path / "levels"
+    # `three` has 3 levels (= the threshold), `four` has 4 (one more); `x` keeps a numeric column in front.
+    rows = [[f"t{i % 3}", f"f{i % 4}", i, "ab"[i % 2]] for i in range(12)]
+    write_table(root / "train.csv", ["three", "four", "x", "label"], rows)
+    write_table(root / "val.csv", ["three", "four", "x", "label"], rows[:4])
+    cfg = make_config(**{"data.root": root, "data.embedding_threshold": 3})
+    train_set, _, info = build_datasets(cfg)
+    roles = {column["name"]: column["embedding_dim"] for column in info["categorical"]}
+    assert roles == {"three": 0, "four": embedding_dim(5)}  # the embedding has a row for unknown levels
+    assert info["embeddings"] == [[5, embedding_dim(5)]]
+    assert info["num_features"] == 1 + 3 + 1  # x, three one-hot columns, one column of codes
+    assert train_set.features[:3, 1:4].tolist() == [[1, 0, 0], [0, 1, 0], [0, 0, 1]]
+    assert train_set.features[:5, 4].tolist() == [0, 1, 2, 3, 0]
+
+
+def test_gaps_take_the_lower_middle_of_an_even_count_of_train_values(tmp_path, make_config):
+    root = tmp_path / "even"
+    train = [["4", "a"], ["", "b"], ["1", "a"], ["9", "b"], ["2", "a"]]  # present: 1 2 4 9 (mean 4)
+    write_table(root / "train.csv", ["x", "label"], train)
+    write_table(root / "val.csv", ["x", "label"], [["", "a"], ["100", "b"], ["200", "a"]])  # val's median: 150
+    train_set, val_set, info = build_datasets(make_config(**{"data.root": root}))
+    (x,) = info["numeric"]
+    present = torch.tensor([4.0, 1.0, 9.0, 2.0], dtype=torch.float64)
+    assert x["median"] == present.median().item() == 2.0  # torch.median: the lower of the two middle values
+    filled = torch.tensor([4.0, 2.0, 1.0, 9.0, 2.0], dtype=torch.float64)
+    assert (x["mean"], x["std"]) == pytest.approx((filled.mean().item(), filled.std(unbiased=False).item()))
+    gap = (2.0 - filled.mean().item()) / filled.std(unbiased=False).item()
+    assert train_set.features[1].tolist() == pytest.approx([gap, 1.0])
+    assert val_set.features[0].tolist() == pytest.approx([gap, 1.0])  # train's median, flagged
