@@ -174,7 +174,8 @@ def runs(tmp_path_factory):
 def test_val_metrics_equal_a_single_process_evaluation(runs, capsys):
     rows = metrics(runs["dir"] / "resumed")
     assert [row["epoch"] for row in runs["after_one"]] == ["1"] and [row["epoch"] for row in rows] == ["1", "2"]
-    assert evaluate.main([str(runs["dir"] / "resumed"), "trainer.device=cpu", "data.num_workers=0"]) == 0
+    last = runs["dir"] / "resumed" / "checkpoints" / "last.pt"  # epoch 2 (a run dir would mean its best.pt)
+    assert evaluate.main([str(last), "trainer.device=cpu", "data.num_workers=0"]) == 0
     result = json.loads(capsys.readouterr().out)
     # Each rank validated its shard; the sums over ranks are the whole set's (padded shards would count twice).
     assert result["epoch"] == 2 and result["loss"] == pytest.approx(float(rows[-1]["val_loss"]), abs=1e-6)
