@@ -76,3 +76,26 @@ def test_a_model_that_does_not_trace_costs_the_graph_only(tmp_path, caplog):
     events = read_events(tmp_path)
     assert [(e.step, e.value) for e in events.Scalars("loss/val")] == [(1, 0.75)]
     assert [e.value for e in events.Scalars("speed/train_samples_per_s")] == [100.0]
+
+
+def test_each_tag_holds_its_own_column(tmp_path):
+    logger = TensorBoardLogger(tmp_path, Untraceable(), [(torch.zeros(4, 2), torch.zeros(4, dtype=torch.int64))])
+    row = {"epoch": 3, "train_loss": 1.5, "train_acc": 0.25, "val_loss": 2.5, "val_acc": 0.75, "val_macro_f1": 0.5}
+    logger({**row, "lr": 0.125}, {"samples_per_s": 64.0})
+    events = read_events(tmp_path)
+    # Written out here, not taken from TAGS: a tag pointing at another column must fail.
+    expected = {"loss/train": 1.5, "accuracy/train": 0.25, "loss/val": 2.5, "accuracy/val": 0.75}
+    expected |= {"macro_f1/val": 0.5, "lr": 0.125, "speed/train_samples_per_s": 64.0}
+    assert {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in expected} == {
+        tag: [(3, value)] for tag, value in expected.items()
+    }
+
+
+def test_a_resumed_run_goes_on_logging_its_epochs(tmp_path, cli_overrides):
+    assert train.main(cli_overrides(run_name="tb_resume", **{"trainer.epochs": 1})) == 0
+    run_dir = tmp_path / "runs" / "tb_resume"
+    assert train.main(["--resume", str(run_dir), "trainer.epochs=3"]) == 0
+    events, rows = read_events(run_dir / "tensorboard"), read_metrics(run_dir)
+    assert [int(row["epoch"]) for row in rows] == [1, 2, 3]
+    logged = [(event.step, event.value) for event in events.Scalars("loss/val")]
+    assert logged == [(int(row["epoch"]), pytest.approx(float(row["val_loss"]), rel=1e-6)) for row in rows]
