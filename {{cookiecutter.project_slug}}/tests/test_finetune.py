@@ -1,6 +1,7 @@
 """`model.weights` from another run: its classifier head is kept, remapped or started fresh by the class names."""
 
 import logging
+import math
 
 import pytest
 import torch
@@ -64,19 +65,25 @@ def assert_head(model, expected, head=True):
             torch.testing.assert_close(state[key], other[key], rtol=0, atol=0, msg=key)
 
 
+def assert_zero_head(model):
+    for key in head_keys(model):
+        assert not model.get_parameter(key).any(), key
+
+
 def test_other_classes_start_from_a_fresh_head(make_config, tiny, source, caplog):
     info, inputs, targets = tiny
     classes = info["classes"]
     others = [f"other{i}" for i in range(len(classes))]  # as many classes, other names: the shapes fit
     with caplog.at_level(logging.INFO):
         model = fine_tuned(make_config, info, source(others))
-    assert_head(model, fresh(make_config, info))  # the head of a fresh init, drawn as without weights
+    assert_zero_head(model)
     assert_head(model, source.model, head=False)  # the backbone from the file
-    assert "differ from the data's" in caplog.text and "left out and keeps its fresh init" in caplog.text
-    with torch.no_grad():  # the first loss is a fresh head's, not the old head's confident mistakes
+    assert "differ from the data's" in caplog.text and "replaced by a fresh one at zero" in caplog.text
+    with torch.no_grad():  # the first loss is a fresh head's ln(classes), not the old head's confident mistakes
         loss = F.cross_entropy(model(inputs), targets).item()
+        assert loss == pytest.approx(math.log(len(classes)))
         kept = fine_tuned(make_config, info, source(others), **{"model.reset_head": False})
-        assert loss < F.cross_entropy(kept(inputs), targets).item()
+        assert F.cross_entropy(kept(inputs), targets).item() > loss + 0.5
     assert_head(kept, source.model)  # model.reset_head=false: the old behaviour, on request
 
 
@@ -104,7 +111,7 @@ def test_a_bare_state_dict_keeps_a_fitting_head_and_warns(make_config, tiny, sou
     caplog.clear()
     with caplog.at_level(logging.INFO):
         reset = fine_tuned(make_config, info, source(None, bare=True), **{"model.reset_head": True})
-    assert_head(reset, fresh(make_config, info))
+    assert_zero_head(reset)
     assert "model.reset_head=true" in caplog.text and not any(r.levelno >= logging.WARNING for r in caplog.records)
 
 

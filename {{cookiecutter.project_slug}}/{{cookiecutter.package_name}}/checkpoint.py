@@ -201,20 +201,20 @@ def fit_head(weights: dict, head: list[str], saved: list | None, classes: list, 
         for key in head:
             weights[key] = weights[key][order]
         return "the same classes in another order: the rows of its classifier head are remapped to the data's order"
-    for key in head:
-        del weights[key]
+    for key in head:  # a fresh head at zero, as BiT fine-tunes: the first loss is ln(classes) and the first
+        weights[key] = torch.zeros_like(weights[key])  # step's gradients leave the pretrained layers as they are
     if reset == "true":
-        return "model.reset_head=true: its classifier head is left out and keeps its fresh init"
+        return "model.reset_head=true: its classifier head is replaced by a fresh one at zero"
     return (
-        f"its classes {names[:6]} differ from the data's {wanted[:6]}: its classifier head is left out and keeps "
-        "its fresh init (model.reset_head=false keeps it)"
+        f"its classes {names[:6]} differ from the data's {wanted[:6]}: its classifier head is replaced by a fresh "
+        "one at zero (model.reset_head=false keeps it)"
     )
 
 
 def load_weights_file(model: nn.Module, path, head=(), classes=(), reset_head: str = "auto") -> None:
     """`model.weights`: a state dict, or a checkpoint of this project, loaded by name after stripping prefixes.
 
-    The classifier `head` (its tensors' names) is kept, remapped or left out by the file's class names and the
+    The classifier `head` (its tensors' names) is kept, remapped or reset by the file's class names and the
     data's `classes` (`fit_head`). Tensors of another shape are left out and keep their fresh init.
     """
     state, saved = read_weights_file(path)
@@ -229,7 +229,7 @@ def load_weights_file(model: nn.Module, path, head=(), classes=(), reset_head: s
         )
     model.load_state_dict(fits, strict=False)
     reshaped = [key for key in weights if key in own and key not in fits]
-    unchecked = saved is None and any(key in fits for key in head)  # a head kept blind: a warning
+    unchecked = saved is None and reset_head == "auto" and any(key in fits for key in head)  # kept blind: warn
     counts = f"loaded {len(fits)} of the model's {len(own)} tensors; left out {len(reshaped)} of another shape "
     counts += f"{reshaped[:4]} and {len(set(weights) - set(own))} not in the model"
     log.log(logging.WARNING if unchecked else logging.INFO, "model.weights=%s: %s; %s", path, reason, counts)
