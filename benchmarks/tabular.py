@@ -19,6 +19,7 @@ scikit-learn is a benchmark-only dependency (benchmarks/requirements.txt), never
 import argparse
 import csv
 import json
+import os
 import random
 import resource
 import subprocess
@@ -183,12 +184,13 @@ def load_once(project: Path, root: Path) -> None:
     m = import_project(project)
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     cfg = m.config.load_config(overrides=[f"data.root={root}", "data.drop_columns=[]"])
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     train_set, val_set, info = m.data.build_datasets(cfg)
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     shape = [len(train_set) + len(val_set), info["num_features"]]
-    print(json.dumps({"seconds": seconds, "peak": peak, "baseline": baseline, "encoded": shape}))
+    result = {"seconds": seconds, "cpu": cpu, "peak": peak, "baseline": baseline, "encoded": shape}
+    print(json.dumps(result))
 
 
 def measure_load(project: Path, work: Path, rows: int) -> None:
@@ -204,7 +206,8 @@ def measure_load(project: Path, work: Path, rows: int) -> None:
     print(
         f"load {rows:,} x 50 (read, fit on train, encode to {result['encoded'][1]} columns): "
         f"{result['seconds']:.1f} s, peak RSS {result['peak'] / gib:.2f} GiB "
-        f"({(result['peak'] - result['baseline']) / gib:.2f} GiB above the process after imports)"
+        f"({(result['peak'] - result['baseline']) / gib:.2f} GiB above after imports); "
+        f"CPU {result['cpu']:.1f} s; load average {os.getloadavg()[0]:.1f}, {os.cpu_count()} cores"
     )
     try:
         import pandas  # noqa: F401  (a reference only, from benchmarks/requirements.txt)
