@@ -593,17 +593,17 @@ def preload_transfer(m, overrides, sizes: Sizes, device, tmp: Path, table: Table
     )
     cfg.trainer.log_interval = 100000
     pinned = (
-        partial(mods["loaders"].gather_pinned, device=device) if device.type == "cuda" else None
+        partial(mods["loaders"].take_pinned, device=device) if device.type == "cuda" else None
     )
 
-    def loader(gather, augment=True):
+    def loader(take, augment=True):
         aug = mods["augment"].Augmentation.from_config(cfg) if augment else None
         transform = mods["augment"].BatchTransform([0.5] * 3, [0.25] * 3, aug, None, size)
         generator = torch.Generator().manual_seed(0)
         batches = mods["preload"].PreloadedLoader(
             images, labels, sizes.batch, augment, generator, transform
         )
-        batches.gather = gather
+        batches.take = take
         return batches
 
     plain, pinned_val = loader(None, augment=False), loader(pinned, augment=False)

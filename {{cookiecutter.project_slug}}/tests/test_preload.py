@@ -109,18 +109,18 @@ def test_training_on_preloaded_data_resumes_exactly(tmp_path, cli_overrides, pre
         assert torch.equal(value, resumed["model"][key]), key
 
 
-@pytest.mark.skipif(not hasattr(loaders, "gather_pinned"), reason="a CPU-only project pins nothing")
+@pytest.mark.skipif(not hasattr(loaders, "take_pinned"), reason="a CPU-only project pins nothing")
 def test_on_a_gpu_preloaded_batches_are_gathered_pinned_and_cross_as_stored(make_config, monkeypatch):
     """data.pin_memory with a CUDA device: batches are gathered into page-locked memory and copied as stored
     (uint8 images), the transform (augmentation) running on the device; plain indexing otherwise."""
-    gather_pinned = loaders.gather_pinned
+    take_pinned = loaders.take_pinned
     cuda = torch.device("cuda")  # only named: nothing here touches a GPU
     for settings, device, pinned in [({}, cuda, True), ({"data.pin_memory": False}, cuda, False), ({}, "cpu", False)]:
         train_loader, val_loader, _ = build_dataloaders(make_config(**CPU_PRELOAD, **settings), device=device)
         for loader in (train_loader, val_loader):
-            gather = loader.gather
-            assert (gather is not None) == pinned
-            assert not pinned or (gather.func is gather_pinned and gather.keywords == {"device": cuda})
+            take = loader.take
+            assert (take is not None) == pinned
+            assert not pinned or (take.func is take_pinned and take.keywords == {"device": cuda})
     requested, empty = [], torch.empty
 
     def recorded(*shape, pin_memory=False, **kwargs):  # the request is recorded; there is nothing to pin on a CPU
@@ -131,7 +131,7 @@ def test_on_a_gpu_preloaded_batches_are_gathered_pinned_and_cross_as_stored(make
     _, plain, _ = build_dataloaders(make_config(**CPU_PRELOAD), device="cpu")
     seen = []
     pinned = PreloadedLoader(plain.inputs, plain.targets, 4, transform=lambda x, y: seen.append(x.dtype) or (x, y))
-    pinned.gather = partial(gather_pinned, device=torch.device("cpu"))
+    pinned.take = partial(take_pinned, device=torch.device("cpu"))
     requested.clear()
     for (x, y), (x_plain, y_plain) in zip(pinned, PreloadedLoader(plain.inputs, plain.targets, 4), strict=True):
         assert torch.equal(x, x_plain) and torch.equal(y, y_plain)

@@ -17,7 +17,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
 from .data.preload import PreloadedLoader
-from .data.resumable import ResumableSampler
+from .data.resumable import ResumableSampler, position_seed
 from .data.sampling import BalancedSampler
 from .device import resolve_device
 from .utils import derive_seed, seed_everything
@@ -185,8 +185,11 @@ class ShardedPreloadedLoader(PreloadedLoader):
     def __init__(self, loader: PreloadedLoader, rank: int, world_size: int):
         super().__init__(loader.inputs, loader.targets, loader.batch_size, loader.shuffle, loader.generator)
         self.transform, self.source, self.weights = loader.transform, loader.source, loader.weights
-        self.gather = loader.gather  # pinned batches, copied to this rank's GPU as stored
+        self.take = loader.take  # pinned batches, copied to this rank's GPU as stored
         self.rank, self.world_size = rank, world_size
+
+    def batch_seed(self, base: int, number: int) -> int:
+        return position_seed(base, self.rank, number)  # each rank's batches their own draws
 
     def num_samples(self) -> int:
         n = len(self.targets)

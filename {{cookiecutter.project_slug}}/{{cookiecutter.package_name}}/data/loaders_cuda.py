@@ -2,7 +2,7 @@
 
 Lazy loaders read samples in worker processes into pinned memory (fast, asynchronous copies to
 the GPU); `data.preload` decodes everything once into RAM or GPU memory and batches by indexing,
-a batch from RAM crossing to the GPU as stored (pinned, uint8 for images) to be transformed there.
+a batch from RAM crossing to the GPU pinned and as stored (compact) to be transformed there.
 The train generator is reseeded every epoch (see engine.py), so resuming replays the same batches;
 for the same reason workers are not persistent.
 """
@@ -33,14 +33,14 @@ def build_dataloaders(cfg, data_info: dict | None = None, device=None):
     pin_memory = cfg.data.pin_memory and device.type == "cuda"
     if cfg.data.preload != "false":
         target = device if cfg.data.preload == "device" else torch.device("cpu")
-        gather = partial(gather_pinned, device=device) if pin_memory and target.type == "cpu" else None
+        take = partial(take_pinned, device=device) if pin_memory and target.type == "cpu" else None
         loaders = []
         for split, dataset in (("train", train_set), ("val", val_set)):
             inputs, targets, transform = preload_split(dataset, cfg, target, split)
             train = split == "train"
             draws = weights if train else None
             batches = PreloadedLoader(inputs, targets, cfg.data.batch_size, train, generator, transform, dataset, draws)
-            batches.gather = gather  # pinned and copied as stored: the transform runs on the device
+            batches.take = take  # pinned and copied as stored: the transform runs on the device
             loaders.append(batches)
         return *loaders, data_info
     common = dict(batch_size=cfg.data.batch_size, num_workers=cfg.data.num_workers, pin_memory=pin_memory)
@@ -56,7 +56,7 @@ def build_dataloaders(cfg, data_info: dict | None = None, device=None):
     return train_loader, val_loader, data_info
 
 
-def gather_pinned(store: torch.Tensor, index: torch.Tensor, device: torch.device) -> torch.Tensor:
+def take_pinned(store: torch.Tensor, index: torch.Tensor, device: torch.device) -> torch.Tensor:
     """`store[index]` gathered into page-locked memory, then copied to `device` without blocking (a copy from
     pageable memory would be synchronous). The buffer comes from PyTorch's caching host allocator, which reuses it
     only once the copy from it is done."""

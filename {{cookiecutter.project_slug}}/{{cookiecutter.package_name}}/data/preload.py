@@ -39,7 +39,7 @@ def check_fits(nbytes: int, device: torch.device, cfg, what: str) -> None:
 class PreloadedLoader:
     """Batches by indexing tensors in memory; `transform(inputs, targets)` runs on the whole batch. A drop-in for
     the DataLoader in the loop, with a `.generator` the trainer reseeds every epoch, as it does the DataLoader's.
-    `gather(tensor, index)` takes a batch out of the store (default: indexing), e.g. into page-locked memory and
+    `take(tensor, index)` takes a batch out of the store (default: indexing), e.g. into page-locked memory and
     onto the device the transform runs on."""
 
     def __init__(
@@ -53,8 +53,8 @@ class PreloadedLoader:
         self.generator = generator
         self.transform = transform
         self.weights = weights  # data.balanced_sampler: per-sample weights of the draws (train)
-        self.gather = None
-        self.rank, self.skip = 0, 0
+        self.take = None
+        self.skip = 0
 
     def num_samples(self) -> int:
         return len(self.targets)
@@ -66,6 +66,10 @@ class PreloadedLoader:
         if self.weights is not None:
             return draw_balanced(self.weights, n, self.generator)
         return torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
+
+    def batch_seed(self, base: int, number: int) -> int:
+        """The seed of batch `number` of the epoch whose draw is `base`."""
+        return position_seed(base, 0, number)
 
     def __len__(self) -> int:
         n = self.num_samples()
@@ -80,9 +84,9 @@ class PreloadedLoader:
         for number, start in enumerate(range(0, len(self) * self.batch_size, self.batch_size)):
             if number < skip:
                 continue
-            if self.shuffle:  # train: augmentation and mixing drawn per batch, wherever the epoch resumes
-                seed_position(position_seed(base, self.rank, number), every_device=True)
+            if self.shuffle:  # train: the transform's random draws made per batch, wherever the epoch resumes
+                seed_position(self.batch_seed(base, number), every_device=True)
             index = order[start : start + self.batch_size]
-            inputs = self.gather(self.inputs, index) if self.gather else self.inputs[index]
-            targets = self.gather(self.targets, index) if self.gather else self.targets[index]
+            inputs = self.take(self.inputs, index) if self.take else self.inputs[index]
+            targets = self.take(self.targets, index) if self.take else self.targets[index]
             yield self.transform(inputs, targets) if self.transform else (inputs, targets)
