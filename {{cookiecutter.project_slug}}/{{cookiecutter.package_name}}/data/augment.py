@@ -113,7 +113,8 @@ def decode_transform(image_size: int, resize: Resize = SQUASH):
 class Normalize255:
     """uint8 pixels -> float32 (x - 255 mean) / (255 std): v2.ToDtype(scale=True) + v2.Normalize in one pass, for
     one image (C, H, W) or a batch (N, C, H, W). The image is made contiguous first: PILToTensor gives a
-    channels-last view, on which those two cost 3x as much (a tenth of a photo's decode time)."""
+    channels-last view. Kept for speed, measured on a 224 px image, one thread: 0.30 ms, vs 0.58 ms for contiguous +
+    ToDtype + Normalize and 0.97 ms for the two on the view (a drafted photo decodes in about 3 ms)."""
 
     def __init__(self, mean, std):
         self.mean = torch.tensor(mean, dtype=torch.float32).view(-1, 1, 1) * 255
