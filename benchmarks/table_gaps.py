@@ -10,7 +10,8 @@ twice with the generated project's MLP (its default recipe, the accuracy of the 
 - old: `data.na_values=[]`, only empty cells are gaps (the reading before `NA` was a gap token), so
   the four columns become categories of hundreds of levels;
 - new: the default `data.na_values`, so `NA` is a gap, filled with the median and flagged.
-The same table with empty cells for gaps is the reference.
+The same table with empty cells for gaps is the reference. Measured (3 seeds, 30 epochs):
+wine 0.7685 old, 0.9907 new, 0.9907 empty; breast cancer 0.9006 old, 0.9561 new, 0.9561 empty.
 """
 
 import argparse

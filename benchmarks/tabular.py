@@ -13,6 +13,10 @@
    read, fitted and encoded by the project's `build_datasets`, in a fresh process: wall time
    and peak RSS.
 
+Measured at 1M x 50 (CPU seconds, as other jobs held the 2 cores at a load average of 10-12):
+pandas reading as first written 9.3 s, 2.07-2.33 GiB peak RSS; now 7.8-8.4 s, 1.85-1.89 GiB
+(the hand-written reader before pandas: 46.7 s wall on a quiet machine, 1.84 GiB).
+
 scikit-learn is a benchmark-only dependency (benchmarks/requirements.txt), never the project's.
 """
 
