@@ -5,8 +5,9 @@
 
 Copy this file and the .onnx file (from `python export.py CHECKPOINT`) wherever the model should run.
 The preprocessing is validation's, with the values the .onnx file carries (image size, mode, mean, std):
-decode upright (EXIF), convert to the mode, resize to size x size (bilinear, antialiased), scale to
-[0, 1], normalise. The CSV has predict.py's columns: input, prediction, probability, p_<class> per class.
+decode upright (EXIF), convert to the mode, resize to size x size (bilinear, antialiased), or for
+pretrained weights their preset (shorter side to resize_size, centre crop), scale to [0, 1], normalise.
+The CSV has predict.py's columns: input, prediction, probability, p_<class> per class.
 """
 
 import argparse
@@ -49,10 +50,17 @@ def to_mode(image: Image.Image, mode: str) -> Image.Image:
 
 def preprocess(path: Path, info: dict) -> np.ndarray:
     """float32 (C, size, size), as the model was validated on."""
-    size = info["image_size"]
+    size, resize = info["image_size"], info.get("resize_size", 0)
     with Image.open(path) as image:
-        image.draft(None, (size, size))  # JPEG: decode at 1/2, 1/4 or 1/8 scale where that keeps >= size
+        image.draft(None, (resize or size,) * 2)  # JPEG: decode at 1/2, 1/4 or 1/8 scale where that keeps >= it
         image = to_mode(ImageOps.exif_transpose(image), info["image_mode"])
+    if resize:  # torchvision's preset: the shorter side to `resize` (aspect kept), then the centre crop
+        short, long = sorted(image.size)
+        scaled = (resize, int(resize * long / short))
+        resample = Image.BICUBIC if info.get("interpolation") == "bicubic" else Image.BILINEAR
+        image = image.resize(scaled if image.width <= image.height else scaled[::-1], resample)
+        left, top = round((image.width - size) / 2), round((image.height - size) / 2)
+        image = image.crop((left, top, left + size, top + size))
     pixels = np.asarray(image.resize((size, size), Image.BILINEAR), dtype=np.float32) / 255
     pixels = pixels.reshape(size, size, -1).transpose(2, 0, 1)  # HWC -> CHW (grayscale: one channel)
     mean, std = (np.asarray(info[key], dtype=np.float32)[:, None, None] for key in ("mean", "std"))
