@@ -29,7 +29,7 @@ def embedding_dim(levels: int) -> int:
 
 def fit_preprocessing(table: Table, cfg) -> dict:
     """The preprocessing learned from the train table: roles, medians, means, stds, levels (plain types)."""
-    numeric = [_numeric_stats(table, name, values.numpy()) for name, values in table.numeric.items()]
+    numeric = [_numeric_stats(table, name, table.column(name).numpy()) for name in table.numeric_names]
     categorical = []
     for name, (codes, levels) in table.categorical.items():
         counts = torch.bincount(codes, minlength=len(levels))
@@ -101,16 +101,14 @@ def _encode_numbers(table: Table, numeric: list[dict], out: torch.Tensor) -> Non
     )
     flags = torch.tensor([c["missing_indicator"] for c in numeric], dtype=torch.bool)
     where = torch.cumsum(1 + flags.long(), dim=0) - 1 - flags.long()  # each number's column; its flag next
-    every = columns == list(range(table.numbers.shape[1]))
     for start in range(0, table.rows, CHUNK_ROWS):
-        values = table.numbers[start : start + CHUNK_ROWS]
-        values = values if every else values[:, columns]
+        rows = out[start : start + CHUNK_ROWS]
+        values = table.numbers_at(columns, start, start + CHUNK_ROWS)
         gaps = values.isnan()
         scaled = torch.where(gaps, medians, values).sub_(means).div_(stds).float()
         if torch.isinf(scaled).any():  # it would reach the model as inf and turn the loss into NaN
             name = numeric[int(torch.isinf(scaled).any(dim=0).nonzero()[0])]["name"]
             raise DataError(f"{table.path}: column {name!r} holds an infinite value (or one too large for float32)")
-        rows = out[start : start + CHUNK_ROWS]
         rows.index_copy_(1, where, scaled)
         rows.index_copy_(1, where[flags] + 1, gaps[:, flags].float())
 

@@ -42,32 +42,37 @@ class Table:
     """A CSV held column by column: numbers as float64 (NaN for gaps), categories as codes, ids as text."""
 
     path: Path
-    numbers: torch.Tensor  # float64 (rows, numeric columns), each column contiguous (a transposed view)
+    numbers: list  # one float64 tensor per numeric column, NaN for gaps, as read (shared by `take`)
     numeric_names: list  # the columns of `numbers`
     categorical: dict  # column -> (int64 codes, the levels they index)
     labels: np.ndarray  # the label column as text (an object array); empty when it was not read
-    row_ids: torch.Tensor | None = None  # each row's position among the rows (0: line 2); None: 0, 1, ...
+    row_ids: torch.Tensor  # each row's position among the rows (0: line 2)
     ids: dict = field(default_factory=dict)  # id column -> numpy array of its text, copied into predictions
-
-    def __post_init__(self):
-        if self.row_ids is None:
-            self.row_ids = torch.arange(len(self.numbers))
+    picked: torch.Tensor | None = None  # the rows of `numbers` this table holds; None: all of them
 
     @property
     def rows(self) -> int:
-        return len(self.numbers)
+        return len(self.row_ids)
 
-    @property
-    def numeric(self) -> dict:
-        return {name: self.numbers[:, j] for j, name in enumerate(self.numeric_names)}
+    def column(self, name: str) -> torch.Tensor:
+        """The float64 values of numeric column `name`, in this table's rows."""
+        return self.numbers_at([self.numeric_names.index(name)]).flatten()
+
+    def numbers_at(self, columns: list[int], start: int = 0, stop: int | None = None) -> torch.Tensor:
+        """float64 (rows start:stop, columns): copied out a chunk at a time, never the whole table."""
+        rows = slice(start, stop) if self.picked is None else self.picked[start:stop]
+        if not columns:
+            return torch.empty(len(self.row_ids[start:stop]), 0, dtype=torch.float64)
+        return torch.stack([self.numbers[j][rows] for j in columns], dim=1)
 
     def take(self, ids: list[int]) -> "Table":
         index = torch.as_tensor(ids, dtype=torch.int64)
         categorical = {name: (codes[index], levels) for name, (codes, levels) in self.categorical.items()}
         labels = self.labels[index.numpy()] if len(self.labels) else self.labels
         kept = {name: values[index.numpy()] for name, values in self.ids.items()}
-        numbers = self.numbers.T.index_select(1, index).T  # column by column, as read
-        return Table(self.path, numbers, self.numeric_names, categorical, labels, self.row_ids[index], kept)
+        picked = index if self.picked is None else self.picked[index]  # the numbers stay where they are
+        names = self.numeric_names
+        return Table(self.path, self.numbers, names, categorical, labels, self.row_ids[index], kept, picked)
 
     def roles(self) -> dict:
         return dict.fromkeys(self.numeric_names, "numeric") | dict.fromkeys(self.categorical, "categorical")
@@ -113,11 +118,10 @@ def read_table(path: Path, label_column, columns=None, *, configured=None, drop=
     numeric = [name for name, role in columns.items() if role != "categorical" and _numbers(frame[name])]
     if bad := [name for name, role in columns.items() if role == "numeric" and name not in numeric]:
         raise _not_a_number(path, bad[0], frame[bad[0]], na_values)
-    numbers = np.empty((len(numeric), len(frame)))  # one column at a time: no copy of the whole frame
-    for j, name in enumerate(numeric):
-        numbers[j] = frame[name].to_numpy(dtype=np.float64)
     whole = [name for name in numeric if frame[name].dtype.kind in "iu"]  # measurements are distinct anyway
-    frame = frame.drop(columns=numeric)  # memory: the numbers are in `numbers` now
+    rows = torch.arange(len(frame))
+    # One column at a time, each freed from the frame once copied: the table is never held twice.
+    numbers = [torch.from_numpy(frame.pop(name).to_numpy(np.float64, na_value=np.nan, copy=True)) for name in numeric]
     categorical = {}
     for name in [name for name in columns if name not in numeric]:
         categorical[name] = _codes(frame.pop(name))
@@ -125,7 +129,7 @@ def read_table(path: Path, label_column, columns=None, *, configured=None, drop=
             _warn_if_mostly_numbers(path, name, *categorical[name])
     labels = _labels(path, frame.pop(label_column), na_values) if label_column is not None else np.array([], object)
     kept = {name: frame.pop(name).fillna("").to_numpy(dtype=object) for name in ids}
-    table = Table(path, torch.from_numpy(numbers).T, numeric, categorical, labels, ids=kept)
+    table = Table(path, numbers, numeric, categorical, labels, rows, kept)
     if configured is not None:  # train, with roles inferred: ids the names did not give away
         _warn_if_like_an_id(table, [name for name in [*whole, *categorical] if name not in configured])
     if ids and configured is not None:
@@ -204,7 +208,7 @@ def _warn_if_like_an_id(table: Table, names: list[str]) -> None:
         return
     for name in names:
         if name in table.numeric_names:
-            distinct = table.numbers[:, table.numeric_names.index(name)].unique().numel() == table.rows
+            distinct = table.column(name).unique().numel() == table.rows
         else:
             distinct = len(table.categorical[name][1]) - 1 == table.rows  # the levels but ""
         if distinct:
