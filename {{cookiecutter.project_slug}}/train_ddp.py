@@ -36,7 +36,7 @@ from {{ cookiecutter.package_name }}.errors import ConfigError, run_main
 from {{ cookiecutter.package_name }}.models import build_model
 from {{ cookiecutter.package_name }}.plot import plot_curves
 from {{ cookiecutter.package_name }}.preemption import fit_or_stop
-from {{ cookiecutter.package_name }}.report import report_best
+from {{ cookiecutter.package_name }}.report import predict_split, report_best
 from {{ cookiecutter.package_name }}.tensorboard import TensorBoardLogger  # tensorboard
 from {{ cookiecutter.package_name }}.tracker import Tracker  # tracker
 from {{ cookiecutter.package_name }}.utils import derive_seed, seed_everything, setup_logging
@@ -119,7 +119,7 @@ def run(args, callbacks: list) -> int:
     barrier(device)  # rank 0 has written best.pt
     # The best epoch's weights on val (and test), every sample once over the ranks; rank 0 writes eval/.
     classes = data_info["classes"]
-    report_best(trainer.eval_model, criterion, eval_sets, classes, cfg, run_dir, device, **report_options(cfg))
+    report_best(trainer.eval_model, criterion, eval_sets, classes, cfg, run_dir, device, **report_options(predict_split))
     if is_main_process():  # tracker
         tracker.finish()  # config.yaml, curves.png and the reports  # tracker
     return 0

@@ -91,16 +91,33 @@ def barrier(device: torch.device) -> None:
         dist.barrier(device_ids=[device.index] if device.type == "cuda" else None)
 
 
-def report_options(cfg) -> dict:
-    """report.report_best's options under torchrun: each rank predicts its share of a split (no
-    padding: every sample once), the outputs are gathered to every rank, rank 0 writes the files."""
+def report_options(predict_split) -> dict:
+    """report.report_best's options under torchrun: each rank predicts its share of a split with
+    `predict_split` (report.py's), the shares are gathered to every rank, rank 0 writes the files."""
     if not is_distributed():
         return {}
-    shard = partial(ShardSampler, rank=get_rank(), world_size=get_world_size())
-    options = {"shard": shard, "gather": gather_objects, "write": is_main_process()}
+    return {"predict_outputs": partial(predict_shares, predict_split), "write": is_main_process()}
+
+
+def predict_shares(predict_split, model, criterion, dataset, cfg, device) -> dict:
+    """`predict_split` over this rank's share of `dataset` (no padding: every sample once), merged
+    with the other ranks' shares: every rank gets the outputs of every sample."""
+    options = {"sampler": ShardSampler(len(dataset), get_rank(), get_world_size())}
     if cfg.data.num_workers:  # see shard_loaders: no fork from a process running the group's threads
         options["multiprocessing_context"] = "forkserver"
-    return options
+    return merge_shares(gather_objects(predict_split(model, criterion, dataset, cfg, device, **options)))
+
+
+def merge_shares(parts: list[dict]) -> dict:
+    """One set of predict_split outputs from every rank's share, in sample order (empty shares: none)."""
+    loss_sum = sum(part["loss_sum"] for part in parts)
+    weight_sum = sum(part["weight_sum"] for part in parts)
+    parts = [part for part in parts if len(part["index"])]
+    if not parts:  # report.py says the split is empty
+        return {"index": torch.empty(0, dtype=torch.int64), "loss_sum": loss_sum, "weight_sum": weight_sum}
+    order = torch.cat([part["index"] for part in parts]).argsort()
+    merged = {key: torch.cat([part[key] for part in parts])[order] for key in ("index", "target", "probs")}
+    return {**merged, "loss_sum": loss_sum, "weight_sum": weight_sum}
 
 
 def broadcast_from_main(value):

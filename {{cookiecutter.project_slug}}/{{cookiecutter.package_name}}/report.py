@@ -2,8 +2,8 @@
 
 `predict_split` runs a model over a dataset and keeps, per sample, its index, target and class
 probabilities; `build_report` turns them into the numbers; `write_report` writes them under
-`<run_dir>/eval/<split>/`: report.json, confusion_matrix.csv/.png, predictions.csv and, for images,
-mistakes.png. evaluate.py and the end of training both go through `evaluate_split`.
+`<run_dir>/eval/<split>/`: report.json, confusion_matrix.csv/.png and predictions.csv (and mistakes.png:
+report_images.py). evaluate.py and the end of training both go through `evaluate_split`.
 """
 
 import csv
@@ -20,13 +20,13 @@ from .checkpoint import load_checkpoint, load_model_weights
 from .engine import predict
 from .errors import DataError
 from .metrics import class_scores, confusion_counts, mean_divisor
+from .report_images import log_skipped, write_mistakes  # images
 from .utils import atomic_write, atomic_write_text
 
 log = logging.getLogger(__name__)
 
 ECE_BINS = 15
 MAX_PROBABILITY_COLUMNS = 20  # predictions.csv gets p_<class> columns up to this many classes
-MISTAKES_SHOWN = 16
 
 
 class Indexed(Dataset):
@@ -51,7 +51,7 @@ def collate_kept(batch):
 
 @torch.inference_mode()
 def predict_split(model, criterion, dataset, cfg, device, **loader_options) -> dict:
-    """{"index", "target", "probs", "loss_sum", "weight_sum"} over `dataset` (this process's share with a sampler),
+    """{"index", "target", "probs", "loss_sum", "weight_sum"} over `dataset` (or its `sampler`'s samples),
     through the engine's `predict`, as validation runs the model; the loss is summed as there (`mean_divisor`)."""
     loader = DataLoader(
         Indexed(dataset), batch_size=cfg.data.batch_size, num_workers=cfg.data.num_workers,
@@ -73,25 +73,12 @@ def predict_split(model, criterion, dataset, cfg, device, **loader_options) -> d
         indices.append(index)
         targets.append(target.cpu())
         probs.append(logits.softmax(dim=1).cpu())
-    if not indices:  # an empty share (fewer samples than ranks), or every sample skipped
+    if not indices:  # nothing to predict, or every sample skipped
         return {"index": torch.empty(0, dtype=torch.int64), "loss_sum": 0.0, "weight_sum": 0.0}
     return {
         "index": torch.cat(indices), "target": torch.cat(targets), "probs": torch.cat(probs),
         "loss_sum": loss_sum.item(), "weight_sum": weight_sum.item(),
     }  # fmt: skip
-
-
-def merge(parts: list[dict]) -> dict:
-    """One set of outputs from the shares of several processes (`gather`), in sample order."""
-    loss_sum = sum(part["loss_sum"] for part in parts)
-    weight_sum = sum(part["weight_sum"] for part in parts)
-    parts = [part for part in parts if len(part["index"])]
-    if not parts:
-        raise DataError("no samples to evaluate: the split is empty, or every sample in it was skipped")
-    index = torch.cat([part["index"] for part in parts])
-    order = index.argsort()
-    merged = {key: torch.cat([part[key] for part in parts])[order] for key in ("index", "target", "probs")}
-    return {**merged, "loss_sum": loss_sum, "weight_sum": weight_sum}
 
 
 def expected_calibration_error(confidence: torch.Tensor, correct: torch.Tensor, bins: int = ECE_BINS) -> float:
@@ -146,7 +133,7 @@ def format_report(report: dict, split: str) -> str:
 
 
 def write_report(report: dict, outputs: dict, dataset, classes: list[str], out_dir: Path) -> None:
-    """report.json, confusion_matrix.csv/.png, predictions.csv and (images) mistakes.png in `out_dir`."""
+    """report.json, confusion_matrix.csv/.png, predictions.csv (and mistakes.png) in `out_dir`."""
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_dir / "report.json", json.dumps(report, indent=2) + "\n")
     confusion = torch.tensor(report["confusion_matrix"])
@@ -172,26 +159,20 @@ def write_report(report: dict, outputs: dict, dataset, classes: list[str], out_d
         row += [classes[target[i]], classes[prediction[i]], f"{confidence[i]:.6f}"]
         writer.writerow(row + ([f"{p:.6f}" for p in probs[i].tolist()] if with_probs else []))
     atomic_write_text(out_dir / "predictions.csv", text.getvalue())
-
-    if hasattr(dataset, "image"):  # image data: the most confident mistakes, as pictures
-        wrong = (prediction != target).nonzero().flatten()
-        worst = wrong[confidence[wrong].argsort(descending=True)][:MISTAKES_SHOWN].tolist()
-        shown = [(outputs["index"][i].item(), classes[target[i]], classes[prediction[i]], confidence[i]) for i in worst]
-        grid = mistakes_grid(dataset, shown)
-        atomic_write(out_dir / "mistakes.png", lambda file: grid.save(file, format="PNG"))
+    write_mistakes(outputs, dataset, classes, out_dir)  # images
 
 
 def confusion_image(confusion: torch.Tensor, classes: list[str]) -> Image.Image:
     """Row-normalised (each true class sums to 1) shades of blue, the counts written in the cells when
-    few; true classes down the side, predicted ones along the top. Drawn with PIL, like mistakes.png."""
+    few; true classes down the side, predicted ones along the top. Drawn with PIL: faster than matplotlib."""
     n, font = len(classes), ImageFont.load_default()
     rates = (confusion.double() / confusion.sum(dim=1, keepdim=True).clamp_min(1)).tolist()
     cell = 36 if n <= 30 else max(4, 1080 // n)  # more classes: cells too small to write in
     names = [name if len(name) <= 24 else name[:23] + "~" for name in classes]
     label = int(max(font.getlength(name) for name in names)) + 12
     top, left = label + 20, label + 20
-    image = Image.new("RGB", (left + n * cell + 70, top + n * cell + 10), "white")
-    draw = ImageDraw.Draw(image)
+    canvas = Image.new("RGB", (left + n * cell + 70, top + n * cell + 10), "white")
+    draw = ImageDraw.Draw(canvas)
     title = "true class (rows) x predicted class (columns); colour: share of the row"
     draw.text((4, 2), title, fill="black", font=font)
 
@@ -212,49 +193,24 @@ def confusion_image(confusion: torch.Tensor, classes: list[str]) -> Image.Image:
     for col in range(n if cell >= 10 else 0):  # column names, written upwards
         text = Image.new("RGB", (label, cell), "white")
         ImageDraw.Draw(text).text((label - 6, cell // 2), names[col], fill="black", font=font, anchor="rm")
-        image.paste(text.rotate(90, expand=True), (left + col * cell, top - label))
+        canvas.paste(text.rotate(90, expand=True), (left + col * cell, top - label))
     x = left + n * cell + 12  # the colour scale: 1 at the top, 0 at the bottom
     for y in range(n * cell):
         draw.line([x, top + y, x + 12, top + y], fill=blue(1 - y / max(1, n * cell - 1)))
     draw.text((x + 16, top), "1", fill="black", font=font)
     draw.text((x + 16, top + n * cell - 10), "0", fill="black", font=font)
-    return image
+    return canvas
 
 
-def mistakes_grid(dataset, shown: list) -> Image.Image:
-    """A grid of (index, true, predicted, confidence) images, each captioned with its classes. Drawn with
-    PIL, not matplotlib: a fraction of the time, at the end of every run."""
-    tile, caption, columns = 160, 30, 4
-    rows = max(1, -(-len(shown) // columns))
-    grid = Image.new("RGB", (columns * tile, rows * (tile + caption)), "white")
-    draw, font = ImageDraw.Draw(grid), ImageFont.load_default()
-    if not shown:
-        draw.text((8, 8), "no mistakes", fill="black", font=font)
-    for k, (index, true, predicted, confidence) in enumerate(shown):
-        x, y = k % columns * tile, k // columns * (tile + caption)
-        image = dataset.image(index)  # uint8 (C, H, W), unaugmented
-        picture = Image.fromarray(image.permute(1, 2, 0).squeeze(-1).numpy()).convert("RGB")
-        size = tile - 8
-        resample = Image.Resampling.NEAREST if max(picture.size) < size else Image.Resampling.BILINEAR
-        grid.paste(picture.resize((size, size), resample), (x + 4, y + caption))
-        draw.text((x + 4, y + 2), f"true {true}"[:26], fill="black", font=font)
-        draw.text((x + 4, y + 15), f"predicted {predicted}"[:20] + f" ({confidence:.2f})", fill="firebrick", font=font)
-    return grid
-
-
-def evaluate_split(model, criterion, dataset, classes: list, cfg, device, out_dir: Path | None, **options) -> dict:
+def evaluate_split(
+    model, criterion, dataset, classes: list, cfg, device, out_dir: Path | None, predict_outputs=predict_split
+) -> dict:
     """Predict `dataset`, build its report and (with `out_dir`) write its files; returns the report.
-
-    Over several processes pass `shard` (n -> a sampler of this process's share), `gather` (every
-    process's outputs, in a list) and `out_dir` on one only: the numbers count every sample once.
-    """
-    gather = options.pop("gather", lambda outputs: [outputs])
-    shard = options.pop("shard", None)
-    if shard is not None:
-        options["sampler"] = shard(len(dataset))
-    outputs = merge(gather(predict_split(model, criterion, dataset, cfg, device, **options)))
-    if skipped := dataset.take_skipped() if hasattr(dataset, "take_skipped") else 0:
-        log.warning("skipped %d unreadable images (data.skip_corrupt); the report leaves them out", skipped)
+    `predict_outputs` takes `predict_split`'s arguments and returns its outputs, for every sample."""
+    outputs = predict_outputs(model, criterion, dataset, cfg, device)
+    log_skipped(dataset)  # images
+    if not len(outputs["index"]):
+        raise DataError("no samples to evaluate: the split is empty, or every sample in it was skipped")
     report = build_report(outputs, classes)
     if out_dir is not None:
         write_report(report, outputs, dataset, classes, out_dir)

@@ -1,0 +1,138 @@
+"""Each answer renders only its own code, down to words and comments.
+
+A render is searched for the words of the answers it was NOT given: DDP words in a one-process
+render, CUDA words in a CPU render, image words in a table render and table words in an image
+render, the built-in datasets' words in a render of the user's own images, a tracker's name where
+none was chosen. The search covers the generated Python outside tests/ and configs/ (what a reader
+of the render reads as code); README prose may name the other answers. Renders only: fast.
+"""
+
+import re
+from pathlib import Path
+
+import pytest
+from helpers import render
+
+DDP_WORDS = [
+    r"\bDDP\b",
+    "DistributedDataParallel",
+    r"torch\.distributed",
+    "world_size",
+    "torchrun",
+    "all_reduce",
+    r"\branks?\b",
+    r"\bshards?\b",
+    r"\bgather\b",
+    "SyncBatchNorm",
+    "several processes",
+]
+CUDA_WORDS = [
+    r"(?i)\bcuda\b",
+    "autocast",
+    "GradScaler",
+    "pin_memory",
+    "non_blocking",
+    r"(?i)\bgpus?\b",
+]
+IMAGE_WORDS = [
+    r"(?i)\bimages?\b",
+    r"(?i)\bpixels?\b",
+    "torchvision",
+    r"(?i)\bjpe?g\b",
+    r"(?i)\baugment",
+]
+TABLE_WORDS = [
+    r"(?i)\btabular\b",
+    r"(?i)\bthe table\b|\btable's\b",  # "a table of the trials" is any render's
+    "embedding_threshold",
+    r"(?i)categorical (column|feature)",
+    "label_column",
+]
+DATASET_WORDS = [r"\bMNIST\b", r"\bCIFAR", "in-memory arrays", r"(?i)built-in dataset"]
+TRACKER_WORDS = {
+    "tensorboard": r"(?i)tensorboard",
+    "mlflow": r"(?i)mlflow",
+    "wandb": r"(?i)\bwandb\b|Weights & Biases|\bW&B\b",
+}
+
+# (answers, the words none of the render's code may hold)
+RENDERS = {
+    "image-single": (
+        {"dataset_type": "image_folder", "gpu": "single"},
+        DDP_WORDS + TABLE_WORDS + DATASET_WORDS + list(TRACKER_WORDS.values()),
+    ),
+    "list-cpu-tensorboard": (
+        {"dataset_type": "image_list", "gpu": "none", "experiment_tracker": "tensorboard"},
+        DDP_WORDS
+        + CUDA_WORDS
+        + TABLE_WORDS
+        + DATASET_WORDS
+        + [TRACKER_WORDS["mlflow"], TRACKER_WORDS["wandb"]],
+    ),
+    "table-single-mlflow": (
+        {"dataset_type": "tabular_csv", "gpu": "single", "experiment_tracker": "mlflow"},
+        DDP_WORDS
+        + IMAGE_WORDS
+        + DATASET_WORDS
+        + [TRACKER_WORDS["tensorboard"], TRACKER_WORDS["wandb"]],
+    ),
+    "table-multi": (
+        {"dataset_type": "tabular_csv", "gpu": "multi"},
+        IMAGE_WORDS + DATASET_WORDS + list(TRACKER_WORDS.values()),
+    ),
+    "torchvision-cpu-wandb": (
+        {"dataset_type": "torchvision", "gpu": "none", "experiment_tracker": "wandb"},
+        DDP_WORDS
+        + CUDA_WORDS
+        + TABLE_WORDS
+        + [TRACKER_WORDS["tensorboard"], TRACKER_WORDS["mlflow"]],
+    ),
+}
+
+
+def code_files(root: Path):
+    """The render's Python outside tests/ and its configs."""
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root)
+        if (
+            path.is_file()
+            and rel.parts[0] != "tests"
+            and (path.suffix == ".py" or rel.parts[0] == "configs")
+        ):
+            yield rel, path.read_text(encoding="utf-8")
+
+
+# PIL's API names (Image.new, ImageDraw.Draw, ...) draw any render's confusion matrix: not image data.
+PIL_NAMES = re.compile(r"^from PIL import .*|\bImage(Draw|Font)?\.\w+")
+
+
+def found_words(root: Path, patterns: list[str]) -> list[str]:
+    compiled = [re.compile(pattern) for pattern in patterns]
+    found = []
+    for rel, text in code_files(root):
+        for number, line in enumerate(text.splitlines(), 1):
+            line = PIL_NAMES.sub("", line.strip())
+            found += [
+                f"{rel}:{number} {p.pattern!r}: {line.strip()}" for p in compiled if p.search(line)
+            ]
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(RENDERS))
+def test_a_render_holds_no_word_of_the_answers_it_was_not_given(name, tmp_path):
+    answers, patterns = RENDERS[name]
+    root = render(tmp_path, project_name="Words", **answers)
+    found = found_words(root, patterns)
+    assert not found, f"{len(found)} lines of other answers in {answers}:\n" + "\n".join(
+        found[:60]
+    )
+
+
+def test_the_search_finds_a_planted_word(tmp_path):
+    """The search itself: a DDP comment planted in a one-process render is found."""
+    root = render(tmp_path, project_name="Words", dataset_type="image_folder", gpu="single")
+    utils = next(root.rglob("utils.py"))
+    utils.write_text(
+        utils.read_text(encoding="utf-8") + "# the same on every rank\n", encoding="utf-8"
+    )
+    assert any("utils.py" in line for line in found_words(root, DDP_WORDS))
