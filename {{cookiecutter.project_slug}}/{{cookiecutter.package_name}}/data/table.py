@@ -60,10 +60,13 @@ class Table:
 
     def numbers_at(self, columns: list[int], start: int = 0, stop: int | None = None) -> torch.Tensor:
         """float64 (rows start:stop, columns): copied out a chunk at a time, never the whole table."""
-        rows = slice(start, stop) if self.picked is None else self.picked[start:stop]
-        if not columns:
-            return torch.empty(len(self.row_ids[start:stop]), 0, dtype=torch.float64)
-        return torch.stack([self.numbers[j][rows] for j in columns], dim=1)
+        out = torch.empty(len(columns), len(self.row_ids[start:stop]), dtype=torch.float64)
+        for j, column in enumerate(columns):
+            if self.picked is None:
+                out[j] = self.numbers[column][start:stop]
+            else:
+                torch.index_select(self.numbers[column], 0, self.picked[start:stop], out=out[j])
+        return out.T
 
     def take(self, ids: list[int]) -> "Table":
         index = torch.as_tensor(ids, dtype=torch.int64)
