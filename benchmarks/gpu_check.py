@@ -193,8 +193,9 @@ class Setting:
             torch.cuda.reset_peak_memory_stats(self.device)
             base = torch.cuda.memory_allocated(self.device)
         start = time.perf_counter()
-        step_args = (t.model, t.criterion, t.optimizer, t.scaler, self.loader, self.device)
-        stats = self.m.loop.train_one_epoch(*step_args, self.epoch, self.cfg)
+        step_args = (t.model, t.criterion, t.optimizer, self.loader)
+        step_kwargs = {"scaler": t.scaler, "device": self.device, "cfg": self.cfg}
+        stats = self.m.loop.train_one_epoch(*step_args, epoch=self.epoch, **step_kwargs)
         sync(self.device)
         seconds = time.perf_counter() - start
         self.epoch += 1

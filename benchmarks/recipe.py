@@ -314,10 +314,13 @@ def timed_epochs(m, root: Path, model_name: str, overrides: list):
     ema, device = ema_module.build_ema(cfg, model), torch.device("cpu")
     one_epoch = m.loop.train_one_epoch  # its `ema` argument: the average updated after each step
 
+    kwargs = {"device": device, "cfg": cfg, "ema": ema}
+
     def seconds_per_step(epochs: int) -> float:
         start, steps = time.perf_counter(), 0
         for _ in range(epochs):
-            steps += one_epoch(model, criterion, optimizer, loader, device, 0, cfg, ema)["steps"]
+            stats = one_epoch(model, criterion, optimizer, loader, epoch=0, **kwargs)
+            steps += stats["steps"]
         return (time.perf_counter() - start) / steps
 
     return seconds_per_step, len(loader)

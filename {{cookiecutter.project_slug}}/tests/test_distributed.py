@@ -41,7 +41,7 @@ sys.path.insert(0, {project!r})
 import train
 from {package} import distributed, engine
 rank = int(os.environ["RANK"])
-def crash(*args):
+def crash(*args, **kwargs):
     raise RuntimeError("simulated crash on rank " + str(rank))
 def take_skipped(loader):  # as if rank r skipped r + 1 train and 10 * (r + 1) val images (data.skip_corrupt)
     return (rank + 1) * (10 if isinstance(loader.sampler, distributed.ShardSampler) else 1)

@@ -44,7 +44,7 @@ def prepare_model(model: nn.Module, cfg, device) -> nn.Module:
 
 
 def train_one_epoch(
-    model, criterion, optimizer, loader, device, epoch: int, cfg, ema=None, progress=None, on_step=None
+    model, criterion, optimizer, loader, *, device, epoch: int, cfg, ema=None, progress=None, on_step=None
 ) -> dict:
     """One pass over `loader`: forward, loss, backward, clip, step (and the `ema` update). Returns loss, accuracy,
     steps. Targets may be class ids or, mixed by mixup/cutmix, class probabilities. `progress`: where a resumed epoch
@@ -68,7 +68,7 @@ def train_one_epoch(
     optimizer.zero_grad(set_to_none=True)
     for i, (inputs, targets) in enumerate(bar, start=first):
         # Dropout drawn per batch, as a resumed epoch draws it; torch.manual_seed costs 100x (accelerators too).
-        torch.default_generator.manual_seed(position_seed(step_seed, 0, i))
+        torch.default_generator.manual_seed(position_seed(step_seed, i))
         # `accumulate` batches add up their gradients before one step; dividing each loss by its
         # group's size (the last group may be short) makes that step see the group's mean.
         group_size = min(accumulate, len(loader) - i // accumulate * accumulate)
@@ -178,9 +178,17 @@ class Trainer:
         progress, self.progress = self.progress, None  # a mid-epoch checkpoint's: this epoch's first part
         start = time.perf_counter() - (progress or {}).get("seconds", 0.0)
         train = train_one_epoch(
-            self.model, self.criterion, self.optimizer, self.train_loader, self.device, epoch,
-            self.cfg, self.ema, progress, partial(self.on_step, epoch),
-        )  # fmt: skip
+            self.model,
+            self.criterion,
+            self.optimizer,
+            self.train_loader,
+            device=self.device,
+            epoch=epoch,
+            cfg=self.cfg,
+            ema=self.ema,
+            progress=progress,
+            on_step=partial(self.on_step, epoch),
+        )
         num_classes = len(self.data_info["classes"])
         val = evaluate(self.validated_model, self.criterion, self.val_loader, self.device, self.cfg, num_classes)
         self.end_epoch(epoch, train, val, time.perf_counter() - start)

@@ -53,7 +53,7 @@ def prepare_model(model: nn.Module, cfg, device) -> nn.Module:
 
 
 def train_one_epoch(
-    model, criterion, optimizer, scaler, loader, device, epoch: int, cfg, ema=None, progress=None, on_step=None
+    model, criterion, optimizer, loader, *, scaler, device, epoch: int, cfg, ema=None, progress=None, on_step=None
 ) -> dict:
     """One pass over `loader`: forward, loss, backward, clip, step (and the `ema` update). Returns loss, accuracy,
     steps. Targets may be class ids or, mixed by mixup/cutmix, class probabilities. `progress`: where a resumed epoch
@@ -76,7 +76,7 @@ def train_one_epoch(
     )
     optimizer.zero_grad(set_to_none=True)
     for i, (inputs, targets) in enumerate(bar, start=first):
-        torch.manual_seed(position_seed(step_seed, 0, i))  # dropout: drawn per batch, so a resumed epoch draws the same
+        torch.manual_seed(position_seed(step_seed, i))  # dropout: drawn per batch, so a resumed epoch draws the same
         # `accumulate` batches add up their gradients before one step; dividing each loss by its
         # group's size (the last group may be short) makes that step see the group's mean.
         group_size = min(accumulate, len(loader) - i // accumulate * accumulate)
@@ -195,9 +195,18 @@ class Trainer:
         progress, self.progress = self.progress, None  # a mid-epoch checkpoint's: this epoch's first part
         start = time.perf_counter() - (progress or {}).get("seconds", 0.0)
         train = train_one_epoch(
-            self.model, self.criterion, self.optimizer, self.scaler, self.train_loader, self.device, epoch,
-            self.cfg, self.ema, progress, partial(self.on_step, epoch),
-        )  # fmt: skip
+            self.model,
+            self.criterion,
+            self.optimizer,
+            self.train_loader,
+            scaler=self.scaler,
+            device=self.device,
+            epoch=epoch,
+            cfg=self.cfg,
+            ema=self.ema,
+            progress=progress,
+            on_step=partial(self.on_step, epoch),
+        )
         num_classes = len(self.data_info["classes"])
         val = evaluate(self.validated_model, self.criterion, self.val_loader, self.device, self.cfg, num_classes)
         self.end_epoch(epoch, train, val, time.perf_counter() - start)

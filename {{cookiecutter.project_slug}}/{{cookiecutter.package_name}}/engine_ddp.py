@@ -22,7 +22,15 @@ from .config import to_dict
 from .data import take_skipped
 from .data.resumable import position_seed, resume_at
 from .device import amp_dtype
-from .distributed import all_reduce_sum, broadcast_buffers, get_rank, get_world_size, is_main_process, wrap_model
+from .distributed import (
+    all_reduce_sum,
+    broadcast_buffers,
+    get_rank,
+    get_world_size,
+    is_main_process,
+    rank_seed,
+    wrap_model,
+)
 from .ema import build_ema, ema_state, load_ema
 from .metrics import BestTracker, RunningSums, log_epoch, log_progress, write_metrics
 from .models.layers import freeze_backbone_norms
@@ -58,7 +66,7 @@ def prepare_model(model: nn.Module, cfg, device) -> nn.Module:
 
 
 def train_one_epoch(
-    model, criterion, optimizer, scaler, loader, device, epoch: int, cfg, ema=None, progress=None, on_step=None
+    model, criterion, optimizer, loader, *, scaler, device, epoch: int, cfg, ema=None, progress=None, on_step=None
 ) -> dict:
     """One pass over `loader`: forward, loss, backward, clip, step (and the `ema` update). Returns loss, accuracy,
     steps. Targets may be class ids or, mixed by mixup/cutmix, class probabilities. `progress`: where a resumed epoch
@@ -72,7 +80,7 @@ def train_one_epoch(
     # The first part's sums (over every rank) come back on rank 0 alone: the epoch's all-reduce adds them once.
     sums, start = RunningSums(device).restored(progress if is_main_process() else {}), time.perf_counter() - seconds
     resume_at(loader, first)
-    step_seed = derive_seed(cfg.seed, "step", epoch, get_rank())
+    step_seed = rank_seed(derive_seed(cfg.seed, "step", epoch), get_rank())
     bar = tqdm(
         loader,
         f"epoch {epoch + 1}/{cfg.trainer.epochs}",
@@ -82,7 +90,7 @@ def train_one_epoch(
     )
     optimizer.zero_grad(set_to_none=True)
     for i, (inputs, targets) in enumerate(bar, start=first):
-        torch.manual_seed(position_seed(step_seed, 0, i))  # dropout: drawn per batch, so a resumed epoch draws the same
+        torch.manual_seed(position_seed(step_seed, i))  # dropout: drawn per batch, so a resumed epoch draws the same
         # `accumulate` batches add up their gradients before one step; dividing each loss by its
         # group's size (the last group may be short) makes that step see the group's mean.
         group_size = min(accumulate, len(loader) - i // accumulate * accumulate)
@@ -206,7 +214,7 @@ class Trainer:
             return False
         # Seeds depend only on (seed, epoch): a resumed run replays the same batches and dropout.
         # Each rank draws its own dropout and augmentation; the order is shared, each rank takes its shard.
-        seed_everything(derive_seed(self.cfg.seed, "step", epoch, get_rank()))
+        seed_everything(rank_seed(derive_seed(self.cfg.seed, "step", epoch), get_rank()))
         self.train_loader.generator.manual_seed(derive_seed(self.cfg.seed, "loader", epoch))
         sampler = getattr(self.train_loader, "sampler", None)
         if hasattr(sampler, "set_epoch"):  # DistributedSampler: a new shuffle (and shard) every epoch
@@ -214,9 +222,18 @@ class Trainer:
         progress, self.progress = self.progress, None  # a mid-epoch checkpoint's: this epoch's first part
         start = time.perf_counter() - (progress or {}).get("seconds", 0.0)
         train = train_one_epoch(
-            self.model, self.criterion, self.optimizer, self.scaler, self.train_loader, self.device, epoch,
-            self.cfg, self.ema, progress, partial(self.on_step, epoch),
-        )  # fmt: skip
+            self.model,
+            self.criterion,
+            self.optimizer,
+            self.train_loader,
+            scaler=self.scaler,
+            device=self.device,
+            epoch=epoch,
+            cfg=self.cfg,
+            ema=self.ema,
+            progress=progress,
+            on_step=partial(self.on_step, epoch),
+        )
         broadcast_buffers(self.eval_model)
         if self.ema is not None:  # each rank averaged its own BatchNorm statistics too
             broadcast_buffers(self.ema.module)
