@@ -85,9 +85,13 @@ def check_parity(run, model, inputs: torch.Tensor, atol: float, rtol: float, fmt
     }
     log.info(
         "parity on %d validation samples, %s vs PyTorch: max |logit difference| %.3g (largest |logit| %.3g), "
-        "argmax agrees on %.1f%%", len(inputs), FORMATS[fmt].runtime, parity["max_abs_diff"],
-        parity["max_abs_logit"], 100 * parity["argmax_agreement"],
-    )  # fmt: skip
+        "argmax agrees on %.1f%%",
+        len(inputs),
+        FORMATS[fmt].runtime,
+        parity["max_abs_diff"],
+        parity["max_abs_logit"],
+        100 * parity["argmax_agreement"],
+    )
     if parity["outside_tolerance"]:
         raise ExportError(
             f"the {fmt} export computes other logits than the model: {parity['outside_tolerance']} of "

@@ -167,8 +167,14 @@ def runs(tmp_path_factory):
     stopped.state = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)
     resumed = two_nodes(tmp, "--resume", run_dir)
     assert resumed.returncode == [0, 0], explain(resumed)
-    return {"dir": tmp / "runs", "after_one": after_one, "resumed": resumed, "straight": straight,
-            "killed": killed, "stopped": stopped}  # fmt: skip
+    return {
+        "dir": tmp / "runs",
+        "after_one": after_one,
+        "resumed": resumed,
+        "straight": straight,
+        "killed": killed,
+        "stopped": stopped,
+    }
 
 
 def test_val_metrics_equal_a_single_process_evaluation(runs, capsys):

@@ -261,9 +261,17 @@ def test_own_dataset_and_model_train_one_epoch(tmp_path, make_config, monkeypatc
     optimizer = build_optimizer(cfg, model)
     run_dir = tmp_path / "run"
     trainer = Trainer(
-        cfg, model, nn.CrossEntropyLoss(), optimizer, build_scheduler(cfg, optimizer), train_loader, val_loader,
-        info, run_dir, "cpu",
-    )  # fmt: skip
+        cfg,
+        model,
+        nn.CrossEntropyLoss(),
+        optimizer,
+        build_scheduler(cfg, optimizer),
+        train_loader,
+        val_loader,
+        info,
+        run_dir,
+        "cpu",
+    )
     history = trainer.fit()
     assert len(history) == 1 and math.isfinite(history[0]["train_loss"])
 

@@ -136,8 +136,11 @@ def test_kill_9_mid_epoch_resumes_from_the_last_step_checkpoint_exactly(tmp_path
     script.write_text(KILL.format(project=str(PROJECT_DIR), forwards=batches + during))
     proc = subprocess.run(
         [sys.executable, str(script), *cli_overrides(run_name="killed", **settings)],
-        cwd=PROJECT_DIR, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        cwd=PROJECT_DIR,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     run_dir = tmp_path / "runs" / "killed"
     state = load_checkpoint(run_dir / "checkpoints" / "last.pt")

@@ -28,9 +28,17 @@ def fit(cfg, run_dir) -> Trainer:
     model = build_model(cfg, info)
     optimizer = build_optimizer(cfg, model)
     trainer = Trainer(
-        cfg, model, nn.CrossEntropyLoss(), optimizer, build_scheduler(cfg, optimizer), train_loader, val_loader, info,
-        run_dir, "cpu",
-    )  # fmt: skip
+        cfg,
+        model,
+        nn.CrossEntropyLoss(),
+        optimizer,
+        build_scheduler(cfg, optimizer),
+        train_loader,
+        val_loader,
+        info,
+        run_dir,
+        "cpu",
+    )
     trainer.fit()
     return trainer
 

@@ -70,8 +70,13 @@ class StopRequest:
 def epoch_layout(cfg, **more) -> dict:
     """What fixes an epoch's batches: a mid-epoch checkpoint continues inside the epoch only under the same."""
     data = cfg.data
-    return {"data.batch_size": data.batch_size, "trainer.accumulate_steps": cfg.trainer.accumulate_steps,
-            "data.preload": data.preload, "data.balanced_sampler": data.balanced_sampler, **more}  # fmt: skip
+    return {
+        "data.batch_size": data.batch_size,
+        "trainer.accumulate_steps": cfg.trainer.accumulate_steps,
+        "data.preload": data.preload,
+        "data.balanced_sampler": data.balanced_sampler,
+        **more,
+    }
 
 
 def continued_progress(progress: dict | None, layout: dict) -> dict | None:
@@ -97,11 +102,14 @@ def fault_advice(error: BaseException, cfg, run_dir) -> str | None:
             f"or free memory on the machine. {resume}"
         )
     if isinstance(error, RuntimeError) and "out of memory" in text:  # the accelerator's memory
-        batch, steps = data.batch_size, cfg.trainer.accumulate_steps
-        change = "It is 1 already" if batch == 1 else (
-            f"Halve it and keep the effective batch with gradient accumulation: data.batch_size={batch // 2} "
-            f"trainer.accumulate_steps={steps * 2}"
-        )  # fmt: skip
+        batch = data.batch_size
+        steps = cfg.trainer.accumulate_steps
+        change = "It is 1 already"
+        if batch != 1:
+            change = (
+                f"Halve it and keep the effective batch with gradient accumulation: data.batch_size={batch // 2} "
+                f"trainer.accumulate_steps={steps * 2}"
+            )
         also = "a smaller model or input size also helps"
         return f"Out of memory at data.batch_size={batch} ({text.splitlines()[0]}). {change}; {also}. {resume}"
     return None

@@ -22,9 +22,14 @@ EXPECTED_LAYOUT = (
 ensure_data_root = partial(write_sample_root, expected_layout=EXPECTED_LAYOUT)
 
 __all__ = [
-    "EXPECTED_LAYOUT", "PREDICT_INPUTS", "build_datasets", "build_test_set", "ensure_data_root", "predict_inputs",
+    "EXPECTED_LAYOUT",
+    "PREDICT_INPUTS",
+    "build_datasets",
+    "build_test_set",
+    "ensure_data_root",
+    "predict_inputs",
     "preload_split",
-]  # fmt: skip
+]
 
 
 def class_folders(split_dir: Path) -> list[str]:

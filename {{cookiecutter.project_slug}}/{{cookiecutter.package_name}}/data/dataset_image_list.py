@@ -37,9 +37,14 @@ TXT_FORMAT = "`relative/path label` (the path, whitespace, then the label; `#` s
 PREDICT_INPUTS = f"{images.PREDICT_INPUTS}, and .txt or .csv lists of image paths relative to the list (labels ignored)"
 
 __all__ = [
-    "EXPECTED_LAYOUT", "PREDICT_INPUTS", "build_datasets", "build_test_set", "ensure_data_root", "predict_inputs",
+    "EXPECTED_LAYOUT",
+    "PREDICT_INPUTS",
+    "build_datasets",
+    "build_test_set",
+    "ensure_data_root",
+    "predict_inputs",
     "preload_split",
-]  # fmt: skip
+]
 
 
 def txt_rows(path: Path, file, labelled: bool):

@@ -33,9 +33,14 @@ EXPECTED_LAYOUT = (
 )
 
 __all__ = [
-    "EXPECTED_LAYOUT", "PREDICT_INPUTS", "build_datasets", "build_test_set", "ensure_data_root", "predict_inputs",
+    "EXPECTED_LAYOUT",
+    "PREDICT_INPUTS",
+    "build_datasets",
+    "build_test_set",
+    "ensure_data_root",
+    "predict_inputs",
     "preload_split",
-]  # fmt: skip
+]
 
 NATIVE_MODE = {"MNIST": "L", "FashionMNIST": "L", "CIFAR10": "RGB"}
 NATIVE_SIZE = 32  # data.image_size=0 without pretrained weights: CIFAR10's size (MNIST's 28 resized)

@@ -85,8 +85,14 @@ def build_timm(name: str, m, info: dict) -> nn.Module:
     # ViTs and other models of a fixed input size: built for this size (pretrained position embeddings resampled)
     size = {"img_size": info["image_size"]} if getattr(config, "fixed_input_size", False) else {}
     try:
-        model = timm.create_model(arch, pretrained=m.pretrained, num_classes=info["num_classes"],
-                                  in_chans=info["in_channels"], drop_rate=m.dropout, **size)  # fmt: skip
+        model = timm.create_model(
+            arch,
+            pretrained=m.pretrained,
+            num_classes=info["num_classes"],
+            in_chans=info["in_channels"],
+            drop_rate=m.dropout,
+            **size,
+        )
     except OSError as err:  # not in the cache, and no network
         raise download_error(name, config, err) from None
     if not m.pretrained and m.init != "default":  # `default` keeps timm's own init

@@ -63,8 +63,16 @@ def adapt_first_conv(model: nn.Module, in_channels: int) -> None:
     path, conv = next((p, m) for p, m in model.named_modules() if isinstance(m, nn.Conv2d))
     if conv.in_channels == in_channels:
         return
-    new = nn.Conv2d(in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, conv.dilation,
-                    conv.groups, conv.bias is not None)  # fmt: skip
+    new = nn.Conv2d(
+        in_channels,
+        conv.out_channels,
+        conv.kernel_size,
+        conv.stride,
+        conv.padding,
+        conv.dilation,
+        conv.groups,
+        conv.bias is not None,
+    )
     with torch.no_grad():
         weight = conv.weight.sum(1, keepdim=True) if in_channels == 1 else conv.weight.mean(1, keepdim=True)
         new.weight.copy_(weight.repeat(1, in_channels, 1, 1))
