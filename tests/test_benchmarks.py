@@ -16,10 +16,8 @@ BENCHMARKS = TEMPLATE_DIR / "benchmarks"
 
 
 def test_data_loading_benchmark_reports_both_comparisons(tmp_path):
-    proc = python(
-        BENCHMARKS / "data_loading.py", "--images", "64", "--repeats", "1", "--num-workers", "0",
-        cwd=tmp_path,
-    )  # fmt: skip
+    args = "--images 64 --repeats 1 --num-workers 0".split()
+    proc = python(BENCHMARKS / "data_loading.py", *args, cwd=tmp_path)
     assert proc.returncode == 0, explain(proc)
     assert re.search(r"lazy +\d+ samples/s", proc.stdout), proc.stdout
     assert re.search(r"preload +\d+ samples/s", proc.stdout), proc.stdout
@@ -31,10 +29,8 @@ def test_data_loading_benchmark_reports_both_comparisons(tmp_path):
 
 
 def test_image_decode_benchmark_compares_every_path(tmp_path):
-    proc = python(
-        BENCHMARKS / "image_decode.py", "--images", "6", "--width", "400", "--height", "300",
-        "--size", "48", "--repeats", "1", "--workers", "0", cwd=tmp_path,
-    )  # fmt: skip
+    args = "--images 6 --width 400 --height 300 --size 48 --repeats 1 --workers 0".split()
+    proc = python(BENCHMARKS / "image_decode.py", *args, cwd=tmp_path)
     assert proc.returncode == 0, explain(proc)
     out = proc.stdout
     for side in ["bare PIL, full", "old path", "bare PIL, draft", "lazy path now", "preload=disk"]:
@@ -44,29 +40,26 @@ def test_image_decode_benchmark_compares_every_path(tmp_path):
 
 
 def test_export_latency_benchmark_times_both_sides_per_batch_size(tmp_path):
-    proc = python(
-        BENCHMARKS / "export_latency.py", "--models", "simple_cnn:32", "mlp",
-        "--batches", "1", "8", "--iterations", "2", "--repeats", "1", cwd=tmp_path,
-    )  # fmt: skip
+    args = "--models simple_cnn:32 mlp --batches 1 8 --iterations 2 --repeats 1".split()
+    proc = python(BENCHMARKS / "export_latency.py", *args, cwd=tmp_path)
     assert proc.returncode == 0, explain(proc)
     number = r"(\d[\d.e+-]*)"
     row = rf"^(\w+) +(\S+) +(\d+) +{number} +{number} +(\d+\.\d\d)x$"
     rows = re.findall(row, proc.stdout, re.MULTILINE)
     assert [(r[0], r[1], r[2]) for r in rows] == [
-        ("simple_cnn", "3x32x32", "1"), ("simple_cnn", "3x32x32", "8"),
-        ("mlp", "12", "1"), ("mlp", "12", "8"),
-    ], proc.stdout  # fmt: skip
+        ("simple_cnn", "3x32x32", "1"),
+        ("simple_cnn", "3x32x32", "8"),
+        ("mlp", "12", "1"),
+        ("mlp", "12", "8"),
+    ], proc.stdout
     for *_, eager, onnx, speedup in rows:  # the printed ratio is the two timings' ratio
         ratio = float(eager) / float(onnx)
         assert float(speedup) == pytest.approx(ratio, rel=0.02, abs=0.01), rows
 
 
 def test_overhead_benchmark_compares_the_same_work_and_ends_with_the_ratio(tmp_path):
-    proc = python(
-        BENCHMARKS / "overhead.py", "--epochs", "1", "--pairs", "2", "--images", "128",
-        "--image-size", "32", "--batch-size", "32", "--device", "cpu",
-        cwd=tmp_path,
-    )  # fmt: skip
+    args = "--epochs 1 --pairs 2 --images 128 --image-size 32 --batch-size 32 --device cpu".split()
+    proc = python(BENCHMARKS / "overhead.py", *args, cwd=tmp_path)
     assert proc.returncode == 0, explain(proc)
     # Both sides trained the same model on the same batches: identical metrics.
     diffs = re.findall(r"max metric diff (\S+)", proc.stdout)
@@ -78,11 +71,8 @@ def test_overhead_benchmark_compares_the_same_work_and_ends_with_the_ratio(tmp_p
 
 def test_lightning_comparison_runs_without_lightning_and_says_so(tmp_path):
     # --no-lightning: the suite does not need lightning (a benchmark-only dependency).
-    proc = python(
-        BENCHMARKS / "lightning_compare.py", "--no-lightning", "--epochs", "1", "--pairs", "1",
-        "--images", "128", "--image-size", "32", "--batch-size", "32",
-        cwd=tmp_path,
-    )  # fmt: skip
+    flags = "--no-lightning --epochs 1 --pairs 1 --images 128 --image-size 32 --batch-size 32"
+    proc = python(BENCHMARKS / "lightning_compare.py", *flags.split(), cwd=tmp_path)
     assert proc.returncode == 0, explain(proc)
     assert "--no-lightning: comparing generated and raw only" in proc.stdout, proc.stdout
     # The generated loop and the raw one trained the same model on the same batches.
@@ -116,9 +106,13 @@ def test_table_gaps_benchmark_compares_na_read_the_old_way_and_the_new(tmp_path)
 def test_gpu_check_skips_without_cuda(tmp_path):
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}  # no CUDA even where the suite has one
     proc = subprocess.run(
-        [sys.executable, BENCHMARKS / "gpu_check.py"], cwd=tmp_path, env=env, capture_output=True,
-        text=True, timeout=120,
-    )  # fmt: skip
+        [sys.executable, BENCHMARKS / "gpu_check.py"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, explain(proc)
     assert proc.stdout.startswith("gpu_check: skipped: no CUDA device here"), proc.stdout
 
@@ -129,10 +123,13 @@ def test_gpu_check_runs_every_part_on_the_cpu_and_ends_with_the_verdict(tmp_path
     assert proc.returncode == 0, explain(proc)
     out = proc.stdout
     for section, setting in [
-        ("precision", "AMP fp16 \\+ GradScaler"), ("layout", "channels_last"),
-        ("optimizer", "AdamW fused"), ("overhead", "generated Trainer"),
-        ("data", "data.preload=device"), ("prefetch", "slow loader, prefetch 2"),
-    ]:  # fmt: skip
+        ("precision", "AMP fp16 \\+ GradScaler"),
+        ("layout", "channels_last"),
+        ("optimizer", "AdamW fused"),
+        ("overhead", "generated Trainer"),
+        ("data", "data.preload=device"),
+        ("prefetch", "slow loader, prefetch 2"),
+    ]:
         assert re.search(rf"^{section} +{setting} +\d+ +\d+\.\d\d ", out, re.MULTILINE), out
     # The correctness checks are judged on the CPU too (gloo instead of NCCL).
     assert "info  data.decode_device=cuda vs cpu: not run in --cpu-smoke (needs CUDA)" in out, out
@@ -149,13 +146,17 @@ def test_recipe_benchmark_prints_every_part_as_table_rows(tmp_path):
     score = r"\d\.\d{3} ±-----"  # mean ±sd over seeds (no sd with 1 seed)
     delta = r"[+-]\d\.\d{3} ±-----"
     for task, arm in [
-        ("k=5, 2 ep", "scratch"), ("10/class", "baseline"), ("imbalanced", "baseline"),
-    ]:  # fmt: skip
+        ("k=5, 2 ep", "scratch"),
+        ("10/class", "baseline"),
+        ("imbalanced", "baseline"),
+    ]:
         base = rf"^{re.escape(task)} +{re.escape(arm)} +{score} +{score} +\(base\) +\(base\)$"
         assert re.search(base, out, re.MULTILINE), out
     for task, arm in [
-        ("k=5, 2 ep", "fine-tune"), ("k=5, 2 ep", "fine-tune, head kept"), ("10/class", "all"),
-    ]:  # fmt: skip
+        ("k=5, 2 ep", "fine-tune"),
+        ("k=5, 2 ep", "fine-tune, head kept"),
+        ("10/class", "all"),
+    ]:
         scores = rf"{score} +{score} +{delta} +{delta}"
         row = rf"^{re.escape(task)} +{re.escape(arm)} +{scores} +1 seed: no verdict$"
         assert re.search(row, out, re.MULTILINE), out
@@ -171,10 +172,8 @@ def test_recipe_benchmark_prints_every_part_as_table_rows(tmp_path):
 
 
 def test_preemption_benchmark_times_the_stop_check_on_every_step(tmp_path):
-    proc = python(
-        BENCHMARKS / "preemption.py", "--pairs", "2", "--epochs", "1", "--images", "128",
-        "--no-torchrun", cwd=tmp_path,
-    )  # fmt: skip
+    args = "--pairs 2 --epochs 1 --images 128 --no-torchrun".split()
+    proc = python(BENCHMARKS / "preemption.py", *args, cwd=tmp_path)
     assert proc.returncode == 0, explain(proc)
     out = proc.stdout
     steps = int(re.search(r"batch 64: (\d+) steps/epoch, 1 epochs per run", out)[1])

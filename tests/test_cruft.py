@@ -106,10 +106,16 @@ def head(repo, env):
 def create(template, out, env):
     out.mkdir(parents=True, exist_ok=True)
     cruft(
-        "create", template, "--no-input", "--output-dir", out,
-        "--extra-context", json.dumps(ANSWERS),
-        cwd=out, env=env,
-    )  # fmt: skip
+        "create",
+        template,
+        "--no-input",
+        "--output-dir",
+        out,
+        "--extra-context",
+        json.dumps(ANSWERS),
+        cwd=out,
+        env=env,
+    )
     return out / DERIVED["project_slug"]
 
 
@@ -164,10 +170,16 @@ def test_link_a_plain_cookiecutter_project(template_repo, tmp_path, git_env):
     assert {key: recorded[key] for key in {**answers, **DERIVED}} == {**answers, **DERIVED}
 
     cruft(
-        "link", template_repo, "--project-dir", project, "--no-input",
-        "--extra-context", json.dumps(recorded),
-        cwd=project, env=git_env,
-    )  # fmt: skip
+        "link",
+        template_repo,
+        "--project-dir",
+        project,
+        "--no-input",
+        "--extra-context",
+        json.dumps(recorded),
+        cwd=project,
+        env=git_env,
+    )
     state = read_state(tmp_path / DERIVED["project_slug"])
     assert state["commit"] == head(template_repo, git_env)
     assert {key: state["context"]["cookiecutter"][key] for key in answers} == answers
@@ -197,9 +209,14 @@ def test_update_brings_a_template_change_into_the_project(template_repo, tmp_pat
     assert proc.returncode == 1 and "out of date" in proc.stdout, proc.stdout + proc.stderr
 
     cruft(
-        "update", "--project-dir", project, "--skip-apply-ask", "--allow-untracked-files",
-        cwd=project, env=git_env,
-    )  # fmt: skip
+        "update",
+        "--project-dir",
+        project,
+        "--skip-apply-ask",
+        "--allow-untracked-files",
+        cwd=project,
+        env=git_env,
+    )
     assert TEMPLATE_CHANGE in (project / "README.md").read_text(encoding="utf-8")
     assert "/scratch/" in (project / ".gitignore").read_text(encoding="utf-8")
     assert read_state(project)["commit"] == new_commit

@@ -95,10 +95,18 @@ def test_yes_no_answer_must_be_a_bool(value, tmp_path, capfd):
 
 def test_bad_answer_message_via_cli(tmp_path):
     proc = run(
-        [sys.executable, "-m", "cookiecutter", "--no-input", str(TEMPLATE_DIR),
-         "package_name=torch", "-o", str(tmp_path)],
+        [
+            sys.executable,
+            "-m",
+            "cookiecutter",
+            "--no-input",
+            str(TEMPLATE_DIR),
+            "package_name=torch",
+            "-o",
+            str(tmp_path),
+        ],
         cwd=tmp_path,
-    )  # fmt: skip
+    )
     assert proc.returncode != 0, explain(proc)
     assert "ERROR: package_name 'torch' would shadow" in proc.stderr, explain(proc)
     assert list(tmp_path.iterdir()) == []
@@ -117,9 +125,10 @@ def test_hook_choices_match_cookiecutter_json():
     # they must be exactly the lists in cookiecutter.json.
     tree = ast.parse(HOOK.read_text(encoding="utf-8"))  # the Jinja lines parse as Python too
     (node,) = [
-        n for n in tree.body
+        n
+        for n in tree.body
         if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", None) == "CHOICES"
-    ]  # fmt: skip
+    ]
     hook_choices = ast.literal_eval(node.value)
     listed = {k: v for k, v in COOKIECUTTER_JSON.items() if isinstance(v, list) and k[0] != "_"}
     assert hook_choices == listed

@@ -164,9 +164,11 @@ SUPPORTED_COMBINATIONS = [
 
 # The combinations whose scripts are also run and broken from the command line (CliChecks).
 CLI_CHECKED = {
-    ("image_folder", "single"), ("image_list", "multi"),
-    ("tabular_csv", "none"), ("torchvision", "multi"),
-}  # fmt: skip
+    ("image_folder", "single"),
+    ("image_list", "multi"),
+    ("tabular_csv", "none"),
+    ("torchvision", "multi"),
+}
 # The combinations that export every model in every format (ExportChecks): the export code is the
 # same in every render; each project's own suite exports its default model in every format.
 EXPORTED_EVERY_MODEL = {("image_folder", "none"), ("tabular_csv", "none")}
@@ -190,14 +192,19 @@ DDP_CODE = [
 ]
 NOT_RENDERED = {
     "none": [
-        "(?i)cuda", "autocast", "GradScaler", "channels_last", "pin_memory", "non_blocking",
+        "(?i)cuda",
+        "autocast",
+        "GradScaler",
+        "channels_last",
+        "pin_memory",
+        "non_blocking",
         r"^\s*preload:.*\bdevice\b",  # the YAML key's value or its list of choices
         r"preload.*[\"']device[\"']",  # the choice in Python
         *DDP_CODE,
     ],
     "single": DDP_CODE,
     "multi": [],
-}  # fmt: skip
+}
 # The skip reason of a project test that needs a CUDA device (`-ra` summary line).
 NEEDS_CUDA = re.compile(r"needs (a |\d+ )?CUDA")
 # ... of one that needs an optional extra (`needs timm: pip install -e ".[timm]"`); its file.

@@ -17,10 +17,19 @@ INSTALL = 'python -m pip install -e ".[dev,export]"'
 
 def test_cli_renders_tabular_cpu_project(tmp_path):
     proc = run(
-        [sys.executable, "-m", "cookiecutter", "--no-input", str(TEMPLATE_DIR),
-         "dataset_type=tabular_csv", "gpu=none", "-o", str(tmp_path)],
+        [
+            sys.executable,
+            "-m",
+            "cookiecutter",
+            "--no-input",
+            str(TEMPLATE_DIR),
+            "dataset_type=tabular_csv",
+            "gpu=none",
+            "-o",
+            str(tmp_path),
+        ],
         cwd=tmp_path,
-    )  # fmt: skip
+    )
     assert proc.returncode == 0, explain(proc)
     # The default project_name follows the data: "Table Classifier" for a table, "Image Classifier" otherwise.
     assert sorted(p.name for p in tmp_path.iterdir()) == ["table-classifier"]
@@ -46,10 +55,19 @@ def test_any_unicode_text_keeps_pyproject_valid(tmp_path):
 def test_builds_as_wheel_offline(tmp_path):
     project = render(tmp_path / "src", dataset_type="image_folder", gpu="none")
     proc = run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-         "-w", str(tmp_path / "dist"), "."],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(tmp_path / "dist"),
+            ".",
+        ],
         cwd=project,
-    )  # fmt: skip
+    )
     assert proc.returncode == 0, explain(proc)
     (wheel,) = (tmp_path / "dist").glob("*.whl")
     names = zipfile.ZipFile(wheel).namelist()
