@@ -9,7 +9,7 @@ A run dir means its best.pt (else its last.pt; the log names the file). The chec
 info (classes, normalisation) are used; key=value overrides change the rest (data location, batch size,
 device). The report (loss, accuracy, top-5 accuracy with more than 5 classes, macro and weighted F1, per-class
 precision/recall/F1/support, the confusion matrix, the expected calibration error) is also written, with
-confusion_matrix.csv/.png, predictions.csv and, for images, mistakes.png, under <run_dir>/eval/<split>/.
+confusion_matrix.csv/.png, predictions.csv and report.py's other files, under <run_dir>/eval/<split>/.
 """
 
 import argparse

@@ -119,7 +119,8 @@ def run(args, callbacks: list) -> int:
     barrier(device)  # rank 0 has written best.pt
     # The best epoch's weights on val (and test), every sample once over the ranks; rank 0 writes eval/.
     classes = data_info["classes"]
-    report_best(trainer.eval_model, criterion, eval_sets, classes, cfg, run_dir, device, **report_options(predict_split))
+    options = report_options(predict_split)
+    report_best(trainer.eval_model, criterion, eval_sets, classes, cfg, run_dir, device, **options)
     if is_main_process():  # tracker
         tracker.finish()  # config.yaml, curves.png and the reports  # tracker
     return 0

@@ -1,8 +1,8 @@
 """Exported models (export.py writes them, predict.py runs them): ONNX, torch.export and TorchScript files.
 
 Every exported file carries one JSON document under METADATA_KEY (ONNX metadata, or an extra file in
-the archive): the class names, the input it takes, and the checkpoint's `data_info` (image size, mode,
-mean/std; or the table's columns and statistics) and config. With it, predict.py and a script outside
+the archive): the class names, the input it takes, and the checkpoint's `data_info` (what its inputs
+are and the statistics they are normalised with) and config. With it, predict.py and a script outside
 the project (deploy/onnx_predict.py) preprocess inputs exactly as validation did.
 """
 

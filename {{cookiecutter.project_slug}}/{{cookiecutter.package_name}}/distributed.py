@@ -37,6 +37,12 @@ def get_world_size() -> int:
     return dist.get_world_size() if is_distributed() else 1
 
 
+def rank_seed(seed: int, rank: int) -> int:
+    """`seed` made this rank's own: each rank draws its own dropout and random transforms (rank 0 keeps
+    `seed`, so one process draws what `python train.py` draws)."""
+    return seed if rank == 0 else hash((seed, rank)) % 2**63  # ints hash to themselves: the same in every process
+
+
 def is_main_process() -> bool:
     """Rank 0 alone shows bars, writes logs, metrics and checkpoints."""
     return get_rank() == 0
@@ -173,7 +179,7 @@ def shard_loaders(train_loader, val_loader, cfg):
         order = order.shard(rank, world_size)
     else:
         order = DistributedSampler(train_loader.dataset, world_size, rank, shuffle=True, seed=cfg.seed)
-    sampler = ResumableSampler(order, train_loader.generator, train_loader.batch_size, rank)
+    sampler = ShardResumableSampler(order, train_loader.generator, train_loader.batch_size, rank)
     # Worker seeds come from the loader's generator, the same on every rank: offset them per rank.
     common["worker_init_fn"] = partial(seed_worker_for_rank, rank=rank)
     if common["num_workers"]:
@@ -189,9 +195,24 @@ def shard_loaders(train_loader, val_loader, cfg):
     return train, DataLoader(val_loader.dataset, sampler=val_sampler, collate_fn=val_loader.collate_fn, **common)
 
 
+class ShardResumableSampler(ResumableSampler):
+    """A ResumableSampler of one rank's shard: its samples draw their own random transforms."""
+
+    def __init__(self, sampler, generator: torch.Generator, batch_size: int, rank: int):
+        super().__init__(sampler, generator, batch_size)
+        self.rank = rank
+
+    def epoch_base(self) -> int:
+        return rank_seed(super().epoch_base(), self.rank)
+
+    def set_epoch(self, epoch: int) -> None:  # DistributedSampler: a new shuffle every epoch
+        if hasattr(self.sampler, "set_epoch"):
+            self.sampler.set_epoch(epoch)
+
+
 def seed_worker_for_rank(worker_id: int, rank: int) -> None:
     """Seed a DataLoader worker (as DataLoader itself did) apart from the same worker on other ranks."""
-    seed_everything(derive_seed(torch.initial_seed(), "loader", rank=rank))
+    seed_everything(rank_seed(derive_seed(torch.initial_seed(), "loader"), rank))
 
 
 class ShardedPreloadedLoader(PreloadedLoader):
@@ -206,7 +227,7 @@ class ShardedPreloadedLoader(PreloadedLoader):
         self.rank, self.world_size = rank, world_size
 
     def batch_seed(self, base: int, number: int) -> int:
-        return position_seed(base, self.rank, number)  # each rank's batches their own draws
+        return position_seed(rank_seed(base, self.rank), number)  # each rank's batches their own draws
 
     def num_samples(self) -> int:
         n = len(self.targets)

@@ -14,7 +14,7 @@ __all__ = ["build_ema", "ema_state", "load_ema"]
 
 
 def build_ema(cfg, model: nn.Module) -> AveragedModel | None:
-    """An averaged copy of `model` (the bare one, not a DDP or compiled wrapper); None when ema_decay is 0."""
+    """An averaged copy of `model` (the bare one, not a wrapper around it); None when ema_decay is 0."""
     decay = cfg.trainer.ema_decay
     if not decay:
         return None

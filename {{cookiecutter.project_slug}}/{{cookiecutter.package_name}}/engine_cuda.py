@@ -17,7 +17,7 @@ from tqdm import tqdm  # not tqdm.auto: its asyncio variant calls iter() twice (
 
 from .checkpoint import FORMAT_VERSION, load_model_weights, save_checkpoint, save_epoch_checkpoints, unwrap_model
 from .config import to_dict
-from .data import take_skipped
+from .data import take_skipped  # images
 from .data.resumable import position_seed, resume_at
 from .device import amp_dtype
 from .ema import build_ema, ema_state, load_ema
@@ -234,9 +234,9 @@ class Trainer:
 
     def end_epoch(self, epoch: int, train: dict, val: dict, seconds: float) -> None:
         """Step the schedule, record the epoch, write best/last checkpoints and metrics.csv."""
-        for split, loader in (("train", self.train_loader), ("val", self.val_loader)):
-            if skipped := take_skipped(loader):
-                log.warning("epoch %d: skipped %d unreadable %s images", epoch + 1, skipped, split)
+        for split, loader in (("train", self.train_loader), ("val", self.val_loader)):  # images
+            if skipped := take_skipped(loader):  # images
+                log.warning("epoch %d: skipped %d unreadable %s images", epoch + 1, skipped, split)  # images
         lrs = logged_lrs(self.cfg, self.optimizer)  # the head's lr, and the backbone's when it has its own
         if self.scheduler:
             self.scheduler.step()

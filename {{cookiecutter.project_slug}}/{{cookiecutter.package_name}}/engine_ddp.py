@@ -19,7 +19,7 @@ from tqdm import tqdm  # not tqdm.auto: its asyncio variant calls iter() twice (
 
 from .checkpoint import FORMAT_VERSION, load_model_weights, save_checkpoint, save_epoch_checkpoints, unwrap_model
 from .config import to_dict
-from .data import take_skipped
+from .data import take_skipped  # images
 from .data.resumable import position_seed, resume_at
 from .device import amp_dtype
 from .distributed import (
@@ -213,7 +213,7 @@ class Trainer:
             log.info("Early stopping: %s has not improved for %d epochs.", cfg.monitor, self.best.bad_epochs)
             return False
         # Seeds depend only on (seed, epoch): a resumed run replays the same batches and dropout.
-        # Each rank draws its own dropout and augmentation; the order is shared, each rank takes its shard.
+        # Each rank draws its own dropout and random transforms; the order is shared, each rank takes its shard.
         seed_everything(rank_seed(derive_seed(self.cfg.seed, "step", epoch), get_rank()))
         self.train_loader.generator.manual_seed(derive_seed(self.cfg.seed, "loader", epoch))
         sampler = getattr(self.train_loader, "sampler", None)
@@ -283,11 +283,12 @@ class Trainer:
 
     def end_epoch(self, epoch: int, train: dict, val: dict, seconds: float) -> None:
         """Step the schedule, record the epoch, write best/last checkpoints and metrics.csv."""
-        skipped = torch.tensor([take_skipped(self.train_loader), take_skipped(self.val_loader)], device=self.device)
-        all_reduce_sum(skipped)  # each rank counted its own shard's skips
-        for split, count in zip(("train", "val"), skipped.tolist(), strict=True):
-            if count and is_main_process():
-                log.warning("epoch %d: skipped %d unreadable %s images", epoch + 1, count, split)
+        counts = [take_skipped(self.train_loader), take_skipped(self.val_loader)]  # images
+        skipped = torch.tensor(counts, device=self.device)  # images
+        all_reduce_sum(skipped)  # each rank counted its own shard's skips  # images
+        for split, count in zip(("train", "val"), skipped.tolist(), strict=True):  # images
+            if count and is_main_process():  # images
+                log.warning("epoch %d: skipped %d unreadable %s images", epoch + 1, count, split)  # images
         lrs = logged_lrs(self.cfg, self.optimizer)  # the head's lr, and the backbone's when it has its own
         if self.scheduler:
             self.scheduler.step()

@@ -18,7 +18,7 @@ MONITORS = {"val_acc": "max", "val_loss": "min", "val_macro_f1": "max"}  # train
 
 def confusion_counts(targets: torch.Tensor, predictions: torch.Tensor, num_classes: int) -> torch.Tensor:
     """(C, C) int64 counts, rows the true class, columns the predicted one. A one-hot product, not
-    bincount: on a GPU, bincount reads its input's max on the host (a sync)."""
+    bincount: bincount reads its input's max on the host (on an accelerator, a sync)."""
     true = torch.nn.functional.one_hot(targets, num_classes).float()
     predicted = torch.nn.functional.one_hot(predictions, num_classes).float()
     return (true.T @ predicted).round().long()  # exact: counts of one batch are far below 2**24

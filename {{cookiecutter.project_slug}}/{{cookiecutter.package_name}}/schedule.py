@@ -34,7 +34,7 @@ def build_scheduler(cfg, optimizer):
     `optim.warmup_epochs` = w ramps the lr linearly, 1/(w+1), 2/(w+1), ... of it, before the schedule
     starts: large steps on a fresh head (or with big batches) can wreck pretrained features early on.
     The backbone's groups get `optim.backbone_lr_scale` times that lr, and 0 for the first
-    `model.freeze_backbone_epochs` (only the head learns; the same parameters every step, as DDP needs).
+    `model.freeze_backbone_epochs` (only the head learns; every step keeps the same parameters with gradients).
     """
     warmup, step_size, gamma = cfg.optim.warmup_epochs, cfg.optim.step_size, cfg.optim.gamma
     frozen, scale = cfg.model.freeze_backbone_epochs, cfg.optim.backbone_lr_scale

@@ -52,19 +52,19 @@ def show_progress(enabled: bool) -> bool:
 
 
 # Every random stream of a run, each seeded from `seed` alone, so any epoch can be replayed:
-#   init    model weights, the same on every rank (DDP starts from identical replicas)
-#   split   the held-out val split and the images sampled for mean/std
-#   loader  shuffling and DataLoader worker seeds, per epoch and rank
-#   step    dropout and augmentation drawn in the main process, per epoch and rank
+#   init    model weights
+#   split   the held-out val split and the samples drawn for statistics
+#   loader  shuffling and DataLoader worker seeds, per epoch
+#   step    dropout and other random draws in the main process, per epoch
 SEED_STREAMS = ("init", "split", "loader", "step")
 
 
-def derive_seed(seed: int, stream: str, epoch: int = 0, rank: int = 0) -> int:
+def derive_seed(seed: int, stream: str, epoch: int = 0) -> int:
     """The seed of one random stream; `init` and `split` are `seed` itself."""
     assert stream in SEED_STREAMS, stream
     if stream in ("init", "split"):
         return seed
-    digest = hashlib.blake2b(f"{seed}/{stream}/{epoch}/{rank}".encode(), digest_size=4).digest()
+    digest = hashlib.blake2b(f"{seed}/{stream}/{epoch}".encode(), digest_size=4).digest()
     return int.from_bytes(digest, "little")
 
 
@@ -79,7 +79,7 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
     except ImportError:
         pass
     if deterministic:
-        # cuBLAS needs this to be reproducible; set before the first GPU matmul.
+        # cuBLAS needs this to be reproducible; set before its first matmul.
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         # warn_only: ops without a deterministic kernel warn instead of stopping the run.
         torch.use_deterministic_algorithms(True, warn_only=True)

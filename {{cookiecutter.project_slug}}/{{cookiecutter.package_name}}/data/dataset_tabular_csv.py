@@ -8,7 +8,7 @@ it is only evaluated (at the end of training, and by `evaluate.py --split test`)
 
 Every `dataset.py` has EXPECTED_LAYOUT, PREDICT_INPUTS, ensure_data_root, build_datasets, build_test_set,
 preload_split and predict_inputs (for loaders.py and predict.py); its datasets have a `collate_fn`, a
-`source(i)`, maybe `take_skipped()` and, for images, `image(i)` (report.py).
+`source(i)` (report.py).
 """
 
 import logging

@@ -69,7 +69,7 @@ class PreloadedLoader:
 
     def batch_seed(self, base: int, number: int) -> int:
         """The seed of batch `number` of the epoch whose draw is `base`."""
-        return position_seed(base, 0, number)
+        return position_seed(base, number)
 
     def __len__(self) -> int:
         n = self.num_samples()

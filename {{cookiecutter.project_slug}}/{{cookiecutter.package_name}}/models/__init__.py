@@ -10,7 +10,7 @@ from ..errors import ConfigError
 from .layers import freeze_parameters, head_keys
 from .registry import LIBRARIES, MODELS
 
-__all__ = ["MODELS", "build_model"]  # helpers: layers.py (init, find/freeze by name, gradients), shapes.py (images)
+__all__ = ["MODELS", "build_model"]  # helpers: layers.py (init, find/freeze by name, gradients)
 
 
 def find_builder(name: str):

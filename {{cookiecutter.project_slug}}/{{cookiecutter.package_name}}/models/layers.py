@@ -57,7 +57,7 @@ def freeze_backbone_norms(model: nn.Module, epoch: int, cfg) -> None:
     they normalise with, and keep, their running statistics. Call after `model.train()`."""
     if epoch < cfg.model.freeze_backbone_epochs:
         for module in model.modules():
-            if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)):
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):  # every BatchNorm, however many dims
                 module.eval()
 
 
@@ -102,7 +102,7 @@ def grad_norm(model: nn.Module, norm_type: float = 2.0) -> torch.Tensor:
 
 
 def input_gradient(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """d(loss)/d(inputs): how sensitive the loss is to each input value (a saliency map for images).
+    """d(loss)/d(inputs): how sensitive the loss is to each input value (a saliency map).
 
     `torch.autograd.grad` differentiates with respect to `inputs` alone, so the model's own `.grad`
     are left as they were (`backward()` would accumulate into them). Eval mode: no dropout noise.
