@@ -15,6 +15,9 @@ own code (image_folder, rendered into a temp folder):
    - data.preload=disk on epoch 2: batches gathered from the cache + the batched transform.
 2. Epoch time of the train loader (augmentation on) with --workers workers: lazy vs preload=disk
    on epoch 2 (the first epoch after the cache was built).
+3. Normalisation of one decoded image (PILToTensor's channels-last view), per image: the
+   project's `normalize` (contiguous, then torchvision's ToDtype(scale=True) + Normalize), the
+   same on the view, and the hand-written one pass it replaced (x - 255 mean) / (255 std).
 Each figure is the median of --repeats interleaved rounds, so machine noise hits every side alike.
 """
 
@@ -84,6 +87,28 @@ def bare_preset(paths: list[Path], resize: int, crop: int) -> None:
             image.crop((left, top, left + crop, top + crop))
 
 
+def normalize_ms(augment, size: int, repeats: int) -> dict:
+    """Milliseconds per image of each way to normalise a PILToTensor view (one thread)."""
+    from torchvision.transforms import v2
+
+    noise = np.random.default_rng(0).integers(0, 256, (size, size, 3), dtype=np.uint8)
+    view = v2.PILToTensor()(Image.fromarray(noise))
+    mean, std = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+    library = v2.Compose([v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)])
+    mean255, std255 = (torch.tensor(v).view(-1, 1, 1) * 255 for v in (mean, std))
+    ways = {
+        "normalize (contiguous + torchvision)": augment.normalize(mean, std),
+        "ToDtype + Normalize on the view": library,
+        "hand-written one pass": lambda x: (x.contiguous().float() - mean255).div_(std255),
+    }
+    times = {name: [] for name in ways}
+    for _ in range(repeats):
+        for name, way in ways.items():
+            rate = per_second(200, lambda way=way: [way(view) for _ in range(200)])
+            times[name].append(1000 / rate)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--images", type=int, default=60)
@@ -137,6 +162,8 @@ def main(argv=None) -> int:
         for _ in range(args.repeats):
             for name, run in sides.items():
                 rates[name].append(per_second(len(paths), run))
+        augment = sys.modules[f"{m.pkg}.data.augment"]
+        normalize = normalize_ms(augment, args.size, args.repeats)
         torch.set_num_threads(threads)
         rate = {name: statistics.median(values) for name, values in rates.items()}
 
@@ -169,6 +196,9 @@ def main(argv=None) -> int:
     print(f"ratio lazy now / bare PIL draft: {draft:.2f} (target >= 0.90)")
     preset = rate["lazy pretrained: draft + preset"] / rate["bare PIL, pretrained preset"]
     print(f"ratio lazy pretrained / bare PIL preset: {preset:.2f} (target >= 0.90)")
+    print(f"normalising one {args.size} px image (1 thread), ms:")
+    for name, value in normalize.items():
+        print(f"  {name:36s} {value:8.3f}")
     disk = epoch["lazy"] / epoch["disk"]
     workers = args.workers
     print(f"ratio preload=disk epoch 2 / lazy epoch, {workers} workers: {disk:.1f}x (target >= 5)")
