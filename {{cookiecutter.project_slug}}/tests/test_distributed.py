@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 from contextlib import contextmanager, nullcontext, suppress
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -26,10 +27,13 @@ from {{ cookiecutter.package_name }} import distributed
 from {{ cookiecutter.package_name }}.config import default_choices
 from {{ cookiecutter.package_name }}.data import build_dataloaders
 from {{ cookiecutter.package_name }}.data.preload import PreloadedLoader
+from {{ cookiecutter.package_name }}.data.resumable import ResumableSampler, resume_at
 from {{ cookiecutter.package_name }}.data.sampling import draw_balanced
 from {{ cookiecutter.package_name }}.distributed import ShardedPreloadedLoader, shard_loaders, wrap_model
 from {{ cookiecutter.package_name }}.engine import Trainer, build_optimizer, build_scheduler
+from {{ cookiecutter.package_name }}.errors import DataError
 from {{ cookiecutter.package_name }}.models import build_model
+from {{ cookiecutter.package_name }}.report import evaluate_split
 
 TIMEOUT = 240  # seconds; a hang fails the test instead of the suite
 CPU = torch.device("cpu")
@@ -463,3 +467,38 @@ def test_sync_batchnorm_converts_on_cuda_and_warns_on_the_cpu(make_config, tmp_p
         monkeypatch.setattr(distributed, "DistributedDataParallel", lambda model, device_ids: model)  # needs a GPU
         assert isinstance(wrap_model(model, on, torch.device("cuda", 0))[1], nn.SyncBatchNorm)  # needs no GPU
         assert wrap_model(model, make_config(), torch.device("cuda", 0)) is model  # off by default
+
+
+def share(indices: list[int], loss_sum: float) -> dict:
+    """predict_split's outputs for the samples `indices` (probs that name their sample)."""
+    index = torch.tensor(indices, dtype=torch.int64)
+    probs = torch.stack([index.double(), -index.double()], dim=1)
+    return {"index": index, "target": index % 2, "probs": probs, "loss_sum": loss_sum, "weight_sum": len(indices)}
+
+
+def test_shares_merge_in_sample_order_and_an_empty_one_adds_nothing(make_config):
+    empty = {"index": torch.empty(0, dtype=torch.int64), "loss_sum": 0.0, "weight_sum": 0.0}
+    merged = distributed.merge_shares([share([4, 1], 2.5), empty, share([0, 3, 2], 1.0)])
+    assert merged["index"].tolist() == [0, 1, 2, 3, 4]
+    assert merged["target"].tolist() == [0, 1, 0, 1, 0]
+    assert merged["probs"][:, 0].tolist() == [0, 1, 2, 3, 4]  # each row still its own sample's
+    assert (merged["loss_sum"], merged["weight_sum"]) == (3.5, 5)
+    nothing = distributed.merge_shares([empty, empty])  # fewer samples than ranks, all skipped
+    assert len(nothing["index"]) == 0
+    dataset = TensorDataset(torch.zeros(0, 1), torch.zeros(0, dtype=torch.int64))
+    with pytest.raises(DataError, match="no samples to evaluate"):
+        evaluate_split(None, None, dataset, ["a", "b"], make_config(), CPU, None, lambda *args: nothing)
+
+
+def test_rank_zero_draws_what_one_process_draws_and_other_ranks_their_own():
+    order = list(range(10))
+    one = ResumableSampler(order, torch.Generator(), 2)
+    ranks = [distributed.ShardResumableSampler(order, torch.Generator(), 2, rank) for rank in (0, 1)]
+    seeds = []
+    for sampler in (one, *ranks):
+        sampler.generator.manual_seed(5)
+        seeds.append([index.seed for index in sampler])
+    assert seeds[0] == seeds[1] and not set(seeds[0]) & set(seeds[2])
+    ranks[1].generator.manual_seed(5)
+    resume_at(SimpleNamespace(sampler=ranks[1]), 2)  # resumed at batch 2: the rest with the same seeds
+    assert [(int(index), index.seed) for index in ranks[1]] == list(zip(order[4:], seeds[2][4:], strict=True))

@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
 from .data.preload import PreloadedLoader
 from .data.resumable import ResumableSampler, position_seed
-from .data.sampling import BalancedSampler
+from .data.sampling import BalancedSampler, draw_balanced
 from .device import resolve_device
 from .utils import derive_seed, seed_everything
 
@@ -176,7 +176,7 @@ def shard_loaders(train_loader, val_loader, cfg):
     order = train_loader.sampler
     order = order.sampler if isinstance(order, ResumableSampler) else order  # the order inside
     if isinstance(order, BalancedSampler):  # data.balanced_sampler: the same draws on every rank, sharded
-        order = order.shard(rank, world_size)
+        order = ShardBalancedSampler(order, rank, world_size)
     else:
         order = DistributedSampler(train_loader.dataset, world_size, rank, shuffle=True, seed=cfg.seed)
     sampler = ShardResumableSampler(order, train_loader.generator, train_loader.batch_size, rank)
@@ -193,6 +193,24 @@ def shard_loaders(train_loader, val_loader, cfg):
     )  # fmt: skip
     val_sampler = ShardSampler(len(val_loader.dataset), rank, world_size)
     return train, DataLoader(val_loader.dataset, sampler=val_sampler, collate_fn=val_loader.collate_fn, **common)
+
+
+class ShardBalancedSampler(Sampler):
+    """data.balanced_sampler's share for one rank: every rank draws the same indices (the generator has the
+    same seed on every rank) and takes every world_size-th, padded to equal length, as DistributedSampler does."""
+
+    def __init__(self, sampler: BalancedSampler, rank: int, world_size: int):
+        self.weights = sampler.weights
+        self.generator = sampler.generator
+        self.rank = rank
+        self.world_size = world_size
+
+    def __len__(self) -> int:
+        return -(-len(self.weights) // self.world_size)
+
+    def __iter__(self):
+        drawn = draw_balanced(self.weights, len(self) * self.world_size, self.generator)
+        return iter(drawn[self.rank :: self.world_size].tolist())
 
 
 class ShardResumableSampler(ResumableSampler):
