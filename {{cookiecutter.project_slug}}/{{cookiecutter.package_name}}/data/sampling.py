@@ -40,19 +40,14 @@ def draw_balanced(weights: torch.Tensor, count: int, generator: torch.Generator)
 
 
 class BalancedSampler(Sampler):
-    """As many draws per epoch as there are samples. `shard(rank, ranks)`: every rank draws the same
-    indices (the generator has the same seed on every rank) and takes every ranks-th, padded to equal
-    length, as DistributedSampler does."""
+    """As many draws per epoch as there are samples, each index drawn with its weight."""
 
-    def __init__(self, weights: torch.Tensor, generator: torch.Generator, rank: int = 0, ranks: int = 1):
-        self.weights, self.generator, self.rank, self.ranks = weights, generator, rank, ranks
+    def __init__(self, weights: torch.Tensor, generator: torch.Generator):
+        self.weights = weights
+        self.generator = generator
 
     def __len__(self) -> int:
-        return -(-len(self.weights) // self.ranks)
+        return len(self.weights)
 
     def __iter__(self):
-        drawn = draw_balanced(self.weights, len(self) * self.ranks, self.generator)
-        return iter(drawn[self.rank :: self.ranks].tolist())
-
-    def shard(self, rank: int, ranks: int) -> "BalancedSampler":
-        return BalancedSampler(self.weights, self.generator, rank, ranks)
+        return iter(draw_balanced(self.weights, len(self), self.generator).tolist())
