@@ -17,10 +17,10 @@ from {{ cookiecutter.package_name }}.data import augment as augment_module
 from {{ cookiecutter.package_name }}.data.augment import (
     Augmentation,
     BatchTransform,
+    Normalize255,
     augment_batch,
     build_transforms,
     decode_transform,
-    normalize,
     resize_boxes,
     sample_boxes,
 )
@@ -247,17 +247,17 @@ def erased_boxes(batch: torch.Tensor) -> list[tuple[int, int] | None]:
 def test_random_erasing_blanks_one_rectangle_per_image_in_both_twins():
     torch.manual_seed(0)
     ones = torch.full((64, 3, SIZE, SIZE), 255, dtype=torch.uint8)  # normalised with mean 0, std 1: all ones
-    batched = transform_batch(BatchTransform([0.0] * 3, [1.0] * 3, Augmentation(erasing=1.0)), ones)
+    batched = transform_batch(BatchTransform([0.0] * 3, [1 / 255] * 3, Augmentation(erasing=1.0)), ones) / 255
     per_image = build_transforms(SIZE, [0.0] * 3, [1.0] * 3, Augmentation(erasing=1.0))
     single = torch.stack([per_image(Image.new("RGB", (SIZE, SIZE), (255, 255, 255))) for _ in range(64)])
     for boxes in (erased_boxes(batched), erased_boxes(single)):
         assert all(box is not None and box[0] == box[1] for box in boxes)  # every image: one solid rectangle
         shares = [area / SIZE**2 for area, _ in boxes]
         assert min(shares) >= 0.01 and max(shares) <= 0.4 and len(set(shares)) > 5  # 2-33% give or take rounding
-    half = transform_batch(BatchTransform([0.0] * 3, [1.0] * 3, Augmentation(erasing=0.5)), ones)
+    half = transform_batch(BatchTransform([0.0] * 3, [1 / 255] * 3, Augmentation(erasing=0.5)), ones)
     assert 10 < sum(box is not None for box in erased_boxes(half)) < 54  # drawn per image
-    off = transform_batch(BatchTransform([0.0] * 3, [1.0] * 3, Augmentation()), ones)
-    assert torch.equal(off, torch.ones_like(off))
+    off = transform_batch(BatchTransform([0.0] * 3, [1 / 255] * 3, Augmentation()), ones)
+    assert torch.equal(off, ones.float())
 
 
 def test_batch_flip_is_per_sample():
@@ -301,17 +301,17 @@ def test_the_cpu_crops_large_images_one_by_one_and_small_ones_in_one_kernel(monk
     assert used == [resampling]
 
 
-def test_normalisation_is_todtype_and_normalize_on_a_contiguous_image_and_batch():
+def test_normalize255_is_todtype_and_normalize_in_one_pass():
     mean, std = [0.5, 0.4, 0.3], [0.2, 0.25, 0.3]
     reference = v2.Compose([v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean=mean, std=std)])
     image = Image.fromarray(torch.randint(0, 256, (SIZE, SIZE, 3), dtype=torch.uint8).numpy())
     pixels = decode_transform(SIZE)(image)  # PILToTensor: a channels-last view
     assert not pixels.is_contiguous()
-    out = normalize(mean, std)(pixels)
+    out = Normalize255(mean, std)(pixels)
     assert out.dtype == torch.float32 and out.is_contiguous()
     assert torch.allclose(out, reference(pixels), atol=1e-5)
-    batch = pixels.repeat(3, 1, 1, 1)  # the batched twin normalises whole batches
-    assert torch.allclose(BatchTransform(mean, std)(batch, torch.zeros(3))[0], reference(batch), atol=1e-5)
+    batch = pixels.repeat(3, 1, 1, 1)  # the batched twin normalises whole batches with it
+    assert torch.allclose(Normalize255(mean, std)(batch), reference(batch), atol=1e-5)
 
 
 @pytest.mark.parametrize(
