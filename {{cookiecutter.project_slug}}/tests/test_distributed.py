@@ -502,3 +502,12 @@ def test_rank_zero_draws_what_one_process_draws_and_other_ranks_their_own():
     ranks[1].generator.manual_seed(5)
     resume_at(SimpleNamespace(sampler=ranks[1]), 2)  # resumed at batch 2: the rest with the same seeds
     assert [(int(index), index.seed) for index in ranks[1]] == list(zip(order[4:], seeds[2][4:], strict=True))
+
+
+def test_ranks_agree_every_few_steps_and_on_each_due_checkpoint(monkeypatch):
+    assert [distributed.agreement_due(s, 0) for s in (1, 7, 10)] == [True, True, True]  # one process: every step
+    monkeypatch.setattr(distributed, "get_world_size", lambda: 2)
+    checks = [s for s in range(1, 31) if distributed.agreement_due(s, 0)]
+    assert checks == [10, 20, 30]  # STOP_CHECK_STEPS apart: an all-reduce is a host sync
+    assert [s for s in range(1, 31) if distributed.agreement_due(s, 7)] == [7, 10, 14, 20, 21, 28, 30]
+    assert distributed.any_rank(True, False, device=torch.device("cpu")) == [True, False]  # not initialised: as given

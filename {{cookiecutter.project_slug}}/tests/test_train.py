@@ -2,6 +2,7 @@
 
 import csv
 import errno
+import inspect
 import json
 import logging
 import math
@@ -499,3 +500,12 @@ def test_compiled_model_saves_and_loads_bare_names(make_config, tmp_path, monkey
     assert not any(key.startswith("_orig_mod.") for key in state["model"])
     fresh = build_model(cfg, trainer.data_info)
     fresh.load_state_dict(state["model"])  # a plain, uncompiled model takes them as they are
+
+
+def test_train_one_epoch_takes_its_settings_by_name():
+    # model, criterion, optimizer and loader by position; the rest by name, so a call cannot swap them.
+    params = inspect.signature(engine.train_one_epoch).parameters.values()
+    positional = [p.name for p in params if p.kind is p.POSITIONAL_OR_KEYWORD]
+    assert positional == ["model", "criterion", "optimizer", "loader"]
+    by_name = {p.name for p in params if p.kind is p.KEYWORD_ONLY}
+    assert {"device", "epoch", "cfg", "ema", "progress", "on_step"} <= by_name

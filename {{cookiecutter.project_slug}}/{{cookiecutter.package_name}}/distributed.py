@@ -23,6 +23,7 @@ from .device import resolve_device
 from .utils import derive_seed, seed_everything
 
 log = logging.getLogger(__name__)
+STOP_CHECK_STEPS = 10  # optimizer steps between the all-reduces that agree on a stop (a host sync each)
 
 
 def is_distributed() -> bool:
@@ -72,6 +73,22 @@ def all_reduce_sum(*tensors: torch.Tensor) -> None:
     if is_distributed():
         for tensor in tensors:
             dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+
+
+def agreement_due(steps: int, every_steps: int) -> bool:
+    """Whether the ranks agree on a stop or a checkpoint after this optimizer step: every STOP_CHECK_STEPS steps
+    (an all-reduce is a host sync), and on each step a checkpoint is due by count; every step in one process."""
+    check = STOP_CHECK_STEPS if get_world_size() > 1 else 1
+    return steps % check == 0 or bool(every_steps and steps % every_steps == 0)
+
+
+def any_rank(*flags: bool, device) -> list[bool]:
+    """Each flag, true when it is true on any rank (one all-reduce; the flags as given in one process)."""
+    if get_world_size() == 1:
+        return list(flags)
+    summed = torch.tensor(flags, dtype=torch.float32, device=device)
+    all_reduce_sum(summed)
+    return (summed > 0).tolist()
 
 
 def broadcast_buffers(module: torch.nn.Module) -> None:

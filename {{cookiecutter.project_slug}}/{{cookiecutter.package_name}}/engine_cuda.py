@@ -61,19 +61,16 @@ def train_one_epoch(
     optimizer step (a mid-epoch checkpoint, a requested stop)."""
     model.train()
     freeze_backbone_norms(model, epoch, cfg)  # model.freeze_backbone_epochs
-    dtype, accumulate, clip = amp_dtype(cfg, device), cfg.trainer.accumulate_steps, cfg.trainer.grad_clip_norm
+    dtype = amp_dtype(cfg, device)
+    accumulate = cfg.trainer.accumulate_steps
+    clip = cfg.trainer.grad_clip_norm
     progress = progress or {}  # a resumed epoch: where it stopped
     first, steps, seconds = progress.get("batches", 0), progress.get("steps", 0), progress.get("seconds", 0.0)
     sums, start = RunningSums(device).restored(progress), time.perf_counter() - seconds
     resume_at(loader, first)
     step_seed = derive_seed(cfg.seed, "step", epoch)
-    bar = tqdm(
-        loader,
-        f"epoch {epoch + 1}/{cfg.trainer.epochs}",
-        leave=False,
-        initial=first,
-        disable=not show_progress(cfg.trainer.progress_bar),
-    )
+    hidden = not show_progress(cfg.trainer.progress_bar)
+    bar = tqdm(loader, f"epoch {epoch + 1}/{cfg.trainer.epochs}", leave=False, initial=first, disable=hidden)
     optimizer.zero_grad(set_to_none=True)
     for i, (inputs, targets) in enumerate(bar, start=first):
         torch.manual_seed(position_seed(step_seed, i))  # dropout: drawn per batch, so a resumed epoch draws the same
@@ -128,9 +125,13 @@ class Trainer:
     def __init__(
         self, cfg, model, criterion, optimizer, scheduler, train_loader, val_loader, data_info, run_dir, device
     ):
-        self.cfg, self.criterion, self.optimizer, self.scheduler = cfg, criterion, optimizer, scheduler
-        self.train_loader, self.val_loader, self.data_info = train_loader, val_loader, data_info
-        self.run_dir, self.device = Path(run_dir), torch.device(device)
+        self.cfg = cfg
+        self.criterion = criterion
+        self.optimizer, self.scheduler = optimizer, scheduler
+        self.train_loader, self.val_loader = train_loader, val_loader
+        self.data_info = data_info
+        self.run_dir = Path(run_dir)
+        self.device = torch.device(device)
         self.model, self.eval_model = model, unwrap_model(model)  # as prepare_model made it, and the bare one
         # fp16 needs loss scaling to keep small gradients from underflowing; bf16 does not.
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=amp_dtype(cfg, self.device) == torch.float16)
@@ -244,10 +245,12 @@ class Trainer:
         row |= {"val_loss": val["loss"], "val_acc": val["accuracy"], "val_macro_f1": val["macro_f1"]}
         row |= {**lrs, "time_s": round(seconds, 3)}
         self.history.append(row)
-        self.epoch, self.step = epoch + 1, self.step + train["steps"]
+        self.epoch = epoch + 1
+        self.step += train["steps"]
         improved = self.best.update(row)
         state = self.state_dict()
-        folder, options = self.run_dir / "checkpoints", self.cfg.trainer  # best.pt, the runners-up, then last.pt
+        folder = self.run_dir / "checkpoints"  # best.pt, the runners-up, then last.pt
+        options = self.cfg.trainer
         save_epoch_checkpoints(state, folder, self.history, options.monitor, options.keep_checkpoints)
         write_metrics(self.run_dir / "metrics.csv", self.history)
         for callback in self.epoch_callbacks:

@@ -23,7 +23,9 @@ from .data import take_skipped  # images
 from .data.resumable import position_seed, resume_at
 from .device import amp_dtype
 from .distributed import (
+    agreement_due,
     all_reduce_sum,
+    any_rank,
     broadcast_buffers,
     get_rank,
     get_world_size,
@@ -37,8 +39,6 @@ from .models.layers import freeze_backbone_norms
 from .preemption import RunStopped, StopRequest, continued_progress, epoch_layout
 from .schedule import build_scheduler, logged_lrs, param_groups, restore_optimizer
 from .utils import derive_seed, seed_everything, show_progress
-
-STOP_CHECK_STEPS = 10  # optimizer steps between the all-reduces that agree on a stop (a host sync each)
 
 log = logging.getLogger(__name__)
 __all__ = ["Trainer", "build_optimizer", "build_scheduler", "evaluate", "predict", "prepare_model", "train_one_epoch"]
@@ -74,20 +74,17 @@ def train_one_epoch(
     optimizer step (a mid-epoch checkpoint, a requested stop)."""
     model.train()
     freeze_backbone_norms(model, epoch, cfg)  # model.freeze_backbone_epochs
-    dtype, accumulate, clip = amp_dtype(cfg, device), cfg.trainer.accumulate_steps, cfg.trainer.grad_clip_norm
+    dtype = amp_dtype(cfg, device)
+    accumulate = cfg.trainer.accumulate_steps
+    clip = cfg.trainer.grad_clip_norm
     progress = progress or {}  # a resumed epoch: where it stopped
     first, steps, seconds = progress.get("batches", 0), progress.get("steps", 0), progress.get("seconds", 0.0)
     # The first part's sums (over every rank) come back on rank 0 alone: the epoch's all-reduce adds them once.
     sums, start = RunningSums(device).restored(progress if is_main_process() else {}), time.perf_counter() - seconds
     resume_at(loader, first)
     step_seed = rank_seed(derive_seed(cfg.seed, "step", epoch), get_rank())
-    bar = tqdm(
-        loader,
-        f"epoch {epoch + 1}/{cfg.trainer.epochs}",
-        leave=False,
-        initial=first,
-        disable=not show_progress(cfg.trainer.progress_bar),
-    )
+    hidden = not show_progress(cfg.trainer.progress_bar)
+    bar = tqdm(loader, f"epoch {epoch + 1}/{cfg.trainer.epochs}", leave=False, initial=first, disable=hidden)
     optimizer.zero_grad(set_to_none=True)
     for i, (inputs, targets) in enumerate(bar, start=first):
         torch.manual_seed(position_seed(step_seed, i))  # dropout: drawn per batch, so a resumed epoch draws the same
@@ -148,11 +145,14 @@ class Trainer:
     def __init__(
         self, cfg, model, criterion, optimizer, scheduler, train_loader, val_loader, data_info, run_dir, device
     ):
-        self.cfg, self.criterion, self.optimizer, self.scheduler = cfg, criterion, optimizer, scheduler
-        self.train_loader, self.val_loader, self.data_info = train_loader, val_loader, data_info
-        self.run_dir, self.device = Path(run_dir), torch.device(device)
-        # Validation runs on the bare model: DDP's forward would sync buffers with ranks whose
-        # val shards end earlier, and validation needs no gradient sync.
+        self.cfg = cfg
+        self.criterion = criterion
+        self.optimizer, self.scheduler = optimizer, scheduler
+        self.train_loader, self.val_loader = train_loader, val_loader
+        self.data_info = data_info
+        self.run_dir = Path(run_dir)
+        self.device = torch.device(device)
+        # Validation runs the bare model: DDP's forward would sync buffers with ranks whose val shards end earlier.
         self.model, self.eval_model = model, unwrap_model(model)  # as prepare_model made it, and the bare one
         # fp16 needs loss scaling to keep small gradients from underflowing; bf16 does not.
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=amp_dtype(cfg, self.device) == torch.float16)
@@ -240,23 +240,18 @@ class Trainer:
         num_classes = len(self.data_info["classes"])
         val = evaluate(self.validated_model, self.criterion, self.val_loader, self.device, self.cfg, num_classes)
         self.end_epoch(epoch, train, val, time.perf_counter() - start)
-        if self.stop_agreed():  # asked for during the epoch's last step or validation
+        if any(any_rank(self.stop.signal_name is not None, device=self.device)):  # asked in the last step or validation
             raise RunStopped(f"stopped on request after epoch {epoch + 1}")
         return True
 
     def on_step(self, epoch: int, batches: int, steps: int, sums, seconds: float) -> None:
         """After an optimizer step: last.pt mid-epoch when one is due (trainer.checkpoint_every_steps/minutes) or a
         stop was asked for (then RunStopped). The epoch's last step is left to end_epoch. Under torchrun every rank
-        decides alike, every STOP_CHECK_STEPS steps, with one all-reduce."""
-        every, ranks = self.stop.every_steps, get_world_size()
-        check = STOP_CHECK_STEPS if ranks > 1 else 1
-        if batches == len(self.train_loader) or (steps % check and not (every and steps % every == 0)):
+        decides alike, every few steps (`agreement_due`), with one all-reduce."""
+        if batches == len(self.train_loader) or not agreement_due(steps, self.stop.every_steps):
             return
-        stopping, due = self.stop.signal_name is not None, self.stop.due(steps)
-        if ranks > 1:  # every few steps: a stop asked of any rank, or a checkpoint due on any, counts for all
-            flags = torch.tensor([stopping, due], dtype=torch.float32, device=self.device)
-            all_reduce_sum(flags)
-            stopping, due = (flags > 0).tolist()
+        # A stop asked of any rank, or a checkpoint due on any, counts for all.
+        stopping, due = any_rank(self.stop.signal_name is not None, self.stop.due(steps), device=self.device)
         if not (stopping or due):
             return
         totals = {name: total.clone() for name, total in sums.totals().items()}
@@ -275,12 +270,6 @@ class Trainer:
         save_checkpoint({**self.state_dict(), "progress": progress}, self.run_dir / "checkpoints" / "last.pt")
         log.info("epoch %d: checkpoint after %d of %d batches", epoch + 1, batches, len(self.train_loader))
 
-    def stop_agreed(self) -> bool:
-        """Whether any rank was asked to stop (one all-reduce, at an epoch's end)."""
-        flag = torch.tensor([self.stop.signal_name is not None], dtype=torch.float32, device=self.device)
-        all_reduce_sum(flag)
-        return bool(flag.item())
-
     def end_epoch(self, epoch: int, train: dict, val: dict, seconds: float) -> None:
         """Step the schedule, record the epoch, write best/last checkpoints and metrics.csv."""
         counts = [take_skipped(self.train_loader), take_skipped(self.val_loader)]  # images
@@ -296,12 +285,14 @@ class Trainer:
         row |= {"val_loss": val["loss"], "val_acc": val["accuracy"], "val_macro_f1": val["macro_f1"]}
         row |= {**lrs, "time_s": round(seconds, 3)}
         self.history.append(row)
-        self.epoch, self.step = epoch + 1, self.step + train["steps"]
+        self.epoch = epoch + 1
+        self.step += train["steps"]
         improved = self.best.update(row)
         if not is_main_process():
             return
         state = self.state_dict()
-        folder, options = self.run_dir / "checkpoints", self.cfg.trainer  # best.pt, the runners-up, then last.pt
+        folder = self.run_dir / "checkpoints"  # best.pt, the runners-up, then last.pt
+        options = self.cfg.trainer
         save_epoch_checkpoints(state, folder, self.history, options.monitor, options.keep_checkpoints)
         write_metrics(self.run_dir / "metrics.csv", self.history)
         for callback in self.epoch_callbacks:
