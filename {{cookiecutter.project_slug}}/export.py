@@ -72,7 +72,8 @@ def export_model(fmt: str, model, example: torch.Tensor, path: Path, metadata: d
 def check_parity(run, model, inputs: torch.Tensor, atol: float, rtol: float, fmt: str) -> dict:
     """The exported model's logits against the PyTorch model's; outside the tolerance: ExportError."""
     with torch.no_grad():
-        expected, got = model(inputs), run(inputs)
+        expected = model(inputs)
+        got = run(inputs)
     difference = (got - expected).abs()
     parity = {
         "samples": len(inputs),
@@ -115,7 +116,8 @@ def main(argv=None) -> int:
         raise ConfigError(f"{output} or {sidecar.name} exists; pass --overwrite to replace them, or choose --output")
 
     state = load_checkpoint(ckpt_path)
-    cfg, data_info = load_config(base=state["config"], overrides=args.overrides), state["data_info"]
+    cfg = load_config(base=state["config"], overrides=args.overrides)
+    data_info = state["data_info"]
     model = build_model(cfg, data_info)
     load_model_weights(model, state, ckpt_path)
     model.eval()  # dropout off, BatchNorm's running statistics: what inference computes

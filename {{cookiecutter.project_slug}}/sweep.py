@@ -31,7 +31,8 @@ from {{ cookiecutter.package_name }}.utils import atomic_write_text, setup_loggi
 log = logging.getLogger("{{ cookiecutter.package_name }}.sweep")
 
 SPACE_FILE = Path(__file__).resolve().parent / "configs" / "sweep.yaml"
-RANGE_FIELDS, CHOICE_FIELDS = {"low", "high", "log"}, {"choices"}
+RANGE_FIELDS = {"low", "high", "log"}
+CHOICE_FIELDS = {"choices"}
 
 
 def parse_args(argv=None):
@@ -94,7 +95,8 @@ class Pruning:
     """An epoch callback: report the monitored metric to Optuna, stop the trial when the pruner says so."""
 
     def __init__(self, trial, monitor: str):
-        self.trial, self.monitor = trial, monitor
+        self.trial = trial
+        self.monitor = monitor
 
     def __call__(self, row: dict, train_stats: dict) -> None:
         import optuna
@@ -147,7 +149,8 @@ def write_best(study, study_dir: Path, output_dir: str) -> Path:
     """The best trial's config.yaml, as a config for a new run: python train.py --config best.yaml."""
     trial = study.best_trial
     config = yaml.safe_load((Path(trial.user_attrs["run_dir"]) / "config.yaml").read_text(encoding="utf-8"))
-    config["output_dir"], config["run_name"] = output_dir, ""
+    config["output_dir"] = output_dir
+    config["run_name"] = ""
     header = f"# study {study.study_name}, trial {trial.number} ({trial.value:.6g}): {json.dumps(trial.params)}\n"
     path = study_dir / "best.yaml"
     atomic_write_text(path, header + yaml.safe_dump(config, sort_keys=False))

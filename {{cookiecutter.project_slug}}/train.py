@@ -47,7 +47,8 @@ def main(argv=None, callbacks=()) -> int:
     setup_logging()
     cfg, state, ckpt_path = load_run(args.config, args.resume, args.overrides)
     run_dir = ckpt_path.parent.parent if state else new_run_dir(cfg, restart=args.resume == "auto")
-    cfg.output_dir, cfg.run_name = str(run_dir.parent), run_dir.name  # as resolved, for config.yaml
+    cfg.output_dir = str(run_dir.parent)  # as resolved, for config.yaml
+    cfg.run_name = run_dir.name
     device = setup_device(cfg)
 
     # Build everything before touching the run dir: a bad setting leaves nothing behind.
@@ -78,7 +79,8 @@ def main(argv=None, callbacks=()) -> int:
             log.warning("Resuming from %s, not last.pt: later epochs of this run will be replaced.", ckpt_path.name)
     n_params = sum(p.numel() for p in model.parameters())
     log.info("Run dir %s | model %s (%s parameters) | device %s", run_dir, cfg.model.name, f"{n_params:,}", device)
-    n_train, n_val = len(train_loader.dataset), len(val_loader.dataset)
+    n_train = len(train_loader.dataset)
+    n_val = len(val_loader.dataset)
     log.info("%d train / %d val samples, %d classes", n_train, n_val, len(data_info["classes"]))
     if (code := fit_or_stop(trainer, cfg, run_dir)) is not None:  # stopped on request, Ctrl-C twice, a fault
         return code

@@ -75,7 +75,8 @@ def run(args, callbacks: list) -> int:
         run_dir = broadcast_from_main(_try(new_run_dir, cfg, restart) if is_main_process() else None)
         if isinstance(run_dir, Exception):
             raise run_dir
-    cfg.output_dir, cfg.run_name = str(run_dir.parent), run_dir.name  # as resolved, for config.yaml
+    cfg.output_dir = str(run_dir.parent)  # as resolved, for config.yaml
+    cfg.run_name = run_dir.name
 
     # Build everything before touching the run dir: a bad setting leaves nothing behind.
     train_loader, val_loader, data_info = build_dataloaders(cfg, state["data_info"] if state else None, device)
@@ -108,7 +109,8 @@ def run(args, callbacks: list) -> int:
             log.warning("Resuming from %s, not last.pt: later epochs of this run will be replaced.", ckpt_path.name)
     n_params = sum(p.numel() for p in model.parameters())
     log.info("Run dir %s | model %s (%s parameters) | device %s", run_dir, cfg.model.name, f"{n_params:,}", device)
-    n_train, n_val = len(train_loader.dataset), len(val_loader.dataset)
+    n_train = len(train_loader.dataset)
+    n_val = len(val_loader.dataset)
     log.info("%d train / %d val samples, %d classes", n_train, n_val, len(data_info["classes"]))
     if (code := fit_or_stop(trainer, cfg, run_dir)) is not None:  # stopped on request, Ctrl-C twice, a fault
         return code

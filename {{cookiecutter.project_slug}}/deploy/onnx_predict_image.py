@@ -50,7 +50,8 @@ def to_mode(image: Image.Image, mode: str) -> Image.Image:
 
 def preprocess(path: Path, info: dict) -> np.ndarray:
     """float32 (C, size, size), as the model was validated on."""
-    size, resize = info["image_size"], info.get("resize_size", 0)
+    size = info["image_size"]
+    resize = info.get("resize_size", 0)
     with Image.open(path) as image:
         image.draft(None, (resize or size,) * 2)  # JPEG: decode at 1/2, 1/4 or 1/8 scale where that keeps >= it
         image = to_mode(ImageOps.exif_transpose(image), info["image_mode"])
@@ -76,7 +77,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     session = onnxruntime.InferenceSession(args.model, providers=["CPUExecutionProvider"])
     metadata = json.loads(session.get_modelmeta().custom_metadata_map["classifier.json"])
-    info, classes = metadata["data_info"], metadata["classes"]
+    info = metadata["data_info"]
+    classes = metadata["classes"]
 
     paths = image_paths(args.inputs)
     with open(args.output, "w", newline="", encoding="utf-8") as file:

@@ -25,7 +25,8 @@ import onnxruntime
 def encode(rows: list[dict], info: dict) -> np.ndarray:
     """float32 (N, num_features): numbers (and missing flags), one-hot levels, then embedded codes."""
     gap = {"", *info.get("na_values", [])}  # cells read as gaps in training
-    dense, embedded = [], []
+    dense = []
+    embedded = []
     for column in info["numeric"]:
         values = np.array([np.nan if row[column["name"]] in gap else float(row[column["name"]]) for row in rows])
         if np.isinf(values).any():
@@ -67,7 +68,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     session = onnxruntime.InferenceSession(args.model, providers=["CPUExecutionProvider"])
     metadata = json.loads(session.get_modelmeta().custom_metadata_map["classifier.json"])
-    info, classes = metadata["data_info"], metadata["classes"]
+    info = metadata["data_info"]
+    classes = metadata["classes"]
 
     with open(args.output, "w", newline="", encoding="utf-8") as file:
         writer = csv.writer(file)

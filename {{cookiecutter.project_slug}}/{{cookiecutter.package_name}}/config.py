@@ -29,7 +29,8 @@ NON_NEGATIVE += ["model.freeze_backbone_epochs", "optim.backbone_lr_scale", "dat
 NON_NEGATIVE += ["data.mixup_alpha", "data.cutmix_alpha", "trainer.checkpoint_every_steps"]
 NON_NEGATIVE += ["trainer.checkpoint_every_minutes"]
 FRACTIONS = {"data.val_fraction": "between 0 and 1", "data.preload_memory_fraction": "in (0, 1]"}
-FRACTIONS["trainer.label_smoothing"], FRACTIONS["data.random_erasing"] = "in [0, 1)", "in [0, 1]"
+FRACTIONS["trainer.label_smoothing"] = "in [0, 1)"
+FRACTIONS["data.random_erasing"] = "in [0, 1]"
 FRACTIONS["trainer.ema_decay"] = "in [0, 1)"
 
 
@@ -68,7 +69,8 @@ def check_choice(key: str, value, choices) -> None:
 
 def default_choices() -> dict[str, list[str]]:
     """{"optim.name": ["adamw", "sgd"], ...} from the `# one of:` comments of configs/default.yaml."""
-    choices, section = {}, ""
+    choices = {}
+    section = ""
     for line in DEFAULT_CONFIG.read_text(encoding="utf-8").splitlines():
         if re.match(r"^(\w+):\s*(#.*)?$", line):
             section = line.split(":")[0] + "."

@@ -37,8 +37,11 @@ class StopRequest:
     handlers from before come back on exit. `due(steps)`: whether a mid-epoch checkpoint is due."""
 
     def __init__(self, every_steps: int = 0, every_minutes: float = 0.0):
-        self.every_steps, self.every_seconds = every_steps, every_minutes * 60
-        self.signal_name, self.saved_at, self.previous = None, time.monotonic(), {}
+        self.every_steps = every_steps
+        self.every_seconds = every_minutes * 60
+        self.signal_name = None
+        self.saved_at = time.monotonic()
+        self.previous = {}
 
     def __enter__(self) -> "StopRequest":
         if threading.current_thread() is threading.main_thread():  # signals reach the main thread only
@@ -84,7 +87,8 @@ def continued_progress(progress: dict | None, layout: dict) -> dict | None:
     smaller data.batch_size after running out of memory, ...) the epoch starts again, from the weights it reached."""
     if progress is None or progress.get("layout", layout) == layout:
         return progress
-    before, epoch = progress["layout"], progress["epoch"] + 1
+    before = progress["layout"]
+    epoch = progress["epoch"] + 1
     changed = {key: (before.get(key), value) for key, value in layout.items() if before.get(key) != value}
     log.warning("last.pt stopped inside epoch %d; %s (then, now) change its batches: it starts again.", epoch, changed)
     return None
@@ -93,7 +97,8 @@ def continued_progress(progress: dict | None, layout: dict) -> dict | None:
 def fault_advice(error: BaseException, cfg, run_dir) -> str | None:
     """One paragraph for a fault a long run meets, or None for any other error."""
     resume = f"The last checkpoint is intact; continue with: python train.py --resume {run_dir}"
-    text, data = str(error).strip(), cfg.data
+    text = str(error).strip()
+    data = cfg.data
     if isinstance(error, RuntimeError) and "DataLoader worker" in text:  # killed, usually by the OOM killer
         return (
             f"A data-loading worker process died ({text.splitlines()[0]}). The usual cause is memory: the system's "

@@ -20,7 +20,8 @@ def log_skipped(dataset) -> None:
 
 def write_mistakes(outputs: dict, dataset, classes: list[str], out_dir: Path) -> None:
     """mistakes.png in `out_dir`: the MISTAKES_SHOWN wrong predictions made with the most confidence."""
-    probs, target = outputs["probs"], outputs["target"]
+    probs = outputs["probs"]
+    target = outputs["target"]
     confidence, prediction = probs.max(dim=1)
     wrong = (prediction != target).nonzero().flatten()
     worst = wrong[confidence[wrong].argsort(descending=True)][:MISTAKES_SHOWN].tolist()

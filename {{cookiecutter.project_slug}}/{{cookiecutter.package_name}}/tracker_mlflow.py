@@ -43,7 +43,8 @@ class Tracker:
     """An epoch callback (row, train_stats) -> metrics at step = epoch; `finish()` adds the artifacts."""
 
     def __init__(self, cfg, run_dir, history: list[dict]):
-        self.run_dir, self.client = Path(run_dir), None
+        self.run_dir = Path(run_dir)
+        self.client = None
         if not cfg.tracker.enabled:
             return
         try:
@@ -52,16 +53,19 @@ class Tracker:
         except ImportError:
             log.warning('mlflow is not installed; training goes on without it. Get it with: pip install -e ".[mlflow]"')
             return
-        self.Metric, self.Param = Metric, Param
+        self.Metric = Metric
+        self.Param = Param
         saved = self.run_dir / "mlflow_run.json"
         if saved.is_file():  # --resume: the same MLflow run, in the store it was started in
             info = json.loads(saved.read_text(encoding="utf-8"))
-            self.client, self.run_id = MlflowClient(info["uri"]), info["run_id"]
+            self.client = MlflowClient(info["uri"])
+            self.run_id = info["run_id"]
             logged = {metric.step for metric in self.client.get_metric_history(self.run_id, "val_loss")}
             self.client.update_run(self.run_id, status="RUNNING")
         else:
             uri = tracking_uri(cfg)
-            self.client, logged = MlflowClient(uri), set()
+            self.client = MlflowClient(uri)
+            logged = set()
             experiment = self.client.get_experiment_by_name(cfg.tracker.experiment)
             if experiment is None:
                 # A server keeps the artifacts itself; a local store: beside it, under <output_dir>/mlartifacts.

@@ -40,7 +40,8 @@ class Tracker:
     """An epoch callback (row, train_stats) -> metrics at step = epoch; `finish()` adds the files."""
 
     def __init__(self, cfg, run_dir, history: list[dict]):
-        self.run_dir, self.run = Path(run_dir), None
+        self.run_dir = Path(run_dir)
+        self.run = None
         if not cfg.tracker.enabled:
             return
         try:
@@ -51,7 +52,8 @@ class Tracker:
         self.saved = self.run_dir / "wandb_run.json"
         # --resume: the same W&B run; a new run gets a fresh id.
         info = json.loads(self.saved.read_text(encoding="utf-8")) if self.saved.is_file() else {}
-        self.id, self.logged = info.get("id") or secrets.token_hex(4), info.get("epoch", 0)
+        self.id = info.get("id") or secrets.token_hex(4)
+        self.logged = info.get("epoch", 0)
         mode = cfg.tracker.mode
         if mode == "auto":
             mode = None if os.environ.get("WANDB_MODE") else "online" if has_api_key() else "offline"

@@ -51,7 +51,8 @@ def find_images(split_dir: Path, classes: list[str]) -> list[tuple[str, int]]:
 def build_datasets(cfg, data_info: dict | None = None):
     """(train_set, val_set, data_info); `data_info` from a checkpoint fixes classes and normalisation."""
     root = Path(cfg.data.root)
-    train_dir, val_dir = root / "train", root / "val"
+    train_dir = root / "train"
+    val_dir = root / "val"
     if not train_dir.is_dir():
         raise DataError(f"{train_dir} is not a folder. Expected layout under data.root:\n{EXPECTED_LAYOUT}")
     classes = list(data_info["classes"]) if data_info is not None else class_folders(train_dir)

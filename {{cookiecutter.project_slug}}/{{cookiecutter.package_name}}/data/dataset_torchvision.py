@@ -88,7 +88,8 @@ class ArrayImages:
     """
 
     def __init__(self, images: np.ndarray, n_train: int):
-        self.images, self.n_train = images, n_train  # train images first, then test ones
+        self.images = images  # train images first, then test ones
+        self.n_train = n_train
         self.digest = None
 
     def __call__(self, index: int) -> Image.Image:
@@ -143,7 +144,8 @@ def read_cifar_pickle(path: Path) -> dict:
 def read_cifar_batch(path: Path, num_classes: int) -> tuple[np.ndarray, list[int]]:
     """(images (N, 32, 32, 3) uint8 HWC, labels) of one batch; each row is 1024 R, then G, then B values."""
     entry = read_cifar_pickle(path)
-    data, labels = entry.get("data"), entry.get("labels")
+    data = entry.get("data")
+    labels = entry.get("labels")
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
         found = f"{data.dtype} {data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
         raise DataError(f"CIFAR-10 batch {path}: 'data' must be a uint8 array (N, 3072), found {found}")
@@ -258,7 +260,8 @@ def load_cifar10(cfg, root: Path):
 
 def load_arrays(cfg, data_info: dict | None):
     """(images with train then test, train labels, test labels, class names) of data.name."""
-    name, root = cfg.data.name, Path(cfg.data.root)
+    name = cfg.data.name
+    root = Path(cfg.data.root)
     if name == "CIFAR10":
         images, train_labels, test_labels, classes = load_cifar10(cfg, root)
     else:

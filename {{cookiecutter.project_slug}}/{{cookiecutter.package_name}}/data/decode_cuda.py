@@ -80,5 +80,6 @@ def stored(image: torch.Tensor, dataset) -> torch.Tensor:
     """One decoded image as `decode_transform` stores it (squashed, or shorter side resized and the centre kept)."""
     if not dataset.resize.side:
         return F.resize(image, [dataset.size, dataset.size], antialias=True)
-    side, mode = dataset.resize.side, INTERPOLATION[dataset.resize.interpolation]
+    side = dataset.resize.side
+    mode = INTERPOLATION[dataset.resize.interpolation]
     return F.center_crop(F.resize(image, side, mode, antialias=True), side)

@@ -24,9 +24,12 @@ class Prefetcher:
     def __init__(self, loader, device, depth: int = 2):
         if depth < 1:
             raise ValueError(f"Prefetcher depth must be >= 1, got depth={depth!r}")
-        self.loader, self.device, self.depth = loader, torch.device(device), depth
+        self.loader = loader
+        self.device = torch.device(device)
+        self.depth = depth
         # What the loop reads from a loader: the dataset, and the generator (and sampler) it reseeds every epoch.
-        self.dataset, self.generator = loader.dataset, loader.generator
+        self.dataset = loader.dataset
+        self.generator = loader.generator
         self.sampler = getattr(loader, "sampler", None)
         # One side stream for all epochs: creating streams is not free and they are never destroyed.
         self._side = torch.cuda.Stream(self.device)

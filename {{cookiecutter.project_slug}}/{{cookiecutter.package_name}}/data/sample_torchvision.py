@@ -102,8 +102,10 @@ def write_sample(
         raise ValueError(f"name must be one of {', '.join(NAMES)}, not {name!r}")
     root = Path(root)
     rng = np.random.default_rng(seed)
-    train_labels, test_labels = split_labels(train_per_class, rng), split_labels(test_per_class, rng)
-    train_images, test_images = make_images(name, train_labels, rng), make_images(name, test_labels, rng)
+    train_labels = split_labels(train_per_class, rng)
+    test_labels = split_labels(test_per_class, rng)
+    train_images = make_images(name, train_labels, rng)
+    test_images = make_images(name, test_labels, rng)
     if name == "CIFAR10":
         folder = root / "cifar-10-batches-py"
         folder.mkdir(parents=True, exist_ok=True)

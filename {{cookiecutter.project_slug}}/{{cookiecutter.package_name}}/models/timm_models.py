@@ -63,7 +63,9 @@ def download_error(name: str, config, err: OSError) -> ConfigError:
     if config.hf_hub_id:
         from huggingface_hub import constants
 
-        repo, file, cache = config.hf_hub_id, config.hf_hub_filename or "model.safetensors", constants.HF_HUB_CACHE
+        repo = config.hf_hub_id
+        file = config.hf_hub_filename or "model.safetensors"
+        cache = constants.HF_HUB_CACHE
         where = (
             f"{repo} ({file}) is not in the Hugging Face cache {cache} ($HF_HUB_CACHE, else $HF_HOME/hub). Without "
             f"network, run `hf download {repo} {file} --cache-dir DIR` on a machine with network and copy "

@@ -109,17 +109,22 @@ def pretrained_preprocessing(m, channels: int) -> dict | None:
     if m.name.startswith(PREFIX):
         mean, std, size = timm_preprocessing(m.name)
         config = pretrained_cfg(m.name)
-        resize, interpolation = int(size / config.crop_pct), config.interpolation
+        resize = int(size / config.crop_pct)
+        interpolation = config.interpolation
     elif m.name in torchvision_names():
         transforms = pretrained_weights(m.name).transforms()
-        mean, std, size = list(transforms.mean), list(transforms.std), transforms.crop_size[0]
-        resize, interpolation = transforms.resize_size[0], transforms.interpolation.value
+        mean = list(transforms.mean)
+        std = list(transforms.std)
+        size = transforms.crop_size[0]
+        resize = transforms.resize_size[0]
+        interpolation = transforms.interpolation.value
     else:
         raise ConfigError(
             f"model.pretrained=true: model {m.name!r} has no pretrained weights; choose a torchvision model "
             "(resnet18, efficientnet_b0, convnext_tiny, ...), a timm/<name> one, or set model.pretrained=false"
         )
     if channels == 1:
-        mean, std = [sum(mean) / len(mean)], [sum(std) / len(std)]
+        mean = [sum(mean) / len(mean)]
+        std = [sum(std) / len(std)]
     interpolation = interpolation if interpolation in ("bilinear", "bicubic") else "bilinear"
     return {"mean": mean, "std": std, "image_size": size, "resize_size": resize, "interpolation": interpolation}
