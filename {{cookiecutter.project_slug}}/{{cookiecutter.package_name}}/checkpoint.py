@@ -50,7 +50,8 @@ def save_epoch_checkpoints(state: dict, folder: Path, history: list[dict], monit
     """After an epoch: best.pt when it is the best (`trainer.monitor`), the runners-up of the `keep` best
     (`trainer.keep_checkpoints`) as epoch-NNNN.pt, then last.pt. A file is removed only after the new ones are
     durable, and best before last: a crash in between only repeats this epoch on resume."""
-    epoch, ranked = history[-1]["epoch"], ranked_epochs(history, monitor)
+    epoch = history[-1]["epoch"]
+    ranked = ranked_epochs(history, monitor)
     kept = ranked[1:keep]
     if ranked[0] == epoch:
         before = ranked_epochs(history[:-1], monitor)[:1]  # the best until now: a runner-up from here on
@@ -251,9 +252,11 @@ def new_run_dir(cfg, restart: bool = False) -> Path:
             )
         return run_dir
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    run_dir, n = output_dir / stamp, 1
+    run_dir = output_dir / stamp
+    n = 1
     while run_dir.exists():
-        run_dir, n = output_dir / f"{stamp}-{n}", n + 1
+        run_dir = output_dir / f"{stamp}-{n}"
+        n += 1
     return run_dir
 
 
@@ -269,7 +272,8 @@ def load_run(config_path, resume, overrides):
         if not last.is_file():
             return cfg, None, None
         log.info("--resume auto: continuing %s", last)
-        config_path, resume = None, last  # the run's own config, with this command's overrides
+        config_path = None  # the run's own config, with this command's overrides
+        resume = last
     if not resume:
         return load_config(config_path, overrides), None, None
     if config_path:

@@ -31,9 +31,14 @@ def export_onnx(model, example, path: Path, metadata: str) -> None:
     except ModuleNotFoundError as err:
         raise ConfigError(f"--format onnx needs the {err.name} package, not installed here: {INSTALL}") from None
     program = torch.onnx.export(
-        model, (example,), input_names=["input"], output_names=["logits"], dynamic_shapes=(batch_axis(),),
-        dynamo=True, verbose=False,
-    )  # fmt: skip
+        model,
+        (example,),
+        input_names=["input"],
+        output_names=["logits"],
+        dynamic_shapes=(batch_axis(),),
+        dynamo=True,
+        verbose=False,
+    )
     program.model.metadata_props[METADATA_KEY] = metadata
     program.save(path)
 

@@ -180,7 +180,8 @@ class ShardSampler(Sampler):
 def shard_loaders(train_loader, val_loader, cfg):
     """Each rank trains on its shard of train (padded to equal length: every rank takes the same
     number of steps) and validates on its share of val (not padded); engine.py sums over ranks."""
-    rank, world_size = get_rank(), get_world_size()
+    rank = get_rank()
+    world_size = get_world_size()
     if world_size == 1:
         return train_loader, val_loader
     if isinstance(train_loader, PreloadedLoader):  # data.preload: batches by indexing
@@ -205,9 +206,13 @@ def shard_loaders(train_loader, val_loader, cfg):
         torch.multiprocessing.set_forkserver_preload(["torch", f"{__package__}.data"])
         common["multiprocessing_context"] = "forkserver"
     train = DataLoader(
-        train_loader.dataset, sampler=sampler, drop_last=drop_last, generator=train_loader.generator,
-        collate_fn=train_loader.collate_fn, **common,
-    )  # fmt: skip
+        train_loader.dataset,
+        sampler=sampler,
+        drop_last=drop_last,
+        generator=train_loader.generator,
+        collate_fn=train_loader.collate_fn,
+        **common,
+    )
     val_sampler = ShardSampler(len(val_loader.dataset), rank, world_size)
     return train, DataLoader(val_loader.dataset, sampler=val_sampler, collate_fn=val_loader.collate_fn, **common)
 
@@ -257,9 +262,12 @@ class ShardedPreloadedLoader(PreloadedLoader):
 
     def __init__(self, loader: PreloadedLoader, rank: int, world_size: int):
         super().__init__(loader.inputs, loader.targets, loader.batch_size, loader.shuffle, loader.generator)
-        self.transform, self.source, self.weights = loader.transform, loader.source, loader.weights
+        self.transform = loader.transform
+        self.source = loader.source
+        self.weights = loader.weights
         self.take = loader.take  # pinned batches, copied to this rank's GPU as stored
-        self.rank, self.world_size = rank, world_size
+        self.rank = rank
+        self.world_size = world_size
 
     def batch_seed(self, base: int, number: int) -> int:
         return position_seed(rank_seed(base, self.rank), number)  # each rank's batches their own draws

@@ -28,16 +28,22 @@ def class_scores(confusion: torch.Tensor) -> dict:
     """Per-class precision, recall, F1 and support of a confusion matrix (0 where undefined, as
     scikit-learn's zero_division=0), and their macro (plain) and weighted (by support) F1."""
     confusion = confusion.double()
-    hits, support, predicted = confusion.diagonal(), confusion.sum(1), confusion.sum(0)
+    hits = confusion.diagonal()
+    support = confusion.sum(1)
+    predicted = confusion.sum(0)
     precision = torch.where(predicted > 0, hits / predicted.clamp_min(1), 0.0)
     recall = torch.where(support > 0, hits / support.clamp_min(1), 0.0)
     total = precision + recall
     f1 = torch.where(total > 0, 2 * precision * recall / total.clamp_min(1e-300), 0.0)
     weighted = (f1 * support).sum() / support.sum().clamp_min(1)
     return {
-        "precision": precision, "recall": recall, "f1": f1, "support": support.long(),
-        "macro_f1": f1.mean().item(), "weighted_f1": weighted.item(),
-    }  # fmt: skip
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "support": support.long(),
+        "macro_f1": f1.mean().item(),
+        "weighted_f1": weighted.item(),
+    }
 
 
 def mean_divisor(criterion, targets: torch.Tensor):
@@ -122,13 +128,16 @@ class BestTracker:
     def __init__(self, monitor: str, best: float | None = None, bad_epochs: int = 0):
         if monitor not in MONITORS:
             raise ValueError(f"trainer.monitor={monitor!r} is not one of: {', '.join(MONITORS)}")
-        self.monitor, self.best, self.bad_epochs = monitor, best, bad_epochs
+        self.monitor = monitor
+        self.best = best
+        self.bad_epochs = bad_epochs
 
     def update(self, row: dict) -> bool:
         """True when this epoch is the best so far."""
         value = row[self.monitor]
         if self.best is None or (value > self.best if MONITORS[self.monitor] == "max" else value < self.best):
-            self.best, self.bad_epochs = value, 0
+            self.best = value
+            self.bad_epochs = 0
             return True
         self.bad_epochs += 1
         return False
@@ -145,6 +154,14 @@ def log_progress(bar, epoch: int, steps: int, loss, sums: RunningSums, start: fl
 def log_epoch(row: dict, epochs: int, improved: bool) -> None:
     log.info(
         "epoch %d/%d  train_loss %.4f  train_acc %.4f  val_loss %.4f  val_acc %.4f  val_f1 %.4f  lr %.2e  %.1fs%s",
-        row["epoch"], epochs, row["train_loss"], row["train_acc"], row["val_loss"], row["val_acc"],
-        row["val_macro_f1"], row["lr"], row["time_s"], "  (best)" if improved else "",
-    )  # fmt: skip
+        row["epoch"],
+        epochs,
+        row["train_loss"],
+        row["train_acc"],
+        row["val_loss"],
+        row["val_acc"],
+        row["val_macro_f1"],
+        row["lr"],
+        row["time_s"],
+        "  (best)" if improved else "",
+    )

@@ -54,11 +54,16 @@ def predict_split(model, criterion, dataset, cfg, device, **loader_options) -> d
     """{"index", "target", "probs", "loss_sum", "weight_sum"} over `dataset` (or its `sampler`'s samples),
     through the engine's `predict`, as validation runs the model; the loss is summed as there (`mean_divisor`)."""
     loader = DataLoader(
-        Indexed(dataset), batch_size=cfg.data.batch_size, num_workers=cfg.data.num_workers,
-        collate_fn=collate_kept, **loader_options,
-    )  # fmt: skip
+        Indexed(dataset),
+        batch_size=cfg.data.batch_size,
+        num_workers=cfg.data.num_workers,
+        collate_fn=collate_kept,
+        **loader_options,
+    )
     model.eval()
-    indices, targets, probs = [], [], []
+    indices = []
+    targets = []
+    probs = []
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     weight_sum = torch.zeros((), dtype=torch.float64, device=device)
     for batch in loader:
@@ -76,9 +81,12 @@ def predict_split(model, criterion, dataset, cfg, device, **loader_options) -> d
     if not indices:  # nothing to predict, or every sample skipped
         return {"index": torch.empty(0, dtype=torch.int64), "loss_sum": 0.0, "weight_sum": 0.0}
     return {
-        "index": torch.cat(indices), "target": torch.cat(targets), "probs": torch.cat(probs),
-        "loss_sum": loss_sum.item(), "weight_sum": weight_sum.item(),
-    }  # fmt: skip
+        "index": torch.cat(indices),
+        "target": torch.cat(targets),
+        "probs": torch.cat(probs),
+        "loss_sum": loss_sum.item(),
+        "weight_sum": weight_sum.item(),
+    }
 
 
 def expected_calibration_error(confidence: torch.Tensor, correct: torch.Tensor, bins: int = ECE_BINS) -> float:
@@ -96,7 +104,8 @@ def expected_calibration_error(confidence: torch.Tensor, correct: torch.Tensor, 
 def build_report(outputs: dict, classes: list[str]) -> dict:
     """The numbers: loss, accuracy, top-5 accuracy (more than 5 classes), macro and weighted F1,
     per-class precision/recall/F1/support, the confusion matrix and the expected calibration error."""
-    probs, target = outputs["probs"], outputs["target"]
+    probs = outputs["probs"]
+    target = outputs["target"]
     n, num_classes = probs.shape
     confidence, prediction = probs.max(dim=1)
     confusion = confusion_counts(target, prediction, num_classes)
@@ -145,7 +154,8 @@ def write_report(report: dict, outputs: dict, dataset, classes: list[str], out_d
     picture = confusion_image(confusion, classes)
     atomic_write(out_dir / "confusion_matrix.png", lambda file: picture.save(file, format="PNG"))
 
-    probs, target = outputs["probs"], outputs["target"]
+    probs = outputs["probs"]
+    target = outputs["target"]
     confidence, prediction = probs.max(dim=1)
     with_probs = len(classes) <= MAX_PROBABILITY_COLUMNS
     ids = getattr(dataset, "id_columns", [])  # values that name each sample (e.g. a CSV's id columns), to join on
@@ -165,7 +175,8 @@ def write_report(report: dict, outputs: dict, dataset, classes: list[str], out_d
 def confusion_image(confusion: torch.Tensor, classes: list[str]) -> Image.Image:
     """Row-normalised (each true class sums to 1) shades of blue, the counts written in the cells when
     few; true classes down the side, predicted ones along the top. Drawn with PIL: faster than matplotlib."""
-    n, font = len(classes), ImageFont.load_default()
+    n = len(classes)
+    font = ImageFont.load_default()
     rates = (confusion.double() / confusion.sum(dim=1, keepdim=True).clamp_min(1)).tolist()
     cell = 36 if n <= 30 else max(4, 1080 // n)  # more classes: cells too small to write in
     names = [name if len(name) <= 24 else name[:23] + "~" for name in classes]
@@ -228,5 +239,11 @@ def report_best(model, criterion, datasets: dict, classes: list, cfg, run_dir: P
         report = evaluate_split(model, criterion, dataset, classes, cfg, device, out_dir if write else None, **options)
         log.info(
             "%s on %s: accuracy %.4f  macro F1 %.4f  ECE %.4f  (%d samples; report in %s)",
-            path.name, split, report["accuracy"], report["macro_f1"], report["ece"], report["num_samples"], out_dir,
-        )  # fmt: skip
+            path.name,
+            split,
+            report["accuracy"],
+            report["macro_f1"],
+            report["ece"],
+            report["num_samples"],
+            out_dir,
+        )

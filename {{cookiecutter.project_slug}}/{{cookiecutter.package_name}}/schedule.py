@@ -36,8 +36,11 @@ def build_scheduler(cfg, optimizer):
     The backbone's groups get `optim.backbone_lr_scale` times that lr, and 0 for the first
     `model.freeze_backbone_epochs` (only the head learns; every step keeps the same parameters with gradients).
     """
-    warmup, step_size, gamma = cfg.optim.warmup_epochs, cfg.optim.step_size, cfg.optim.gamma
-    frozen, scale = cfg.model.freeze_backbone_epochs, cfg.optim.backbone_lr_scale
+    warmup = cfg.optim.warmup_epochs
+    step_size = cfg.optim.step_size
+    gamma = cfg.optim.gamma
+    frozen = cfg.model.freeze_backbone_epochs
+    scale = cfg.optim.backbone_lr_scale
     span = max(1, cfg.trainer.epochs - warmup)  # the epochs the schedule itself spans
     decay = {
         "cosine": lambda epoch: 0.5 * (1.0 + math.cos(math.pi * min(epoch, span) / span)),
@@ -71,7 +74,8 @@ def restore_optimizer(optimizer, scheduler, state: dict, cfg) -> None:
         scheduler.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
         for group, base, factor in zip(optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas, strict=True):
             group["lr"] = base * factor(scheduler.last_epoch)
-    saved, now = state["config"]["optim"], vars(cfg.optim)
+    saved = state["config"]["optim"]
+    now = vars(cfg.optim)
     if changed := [f"optim.{key} {saved[key]} -> {value}" for key, value in now.items() if saved.get(key) != value]:
         log.info("Resumed with new optimizer settings, applied from here on: %s", ", ".join(changed))
 
