@@ -10,9 +10,15 @@ from .loaders import build_dataloaders
 from .preload import PreloadedLoader
 
 __all__ = [
-    "DataError", "build_dataloaders", "build_datasets", "build_test_set", "class_weights", "ensure_data_root",
-    "eval_datasets", "take_skipped",
-]  # fmt: skip
+    "DataError",
+    "build_dataloaders",
+    "build_datasets",
+    "build_test_set",
+    "class_weights",
+    "ensure_data_root",
+    "eval_datasets",
+    "take_skipped",
+]
 log = logging.getLogger(__name__)
 
 

@@ -21,7 +21,8 @@ from ..errors import ConfigError
 # The CPU crops images of this size and more one by one (resize_boxes), smaller ones with one grid_sample: per batch
 # of 64, 64 px 5.3 vs 4.4 ms, 128 px 6.6 vs 12.3 ms (~40 us per interpolate; grid_sample grows with the pixels).
 LOOP_FROM_PIXELS = 96 * 96
-ERASED_AREA, ERASED_RATIO = (0.02, 0.33), (0.3, 3.3)  # RandomErasing's defaults (area share; height / width)
+ERASED_AREA = (0.02, 0.33)  # RandomErasing's defaults: the area share
+ERASED_RATIO = (0.3, 3.3)  # and height / width
 # data.auto_augment -> a policy of colour and geometry ops drawn per image, on uint8 pixels, with torchvision's
 # defaults (those of its classification references); TrivialAugment has no knobs and is a strong default.
 AUTO_AUGMENT = {
@@ -80,7 +81,8 @@ class Augmentation:
         if len(low_high) != 2 or not 0.0 < low_high[0] <= low_high[1] <= 1.0:
             raise ConfigError(f"config key 'data.crop_scale' = {low_high!r} must be [low, high], 0 < low <= high <= 1")
         crop_scale = tuple(low_high) if cfg.data.random_resized_crop else None
-        flip, erasing = bool(cfg.data.horizontal_flip), cfg.data.random_erasing
+        flip = bool(cfg.data.horizontal_flip)
+        erasing = cfg.data.random_erasing
         return cls(crop_scale=crop_scale, flip=flip, erasing=erasing, auto_augment=cfg.data.auto_augment)
 
     def policy(self):
@@ -122,7 +124,8 @@ class Normalize255:
 
     def __call__(self, pixels: torch.Tensor) -> torch.Tensor:
         if self.mean.device != pixels.device:  # moved once, not every batch
-            self.mean, self.std = self.mean.to(pixels.device), self.std.to(pixels.device)
+            self.mean = self.mean.to(pixels.device)
+            self.std = self.std.to(pixels.device)
         return (pixels.contiguous().float() - self.mean).div_(self.std)
 
 
@@ -240,7 +243,9 @@ class BatchTransform:
     `mix`, mixup/cutmix. `size` None: the stored size."""
 
     def __init__(self, mean, std, augment: Augmentation | None = None, mix=None, size: int | None = None):
-        self.augment, self.mix, self.size = augment, mix, size
+        self.augment = augment
+        self.mix = mix
+        self.size = size
         self.policy = augment.policy() if augment is not None else None
         self.normalize = Normalize255(mean, std)
 

@@ -49,9 +49,13 @@ def build_dataloaders(cfg, data_info: dict | None = None, device=None):
     order = RandomSampler(train_set, generator=generator) if weights is None else BalancedSampler(weights, generator)
     sampler = ResumableSampler(order, generator, cfg.data.batch_size)  # seeded per sample; resumes mid-epoch
     train_loader = DataLoader(
-        train_set, sampler=sampler, drop_last=drop_last, generator=generator,
-        collate_fn=getattr(train_set, "collate_fn", None), **common,  # None: the default collate
-    )  # fmt: skip
+        train_set,
+        sampler=sampler,
+        drop_last=drop_last,
+        generator=generator,
+        collate_fn=getattr(train_set, "collate_fn", None),  # None: the default collate
+        **common,
+    )
     val_loader = DataLoader(val_set, shuffle=False, collate_fn=getattr(val_set, "collate_fn", None), **common)
     return train_loader, val_loader, data_info
 

@@ -47,7 +47,8 @@ class PreloadedLoader:
     ):
         self.dataset = TensorDataset(inputs, targets)
         self.source = source  # the dataset this was decoded from (evaluation reports read it lazily)
-        self.inputs, self.targets = inputs, targets
+        self.inputs = inputs
+        self.targets = targets
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.generator = generator
