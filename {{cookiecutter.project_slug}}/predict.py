@@ -103,7 +103,8 @@ def main(argv=None) -> int:
         model_path = args.model
     else:
         model_path = resolve_checkpoint_path(args.model, prefer="best.pt")  # a run dir: its best epoch
-        state, model = load_checkpoint(model_path), None
+        state = load_checkpoint(model_path)
+        model = None
     data_info = state["data_info"]
     classes = [str(name) for name in data_info["classes"]]
     cfg = load_config(base=state["config"], overrides=args.overrides)

@@ -47,8 +47,10 @@ class TabularDataset(TensorDataset):
             raise DataError(f"{table.path} has labels {unknown} that are not among the known classes {list(index)}")
         self.features = encode(table, data_info)
         self.labels = torch.tensor([index[label] for label in uniques], dtype=torch.int64)[torch.from_numpy(codes)]
-        self.file, self.row_ids = table.path.name, table.row_ids
-        self.id_columns, self.id_values = list(table.ids), list(table.ids.values())
+        self.file = table.path.name
+        self.row_ids = table.row_ids
+        self.id_columns = list(table.ids)
+        self.id_values = list(table.ids.values())
         super().__init__(self.features, self.labels)
 
     def source(self, index: int) -> str:
@@ -72,7 +74,8 @@ def configured_roles(cfg) -> dict:
 def build_datasets(cfg, data_info: dict | None = None):
     """(train_set, val_set, data_info); `data_info` from a checkpoint fixes columns, classes and preprocessing."""
     root = Path(cfg.data.root)
-    train_path, val_path = root / "train.csv", root / "val.csv"
+    train_path = root / "train.csv"
+    val_path = root / "val.csv"
     if not train_path.is_file():
         raise DataError(f"{train_path} does not exist. Expected layout under data.root:\n{EXPECTED_LAYOUT}")
     if data_info is not None and "numeric" not in data_info:
@@ -101,7 +104,8 @@ def build_datasets(cfg, data_info: dict | None = None):
         data_info |= {"na_values": na_values, "id_columns": list(train.ids)}
     feature_columns = list(column_roles(data_info))
     data_info = {**data_info, "num_classes": len(data_info["classes"]), "feature_columns": feature_columns}
-    train_set, val_set = TabularDataset(train, data_info), TabularDataset(val, data_info)
+    train_set = TabularDataset(train, data_info)
+    val_set = TabularDataset(val, data_info)
     data_info["class_counts"] = torch.bincount(train_set.labels, minlength=data_info["num_classes"]).tolist()
     nbytes = train_set.features.nbytes + val_set.features.nbytes
     width = data_info["num_features"]
@@ -135,7 +139,8 @@ def preload_split(dataset: TabularDataset, cfg, device: torch.device, split: str
 def predict_inputs(inputs: list[str], data_info: dict, cfg, batch_size: int):
     """(per row {"input": `file:line`, id column: value}, batches of encoded features) for predict.py;
     line 2 is the first under the header. An id column a file lacks is left empty."""
-    names, features = [], []
+    names = []
+    features = []
     for path in map(Path, inputs):
         table = read_table(path, None, column_roles(data_info), **reading(data_info))  # a label column is ignored
         ids = {name: table.ids.get(name, [""] * table.rows) for name in data_info.get("id_columns", [])}

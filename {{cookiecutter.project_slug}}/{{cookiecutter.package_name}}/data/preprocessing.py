@@ -64,7 +64,8 @@ def _numeric_stats(table: Table, name: str, values: np.ndarray) -> dict:
     middle = (len(present) - 1) // 2
     median = float(np.partition(present, middle)[middle]) if len(present) else 0.0  # only gaps: 0
     filled = np.where(gaps, median, values)
-    mean, std = float(filled.mean()), float(filled.std())
+    mean = float(filled.mean())
+    std = float(filled.std())
     return {"name": name, "median": median, "mean": mean, "std": std or 1.0, "missing_indicator": bool(gaps.any())}
 
 
@@ -78,9 +79,11 @@ def encode(table: Table, prep: dict) -> torch.Tensor:
     column of level codes per embedded column (codes are exact in float32 below 2**24). Filled in place."""
     out = torch.zeros(table.rows, prep["num_features"])
     _encode_numbers(table, prep["numeric"], out)
-    start, embedded = sum(1 + c["missing_indicator"] for c in prep["numeric"]), []
+    start = sum(1 + c["missing_indicator"] for c in prep["numeric"])
+    embedded = []
     for column in prep["categorical"]:
-        mapped, unknown = _level_ids(table, column), len(column["levels"])
+        mapped = _level_ids(table, column)
+        unknown = len(column["levels"])
         if column["embedding_dim"]:
             embedded.append(mapped)
             continue
