@@ -593,9 +593,7 @@ def preload_transfer(m, overrides, sizes: Sizes, device, tmp: Path, table: Table
         None, [*overrides, "model.name=resnet18", f"data.image_size={size}"]
     )
     cfg.trainer.log_interval = 100000
-    pinned = (
-        partial(mods["loaders"].take_pinned, device=device) if device.type == "cuda" else None
-    )
+    pinned = partial(mods["loaders"].take_pinned, device=device) if device.type == "cuda" else None
 
     def loader(take, augment=True):
         aug = mods["augment"].Augmentation.from_config(cfg) if augment else None

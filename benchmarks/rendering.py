@@ -137,8 +137,13 @@ def seed_epoch(m, cfg, loader, epoch: int) -> None:
 def seed_batch(m, cfg, epoch: int, batch: int) -> None:
     """The seed the generated Trainer sets before each train batch (dropout drawn per batch, so
     that a run resumed mid-epoch draws the same); older layouts seed per epoch only."""
-    if m.position_seed is not None:
-        torch.manual_seed(m.position_seed(m.utils.derive_seed(cfg.seed, "step", epoch), 0, batch))
+    if m.position_seed is None:
+        return
+    base = m.utils.derive_seed(cfg.seed, "step", epoch)
+    try:  # position_seed(base, position); before it, (base, rank, position)
+        torch.manual_seed(m.position_seed(base, batch))
+    except TypeError:
+        torch.manual_seed(m.position_seed(base, 0, batch))
 
 
 def start_logging(m, log_file: Path) -> None:

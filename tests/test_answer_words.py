@@ -102,7 +102,8 @@ def code_files(root: Path):
             yield rel, path.read_text(encoding="utf-8")
 
 
-# PIL's API names (Image.new, ImageDraw.Draw, ...) draw any render's confusion matrix: not image data.
+# PIL's API names (Image.new, ImageDraw.Draw, ...) draw any render's confusion matrix: not image
+# data.
 PIL_NAMES = re.compile(r"^from PIL import .*|\bImage(Draw|Font)?\.\w+")
 
 

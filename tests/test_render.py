@@ -31,7 +31,7 @@ def test_cli_renders_tabular_cpu_project(tmp_path):
         cwd=tmp_path,
     )
     assert proc.returncode == 0, explain(proc)
-    # The default project_name follows the data: "Table Classifier" for a table, "Image Classifier" otherwise.
+    # The default project_name follows the data: "Table Classifier" for a table, else "Image ...".
     assert sorted(p.name for p in tmp_path.iterdir()) == ["table-classifier"]
     project = tmp_path / "table-classifier"
     assert (project / "README.md").read_text(encoding="utf-8").startswith("# Table Classifier\n")

@@ -29,6 +29,13 @@ def make_loader(num_workers: int = 0) -> DataLoader:
     return DataLoader(data, batch_size=4, shuffle=True, generator=generator, num_workers=num_workers)
 
 
+class Batches(list):
+    """Ready batches in a list, with the two attributes the Prefetcher reads from a DataLoader."""
+
+    dataset = None
+    generator = None
+
+
 class Samples(Dataset):
     """Sample i is tensor([i]); each takes `delay` seconds to load, and sample `fail_at` raises LoaderError."""
 
@@ -136,7 +143,7 @@ def test_same_batches_in_the_same_order_as_the_loader(num_workers, depth):
 @needs_cuda
 @pytest.mark.parametrize("pin_memory", [False, True])
 def test_cuda_batches_arrive_on_the_device_equal_to_the_cpu_ones(pin_memory):
-    loader = []  # nested batches, large enough that reading one before its copy has finished would show
+    loader = Batches()  # nested batches, large enough that reading one before its copy has finished would show
     for step in range(8):
         x, y, z = torch.randn(1 << 20), torch.full((4,), step), torch.arange(step + 1)
         if pin_memory:
@@ -153,7 +160,7 @@ def test_cuda_batches_arrive_on_the_device_equal_to_the_cpu_ones(pin_memory):
 @pytest.mark.parametrize("depth", [1, 3])
 def test_at_most_depth_plus_one_batches_on_the_device(depth):
     nbytes = 1 << 20  # per batch
-    loader = [(torch.full((nbytes // 4,), float(i)),) for i in range(8)]
+    loader = Batches((torch.full((nbytes // 4,), float(i)),) for i in range(8))
     torch.cuda.synchronize()
     base, peak = torch.cuda.memory_allocated(), 0
     for batch in Prefetcher(loader, CUDA, depth):
