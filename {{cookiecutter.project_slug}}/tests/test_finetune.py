@@ -87,6 +87,18 @@ def test_other_classes_start_from_a_fresh_head(make_config, tiny, source, caplog
     assert_head(kept, source.model)  # model.reset_head=false: the old behaviour, on request
 
 
+def test_a_head_for_another_number_of_classes_starts_at_zero_too(make_config, tiny, source):
+    info = tiny[0]
+    path = source([f"other{i}" for i in range(len(info["classes"]) + 1)])
+    state = torch.load(path, weights_only=True)
+    for key in head_keys(source.model):  # one class more: a head of another shape
+        state["model"][key] = torch.cat([state["model"][key], state["model"][key][:1]])
+    torch.save(state, path)
+    model = fine_tuned(make_config, info, path)
+    assert_zero_head(model)  # as for other classes of the same count, not the random init
+    assert_head(model, source.model, head=False)
+
+
 def test_the_same_classes_in_another_order_are_remapped(make_config, tiny, source, caplog):
     info, inputs, _ = tiny
     classes = list(info["classes"])

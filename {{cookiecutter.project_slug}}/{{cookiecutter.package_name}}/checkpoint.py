@@ -184,9 +184,9 @@ def read_weights_file(path) -> tuple[dict, list | None]:
     return state, classes
 
 
-def fit_head(weights: dict, head: list[str], saved: list | None, classes: list, reset: str) -> str:
-    """Keep, remap or drop (in place) the classifier `head`'s tensors of `weights` by the class names they were
-    trained on (`saved`) and the data's (`classes`), per `model.reset_head`; what was done and why, for the log."""
+def fit_head(weights: dict, head: list[str], saved: list | None, classes: list, reset: str, own: dict) -> str:
+    """Keep, remap or reset (to zeros of the `own` shapes) the `head`'s tensors of `weights` in place, by the class
+    names they were trained on (`saved`) and the data's (`classes`), per `model.reset_head`; the log's reason."""
     names = None if saved is None else [str(name) for name in saved]
     wanted = [str(name) for name in classes]
     if reset == "false" or (reset == "auto" and names == wanted):
@@ -203,7 +203,7 @@ def fit_head(weights: dict, head: list[str], saved: list | None, classes: list, 
             weights[key] = weights[key][order]
         return "the same classes in another order: the rows of its classifier head are remapped to the data's order"
     for key in head:  # a fresh head at zero, as BiT fine-tunes: the first loss is ln(classes) and the first
-        weights[key] = torch.zeros_like(weights[key])  # step's gradients leave the pretrained layers as they are
+        weights[key] = torch.zeros_like(own[key])  # step's gradients leave the pretrained layers as they are
     if reset == "true":
         return "model.reset_head=true: its classifier head is replaced by a fresh one at zero"
     return (
@@ -221,7 +221,7 @@ def load_weights_file(model: nn.Module, path, head=(), classes=(), reset_head: s
     state, saved = read_weights_file(path)
     own = model.state_dict()
     weights = strip_prefixes(state, own)
-    reason = fit_head(weights, [key for key in head if key in weights], saved, classes, reset_head)
+    reason = fit_head(weights, [key for key in head if key in weights and key in own], saved, classes, reset_head, own)
     fits = {key: value for key, value in weights.items() if key in own and own[key].shape == value.shape}
     if not fits:
         raise CheckpointError(
