@@ -19,8 +19,8 @@ import random
 import tempfile
 from pathlib import Path
 
-from rendering import fit_generated, import_project, quiet_fds, render_image_folder_project
-from tabular import _bin, _corr, write_csv
+from rendering import import_project, render_image_folder_project
+from tabular import _bin, _corr, mlp_score, write_csv
 
 GAP_COLUMNS = 4  # numeric columns that get NA cells
 GAP_SHARE = 0.10
@@ -48,20 +48,6 @@ def na_table(name: str, seed: int, gap: str):
     return header, rows, [str(data.target_names[t]) for t in y]
 
 
-def accuracy(m, root: Path, out: Path, epochs: int, seed: int, extra: list[str]) -> float:
-    overrides = [
-        f"data.root={root}", f"output_dir={out}", f"run_name=mlp-{root.name}", f"seed={seed}",
-        f"trainer.epochs={epochs}", "trainer.device=cpu", "trainer.progress_bar=false", *extra,
-    ]  # fmt: skip
-    cfg = m.config.load_config(overrides=overrides)
-    m.seed_everything(m.utils.derive_seed(cfg.seed, "init"))
-    loaders = m.data.build_dataloaders(cfg)
-    model = m.models.build_model(cfg, loaders[2])
-    with quiet_fds(2):
-        history = fit_generated(m, cfg, model, loaders, out / cfg.run_name, "cpu")
-    return history[-1]["val_acc"]
-
-
 def compare(m, work: Path, tables: list[str], seeds: int, epochs: int) -> None:
     from sklearn.model_selection import train_test_split
 
@@ -86,7 +72,7 @@ def compare(m, work: Path, tables: list[str], seeds: int, epochs: int) -> None:
                     write_csv(
                         root / file, header, [rows[i] for i in chosen], [labels[i] for i in chosen]
                     )
-                totals[side] += accuracy(m, root, work / "runs", epochs, seed, extra) / seeds
+                totals[side] += mlp_score(m, root, work / "runs", epochs, seed, extra) / seeds
         print(f"{name:<15}" + "".join(f"{totals[side]:>24.4f}" for side in sides))
 
 

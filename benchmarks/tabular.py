@@ -116,11 +116,12 @@ def sklearn_scores(header, train_rows, train_labels, val_rows, val_labels, seed:
     return scores
 
 
-def mlp_score(m, root: Path, out: Path, epochs: int, seed: int) -> float:
+def mlp_score(m, root: Path, out: Path, epochs: int, seed: int, extra=()) -> float:
+    """The generated MLP trained on `root` (`extra`: more overrides): its last val_acc."""
     overrides = [
         f"data.root={root}", f"output_dir={out}", f"run_name=mlp-{root.name}", f"seed={seed}",
         f"trainer.epochs={epochs}", "trainer.device=cpu", "trainer.progress_bar=false",
-        "data.drop_columns=[]",
+        "data.drop_columns=[]", *extra,
     ]  # fmt: skip
     cfg = m.config.load_config(overrides=overrides)
     m.seed_everything(m.utils.derive_seed(cfg.seed, "init"))
