@@ -40,6 +40,7 @@ IMAGE_WORDS = [
     "torchvision",
     r"(?i)\bjpe?g\b",
     r"(?i)\baugment",
+    r"\bimage_size\b|stats_images|random_erasing",  # the image keys
 ]
 TABLE_WORDS = [
     r"(?i)\btabular\b",

@@ -72,13 +72,14 @@ from helpers import largest_function, python_lines, python_sources, render
 # into report_images.py, the DDP shares, seeds and samplers into distributed.py: +8 here, +90 to
 # multi). Tables read with pandas, gap tokens and id columns (data/table.py and preprocessing.py)
 # added 38 more to tabular.
+# The config's ranges and the preload advice on their answers' marker lines: 3 more.
 # These budgets hold that ground: a change that grows a render past them must say why.
 BUDGETS = {
-    "default": ({}, 4605),
+    "default": ({}, 4608),
     "tabular-cpu": ({"dataset_type": "tabular_csv", "gpu": "none"}, 3731),
     "image-ddp-tensorboard": (
         {"dataset_type": "image_folder", "gpu": "multi", "experiment_tracker": "tensorboard"},
-        5032,
+        5035,
     ),
 }
 MAX_FILE_LINES = 300

@@ -21,16 +21,18 @@ FLOAT_TEXT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 CHOICES_COMMENT = re.compile(r"^(\s*)(\w+):.*#\s*one of:\s*([^;]+)")
 # Ranges that types alone cannot express; a key this project's default.yaml lacks is skipped.
 POSITIVE = ["data.batch_size", "trainer.epochs", "trainer.log_interval", "trainer.accumulate_steps", "optim.lr"]
-POSITIVE += ["data.stats_images", "trainer.keep_checkpoints"]
-NON_NEGATIVE = ["data.num_workers", "data.prefetch_batches", "optim.weight_decay", "optim.warmup_epochs"]
+POSITIVE += ["trainer.keep_checkpoints"]
+POSITIVE += ["data.stats_images"]  # images
+NON_NEGATIVE = ["data.num_workers", "optim.weight_decay", "optim.warmup_epochs"]
+NON_NEGATIVE += ["data.prefetch_batches"]  # use_prefetch
 NON_NEGATIVE += ["trainer.grad_clip_norm", "trainer.early_stopping_patience"]
 NON_NEGATIVE += ["data.embedding_threshold"]  # tables
-NON_NEGATIVE += ["model.freeze_backbone_epochs", "optim.backbone_lr_scale", "data.image_size"]
-NON_NEGATIVE += ["data.mixup_alpha", "data.cutmix_alpha", "trainer.checkpoint_every_steps"]
-NON_NEGATIVE += ["trainer.checkpoint_every_minutes"]
+NON_NEGATIVE += ["model.freeze_backbone_epochs", "optim.backbone_lr_scale"]
+NON_NEGATIVE += ["data.image_size", "data.mixup_alpha", "data.cutmix_alpha"]  # images
+NON_NEGATIVE += ["trainer.checkpoint_every_steps", "trainer.checkpoint_every_minutes"]
 FRACTIONS = {"data.val_fraction": "between 0 and 1", "data.preload_memory_fraction": "in (0, 1]"}
 FRACTIONS["trainer.label_smoothing"] = "in [0, 1)"
-FRACTIONS["data.random_erasing"] = "in [0, 1]"
+FRACTIONS["data.random_erasing"] = "in [0, 1]"  # images
 FRACTIONS["trainer.ema_decay"] = "in [0, 1)"
 
 

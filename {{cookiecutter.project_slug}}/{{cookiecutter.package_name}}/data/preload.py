@@ -29,10 +29,12 @@ def check_fits(nbytes: int, device: torch.device, cfg, what: str) -> None:
         log.warning("cannot tell how much %s is free; preloading %s (%s) anyway", where, what, gib(nbytes))
         return
     if nbytes > free * cfg.data.preload_memory_fraction:
+        smaller = "a smaller data.image_size, "  # images
+        smaller = ""  # tables
         raise DataError(
             f"data.preload={cfg.data.preload} needs {gib(nbytes)} for {what}, more than "
             f"data.preload_memory_fraction={cfg.data.preload_memory_fraction} of the {gib(free)} of free {where}. "
-            "Use data.preload=false (read lazily), a smaller data.image_size, or raise data.preload_memory_fraction."
+            f"Use data.preload=false (read lazily), {smaller}or raise data.preload_memory_fraction."
         )
 
 
