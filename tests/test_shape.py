@@ -73,13 +73,14 @@ from helpers import largest_function, python_lines, python_sources, render
 # multi). Tables read with pandas, gap tokens and id columns (data/table.py and preprocessing.py)
 # added 38 more to tabular.
 # The config's ranges and the preload advice on their answers' marker lines: 3 more.
+# The Prefetcher frees a loader error's frames, so the workers stop while the error is held: 6.
 # These budgets hold that ground: a change that grows a render past them must say why.
 BUDGETS = {
-    "default": ({}, 4608),
+    "default": ({}, 4614),
     "tabular-cpu": ({"dataset_type": "tabular_csv", "gpu": "none"}, 3731),
     "image-ddp-tensorboard": (
         {"dataset_type": "image_folder", "gpu": "multi", "experiment_tracker": "tensorboard"},
-        5035,
+        5041,
     ),
 }
 MAX_FILE_LINES = 300

@@ -153,7 +153,7 @@ def test_cuda_batches_arrive_on_the_device_equal_to_the_cpu_ones(pin_memory):
     for x, yz in Prefetcher(loader, CUDA, depth=2):
         got.append((x.clone(), [t.clone() for t in yz]))  # read on the main stream as soon as it arrives
     torch.cuda.synchronize()
-    assert_same_structure(got, loader, CUDA)
+    assert_same_structure(got, list(loader), CUDA)
 
 
 @needs_cuda

@@ -10,6 +10,7 @@ prepared ahead and shuts down the DataLoader's worker processes.
 """
 
 import collections
+import traceback
 
 import torch
 
@@ -64,6 +65,11 @@ class Prefetcher:
                 issue()  # issued after that wait, so this copy overlaps the step instead of delaying it
                 yield batch
                 del batch
+        except BaseException as err:
+            # A loader error's traceback holds the DataLoader iterator (its frames' `self`), which would keep the
+            # workers alive as long as the error is held: clear those frames' variables (the traceback still prints).
+            traceback.clear_frames(err.__traceback__)
+            raise
         finally:
             ahead.clear()
             # A DataLoader's iterator shuts its worker processes down when it is freed (persistent workers stay
