@@ -41,7 +41,7 @@ def test_a_study_prunes_continues_and_writes_a_best_config(tmp_path, cli_overrid
     # The trials chosen here: a learning rate that learns, then two that cannot (pruned at epoch 1: cheap).
     storage = f"sqlite:///{study_dir / 'study.db'}"
     study = optuna.create_study(storage=storage, study_name="s", direction="minimize")
-    study.enqueue_trial({"optim.lr": 0.03})
+    study.enqueue_trial({"optim.lr": 0.003})
     study.enqueue_trial({"optim.lr": 1e-7})
     study.enqueue_trial({"optim.lr": 1e-7})
     args = ["--space", str(space), "--study", "s"]
@@ -61,7 +61,7 @@ def test_a_study_prunes_continues_and_writes_a_best_config(tmp_path, cli_overrid
     assert sorted(p.name for p in study_dir.glob("trial-*")) == ["trial-0", "trial-1", "trial-2"]
 
     best = yaml.safe_load((study_dir / "best.yaml").read_text(encoding="utf-8"))
-    assert best["optim"]["lr"] == 0.03 and best["run_name"] == "" and best["output_dir"] == str(tmp_path / "runs")
+    assert best["optim"]["lr"] == 0.003 and best["run_name"] == "" and best["output_dir"] == str(tmp_path / "runs")
     trial = yaml.safe_load((study_dir / "trial-0" / "config.yaml").read_text(encoding="utf-8"))
     assert to_dict(load_config(study_dir / "best.yaml")) == trial | {"output_dir": best["output_dir"], "run_name": ""}
 
