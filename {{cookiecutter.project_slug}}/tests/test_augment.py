@@ -1,5 +1,9 @@
 """Image recipe keys: data.auto_augment and data.mixup_alpha / data.cutmix_alpha, per image and batched."""
 
+import random
+from functools import partial
+
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -14,6 +18,7 @@ from {{ cookiecutter.package_name }}.data.augment import (
     decode_transform,
 )
 from {{ cookiecutter.package_name }}.data.preload import PreloadedLoader
+from {{ cookiecutter.package_name }}.data.resumable import resume_at
 from {{ cookiecutter.package_name }}.errors import ConfigError
 
 SIZE = 16  # FAST data.image_size
@@ -100,3 +105,26 @@ def test_train_batches_are_mixed_and_val_batches_are_not(make_config):
 def test_negative_alphas_are_refused(make_config, key):
     with pytest.raises(ConfigError, match=key):
         make_config(**{key: -0.5})
+
+
+def drawing_from_random_and_numpy(transform, sample):
+    """A user's transform that draws from Python's `random` and NumPy's global generator, not from torch."""
+    return transform(sample) + random.random() + float(np.random.rand())
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_a_transform_drawing_from_random_and_numpy_replays_after_a_mid_epoch_resume(make_config, num_workers):
+    settings = {"data.num_workers": num_workers, "data.batch_size": 4, "data.preload": False}  # per-sample transforms
+    loader = build_dataloaders(make_config(**settings))[0]
+    loader.dataset.transform = partial(drawing_from_random_and_numpy, loader.dataset.transform)
+
+    def epoch(skipped: int) -> list[torch.Tensor]:
+        loader.generator.manual_seed(7)  # as Trainer.run_epoch seeds each epoch
+        resume_at(loader, skipped)
+        return [inputs for inputs, _ in loader]
+
+    whole, resumed, again = epoch(0), epoch(3), epoch(0)
+    assert len(resumed) == len(whole) - 3 >= 2
+    for a, b in zip(whole[3:], resumed, strict=True):
+        assert torch.equal(a, b)  # the same draws for the same samples, wherever the epoch starts
+    assert all(torch.equal(a, b) for a, b in zip(whole, again, strict=True))  # and in every run

@@ -4,10 +4,12 @@ import csv
 import json
 import logging
 import math
+from functools import partial
 
 import pytest
 import torch
 from test_data import val_inputs
+from test_preload import CPU_PRELOAD
 from test_train import make_trainer, read_metrics
 
 import evaluate
@@ -16,7 +18,8 @@ import train
 from {{ cookiecutter.package_name }} import device as device_module
 from {{ cookiecutter.package_name }} import engine
 from {{ cookiecutter.package_name }}.config import ConfigError
-from {{ cookiecutter.package_name }}.data import build_dataloaders
+from {{ cookiecutter.package_name }}.data import build_dataloaders, loaders
+from {{ cookiecutter.package_name }}.data.preload import PreloadedLoader
 from {{ cookiecutter.package_name }}.device import amp_dtype, resolve_device, setup_device
 from {{ cookiecutter.package_name }}.engine import build_optimizer, prepare_model
 from {{ cookiecutter.package_name }}.models import build_model
@@ -257,3 +260,31 @@ def test_preload_device_on_a_cpu_run_holds_the_data_in_ram(make_config):
 def test_free_memory_is_free_ram_off_cuda():
     free = device_module.free_memory(CPU)
     assert free is None or free > 0
+
+
+def test_on_a_gpu_preloaded_batches_are_gathered_pinned_and_cross_as_stored(make_config, monkeypatch):
+    """data.pin_memory with a CUDA device: batches are gathered into page-locked memory and copied as stored
+    (uint8 images), the transform (augmentation) running on the device; plain indexing otherwise."""
+    take_pinned = loaders.take_pinned
+    cuda = torch.device("cuda")  # only named: nothing here touches a GPU
+    for settings, device, pinned in [({}, cuda, True), ({"data.pin_memory": False}, cuda, False), ({}, "cpu", False)]:
+        train_loader, val_loader, _ = build_dataloaders(make_config(**CPU_PRELOAD, **settings), device=device)
+        for loader in (train_loader, val_loader):
+            take = loader.take
+            assert (take is not None) == pinned
+            assert not pinned or (take.func is take_pinned and take.keywords == {"device": cuda})
+    requested, empty = [], torch.empty
+
+    def recorded(*shape, pin_memory=False, **kwargs):  # the request is recorded; there is nothing to pin on a CPU
+        requested.append(pin_memory)
+        return empty(*shape, **kwargs)
+
+    monkeypatch.setattr(torch, "empty", recorded)
+    _, plain, _ = build_dataloaders(make_config(**CPU_PRELOAD), device="cpu")
+    seen = []
+    pinned = PreloadedLoader(plain.inputs, plain.targets, 4, transform=lambda x, y: seen.append(x.dtype) or (x, y))
+    pinned.take = partial(take_pinned, device=torch.device("cpu"))
+    requested.clear()
+    for (x, y), (x_plain, y_plain) in zip(pinned, PreloadedLoader(plain.inputs, plain.targets, 4), strict=True):
+        assert torch.equal(x, x_plain) and torch.equal(y, y_plain)
+    assert requested == [True, True] * len(pinned) and seen == [plain.inputs.dtype] * len(pinned)

@@ -8,9 +8,7 @@ import shlex
 import signal
 import subprocess
 import sys
-from functools import partial
 
-import numpy as np
 import pytest
 import torch
 from conftest import PROJECT_DIR
@@ -20,7 +18,6 @@ from torch.utils.data import DataLoader, Dataset, get_worker_info
 import train
 from {{ cookiecutter.package_name }}.checkpoint import load_checkpoint
 from {{ cookiecutter.package_name }}.data import build_dataloaders
-from {{ cookiecutter.package_name }}.data.resumable import resume_at
 from {{ cookiecutter.package_name }}.preemption import EXIT_RESUMABLE, StopRequest, fault_advice
 
 
@@ -316,27 +313,3 @@ def test_the_readme_slurm_script_stops_requeues_and_continues_the_run(tmp_path, 
     assert train.main([arguments[0].replace("$SLURM_JOB_ID", "4242"), *arguments[1:], *cli_overrides(**settings)]) == 0
     assert "Resumed" in (run_dir / "train.log").read_text()
     assert [row["epoch"] for row in csv.DictReader((run_dir / "metrics.csv").open(newline=""))] == ["1", "2"]
-
-
-def drawing_from_random_and_numpy(transform, sample):
-    """A user's transform that draws from Python's `random` and NumPy's global generator, not from torch."""
-    return transform(sample) + random.random() + float(np.random.rand())
-
-
-@pytest.mark.parametrize("num_workers", [0, 2])
-def test_a_transform_drawing_from_random_and_numpy_replays_after_a_mid_epoch_resume(make_config, num_workers):
-    loader = build_dataloaders(make_config(**{"data.num_workers": num_workers, "data.batch_size": 4}))[0]
-    if not hasattr(loader.dataset, "transform"):
-        pytest.skip("this data type has no per-sample transform")
-    loader.dataset.transform = partial(drawing_from_random_and_numpy, loader.dataset.transform)
-
-    def epoch(skipped: int) -> list[torch.Tensor]:
-        loader.generator.manual_seed(7)  # as Trainer.run_epoch seeds each epoch
-        resume_at(loader, skipped)
-        return [inputs for inputs, _ in loader]
-
-    whole, resumed, again = epoch(0), epoch(3), epoch(0)
-    assert len(resumed) == len(whole) - 3 >= 2
-    for a, b in zip(whole[3:], resumed, strict=True):
-        assert torch.equal(a, b)  # the same draws for the same samples, wherever the epoch starts
-    assert all(torch.equal(a, b) for a, b in zip(whole, again, strict=True))  # and in every run

@@ -6,7 +6,6 @@ compare what the loaders actually yield, batch by batch, against the lazily read
 
 import logging
 import pickle
-from functools import partial
 
 import pytest
 import torch
@@ -14,7 +13,7 @@ from test_train import settings_that_exist
 
 import train
 from {{ cookiecutter.package_name }}.config import default_choices
-from {{ cookiecutter.package_name }}.data import DataError, build_dataloaders, build_datasets, loaders, preload
+from {{ cookiecutter.package_name }}.data import DataError, build_dataloaders, build_datasets, preload
 from {{ cookiecutter.package_name }}.data.preload import PreloadedLoader
 
 # Deterministic train transforms (image data), so preloaded train samples can be matched to lazy ones.
@@ -107,35 +106,6 @@ def test_training_on_preloaded_data_resumes_exactly(tmp_path, cli_overrides, pre
     resumed = torch.load(runs / "resumed" / "checkpoints" / "last.pt", weights_only=True)
     for key, value in straight["model"].items():
         assert torch.equal(value, resumed["model"][key]), key
-
-
-@pytest.mark.skipif(not hasattr(loaders, "take_pinned"), reason="a CPU-only project pins nothing")
-def test_on_a_gpu_preloaded_batches_are_gathered_pinned_and_cross_as_stored(make_config, monkeypatch):
-    """data.pin_memory with a CUDA device: batches are gathered into page-locked memory and copied as stored
-    (uint8 images), the transform (augmentation) running on the device; plain indexing otherwise."""
-    take_pinned = loaders.take_pinned
-    cuda = torch.device("cuda")  # only named: nothing here touches a GPU
-    for settings, device, pinned in [({}, cuda, True), ({"data.pin_memory": False}, cuda, False), ({}, "cpu", False)]:
-        train_loader, val_loader, _ = build_dataloaders(make_config(**CPU_PRELOAD, **settings), device=device)
-        for loader in (train_loader, val_loader):
-            take = loader.take
-            assert (take is not None) == pinned
-            assert not pinned or (take.func is take_pinned and take.keywords == {"device": cuda})
-    requested, empty = [], torch.empty
-
-    def recorded(*shape, pin_memory=False, **kwargs):  # the request is recorded; there is nothing to pin on a CPU
-        requested.append(pin_memory)
-        return empty(*shape, **kwargs)
-
-    monkeypatch.setattr(torch, "empty", recorded)
-    _, plain, _ = build_dataloaders(make_config(**CPU_PRELOAD), device="cpu")
-    seen = []
-    pinned = PreloadedLoader(plain.inputs, plain.targets, 4, transform=lambda x, y: seen.append(x.dtype) or (x, y))
-    pinned.take = partial(take_pinned, device=torch.device("cpu"))
-    requested.clear()
-    for (x, y), (x_plain, y_plain) in zip(pinned, PreloadedLoader(plain.inputs, plain.targets, 4), strict=True):
-        assert torch.equal(x, x_plain) and torch.equal(y, y_plain)
-    assert requested == [True, True] * len(pinned) and seen == [plain.inputs.dtype] * len(pinned)
 
 
 # ---- worker processes: forkserver (the default from Python 3.14) and spawn pickle the dataset ----------
