@@ -13,10 +13,10 @@
    read, fitted and encoded by the project's `build_datasets`, in a fresh process: wall time
    and peak RSS.
 
-Measured at 1M x 50 on 2 cores shared with other jobs (side by side, same runs): pandas reading
-as first written 9.9-11.4 s of CPU, 1.89-2.30 GiB peak RSS; now 7.5-8.8 s of CPU (wall 9.3-14.9 s
-at a load average of 5; 4.5-5.0 s at 2 one small change earlier), 1.79-2.02 GiB. The
-hand-written reader before pandas: 46.7 s, 1.84 GiB. pandas.read_csv alone: 1.79 GiB.
+Measured at 1M x 50 on 2 cores (side by side, same file, load average 1.3): read in chunks of
+100,000 rows, 4.0-4.2 s wall, 4.8-5.1 s of CPU, peak RSS 1.61 GiB (0.58 GiB after imports); the
+same code reading the whole file in one pandas call: 3.3 s, 1.70-1.86 GiB. The hand-written reader
+before pandas: 46.7 s, 1.84 GiB.
 
 scikit-learn is a benchmark-only dependency (benchmarks/requirements.txt), never the project's.
 """

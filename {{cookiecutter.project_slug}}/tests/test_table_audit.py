@@ -8,7 +8,7 @@ import csv
 import pytest
 import torch
 
-from {{ cookiecutter.package_name }}.data import build_datasets
+from {{ cookiecutter.package_name }}.data import build_datasets, table
 from {{ cookiecutter.package_name }}.data.preprocessing import embedding_dim
 
 
@@ -48,3 +48,34 @@ def test_gaps_take_the_lower_middle_of_an_even_count_of_train_values(tmp_path, m
     gap = (2.0 - filled.mean().item()) / filled.std(unbiased=False).item()
     assert train_set.features[1].tolist() == pytest.approx([gap, 1.0])
     assert val_set.features[0].tolist() == pytest.approx([gap, 1.0])  # train's median, flagged
+
+
+TRICKY = [  # x: numbers, then a word in a later chunk; g: gaps only at first; n: whole numbers, a fraction late
+    ["x", "g", "n", "c", "label"],
+    ["1.5", "", "3", " b ", "b"],
+    ["2", "", "4", "a", "a"],
+    ["-", "", "5", "", "b"],
+    ["7", "yes", "6", "b", "c"],
+    ["8", "", "7.5", "c", "a"],
+]
+
+
+def read_with_chunks(path, monkeypatch, rows: int):
+    monkeypatch.setattr(table, "CHUNK_ROWS", rows)
+    return table.read_table(path, "label", configured={}, na_values=["NA"])
+
+
+@pytest.mark.parametrize("rows", [1, 2, 3])
+def test_a_table_read_in_chunks_equals_it_read_at_once(tmp_path, monkeypatch, rows):
+    path = tmp_path / "train.csv"
+    write_table(path, TRICKY[0], TRICKY[1:])
+    whole, chunked = (read_with_chunks(path, monkeypatch, n) for n in (10**6, rows))
+    # "-" is not a gap here, so x is categorical; g holds one word among gaps; n is numbers throughout.
+    assert whole.numeric_names == chunked.numeric_names == ["n"]
+    assert torch.equal(chunked.column("n"), torch.tensor([3, 4, 5, 6, 7.5], dtype=torch.float64))
+    assert whole.categorical.keys() == chunked.categorical.keys() == {"x", "g", "c"}
+    for name in ("x", "g", "c"):
+        (codes, levels), (expected_codes, expected_levels) = chunked.categorical[name], whole.categorical[name]
+        assert levels == expected_levels and torch.equal(codes, expected_codes), name
+    assert whole.categorical["c"][1] == ["b", "a", "c", ""]  # stripped, in order of appearance; "" is a gap
+    assert chunked.labels.tolist() == ["b", "a", "b", "c", "a"]

@@ -1,6 +1,6 @@
 """Tables as they come: read a CSV with pandas, name its columns' roles, keep its ids and line numbers.
 
-pandas parses (its C parser); the rules below are this project's own.
+pandas parses (its C parser, CHUNK_ROWS rows at a time); the rules below are this project's own.
 - Gaps: an empty cell, or one of `data.na_values` (NA, N/A, NaN, null, None, ?, - ... as R and pandas
   read them). A column that is almost all numbers but holds a few other words gets a WARNING that names
   them (make them gaps with data.na_values, or declare the column in data.categorical_columns).
@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 INDEX_NAMES = {"", "id", "index", "rownames", "row.names", "row_names"}  # and "Unnamed: N", "*_id"
 MIN_ROWS_FOR_ID_WARNING = 20  # fewer rows: distinct values in every row say little
+CHUNK_ROWS = 100_000  # rows pandas reads at a time: a chunk's frame, never the whole file's (peak memory)
 NUMBERS_SHARE = 0.9  # a text column with at least this share of numbers gets the warning
 
 
@@ -117,21 +118,23 @@ def read_table(path: Path, label_column, columns=None, *, configured=None, drop=
     ids = [name for name in ids if name in header]
     text = [name for name in [label_column, *ids] if name is not None]
     text += [name for name, role in columns.items() if role == "categorical"]
-    frame = _read_csv(path, header, text, na_values)
-    numeric = [name for name, role in columns.items() if role != "categorical" and _numbers(frame[name])]
+    wanted = [name for name in header if name in text or name in columns]
+    read, whole = _read_columns(path, header, wanted, text, na_values)
+    numeric = [name for name, role in columns.items() if role != "categorical" and isinstance(read[name], np.ndarray)]
     if bad := [name for name, role in columns.items() if role == "numeric" and name not in numeric]:
-        raise _not_a_number(path, bad[0], frame[bad[0]], na_values)
-    whole = [name for name in numeric if frame[name].dtype.kind in "iu"]  # measurements are distinct anyway
-    rows = torch.arange(len(frame))
-    # One column at a time, each freed from the frame once copied: the table is never held twice.
-    numbers = [torch.from_numpy(frame.pop(name).to_numpy(np.float64, na_value=np.nan, copy=True)) for name in numeric]
+        raise _not_a_number(path, bad[0], *_codes(read[bad[0]], strip=False), na_values)
+    first = read[wanted[0]]
+    rows = torch.arange(len(first) if isinstance(first, np.ndarray) else sum(len(codes) for codes, _ in first))
+    numbers = [torch.from_numpy(read.pop(name)) for name in numeric]
     categorical = {}
     for name in [name for name in columns if name not in numeric]:
-        categorical[name] = _codes(frame.pop(name))
+        categorical[name] = _codes(read.pop(name))
         if columns[name] is None:
             _warn_if_mostly_numbers(path, name, *categorical[name])
-    labels = _labels(path, frame.pop(label_column), na_values) if label_column is not None else np.array([], object)
-    kept = {name: frame.pop(name).fillna("").to_numpy(dtype=object) for name in ids}
+    labels = np.array([], object)
+    if label_column is not None:
+        labels = _labels(path, *_codes(read.pop(label_column)), na_values)
+    kept = {name: _text(*_codes(read.pop(name), strip=False)) for name in ids}
     table = Table(path, numbers, numeric, categorical, labels, rows, kept)
     if configured is not None:  # train, with roles inferred: ids the names did not give away
         _warn_if_like_an_id(table, [name for name in [*whole, *categorical] if name not in configured])
@@ -140,51 +143,80 @@ def read_table(path: Path, label_column, columns=None, *, configured=None, drop=
     return table
 
 
-def _read_csv(path: Path, header: list[str], text: list[str], na_values) -> pandas.DataFrame:
-    """Every column, named as `header` names them; `text` columns as the file writes them, the others
-    as pandas infers (columns of dates or true/false as text too)."""
+def _read_columns(path: Path, header: list[str], wanted: list[str], text: list[str], na_values) -> tuple[dict, list]:
+    """The `wanted` columns, read CHUNK_ROWS rows at a time, so the file is never held whole as a frame.
+    A column is a float64 array (NaN for gaps) when pandas reads numbers in every chunk, else text pieces
+    [(codes, uniques), ...] as the file writes them (-1: a gap), as `text` columns always are. Columns
+    pandas makes dates or true/false of are read again as text. Also returns the whole-number columns."""
     with open(path, newline="", encoding="utf-8-sig") as file:  # the names pandas gives the columns
         raw = [name or f"Unnamed: {i}" for i, name in enumerate(next(csv.reader(file), []))]
+    named = {raw[header.index(name)]: name for name in wanted}
     options = {"keep_default_na": False, "na_values": ["", *na_values], "encoding": "utf-8-sig", "index_col": False}
-    frame = _parse(path, options | {"dtype": {raw[header.index(name)]: str for name in text}})
-    frame.columns = header
-    if again := [name for name in frame if not _numeric_or_text(frame[name], name in text)]:
-        named = [raw[header.index(name)] for name in again]  # pandas made dates or true/false of them
-        frame[again] = _parse(path, options | {"usecols": named, "dtype": dict.fromkeys(named, str)})[named]
-    return frame
+    pieces, again, fractional = {name: [np.empty(0)] for name in wanted}, set(), set()  # no rows: numbers
+    for chunk in _chunks(path, options | {"dtype": {raw[header.index(n)]: str for n in text}}):  # no usecols:
+        for column, values in chunk.items() if len(chunk) else ():  # it would let a row with extra cells pass
+            name = named.get(column)
+            if name is None:
+                continue
+            if name in text or pandas.api.types.is_string_dtype(values):
+                pieces[name].append(pandas.factorize(values))
+            elif values.dtype.kind in "iuf":  # copied: a view would keep the chunk's block alive
+                pieces[name].append(values.to_numpy(np.float64, na_value=np.nan, copy=True))
+                fractional |= {name} if values.dtype.kind == "f" and values.notna().any() else set()
+            else:
+                again.add(name)
+    read = {}
+    for name, parts in pieces.items():
+        arrays = [part for part in parts if isinstance(part, np.ndarray)]
+        if name not in again and len(arrays) == len(parts):
+            read[name] = np.concatenate(arrays)
+        elif name not in again and all(np.isnan(part).all() for part in arrays):  # chunks of gaps only
+            read[name] = [part if isinstance(part, tuple) else (np.full(len(part), -1), []) for part in parts]
+        else:  # numbers in some chunks, words in others: all of it as text
+            again.add(name)
+        parts.clear()
+    if again:
+        columns = {raw[header.index(name)]: name for name in again}
+        read |= {name: [] for name in again}
+        for chunk in _chunks(path, options | {"usecols": list(columns), "dtype": dict.fromkeys(columns, str)}):
+            for column, values in chunk.items():
+                read[columns[column]].append(pandas.factorize(values))
+    whole = [name for name in wanted if isinstance(read[name], np.ndarray) and name not in fractional]
+    return read, whole
 
 
-def _parse(path: Path, options: dict) -> pandas.DataFrame:
+def _chunks(path: Path, options: dict):
     try:  # pandas' C parser: faster than its pyarrow engine on 2 cores (benchmarks/tabular.py)
-        return pandas.read_csv(path, engine="c", **options)
+        with pandas.read_csv(path, engine="c", chunksize=CHUNK_ROWS, **options) as reader:
+            yield from reader
     except (pandas.errors.ParserError, pandas.errors.EmptyDataError, UnicodeDecodeError) as err:
         reason = str(err).split("C error: ")[-1].strip()
         raise DataError(f"{path} cannot be read as a CSV table: {reason}") from None
 
 
-def _numbers(values: pandas.Series) -> bool:
-    return values.dtype.kind in "iuf" or bool(values.isna().all())
+def _codes(parts: list, strip: bool = True) -> tuple[torch.Tensor, list[str]]:
+    """(int64 codes, levels) of text pieces: each cell's level in order of appearance, the text stripped
+    (unless `strip` is false); a gap is the level "" (the last one when no cell is blank)."""
+    position, codes = {}, []
+    for piece, uniques in parts:
+        texts = [str(level).strip() if strip else str(level) for level in uniques]
+        remap = np.array([position.setdefault(level, len(position)) for level in texts] + [-1], dtype=np.int64)
+        codes.append(remap[piece])  # -1 (a gap) indexes the last: -1 again
+    gap = position.setdefault("", len(position))
+    codes = np.concatenate(codes) if codes else np.empty(0, np.int64)
+    codes[codes < 0] = gap
+    return torch.from_numpy(codes), list(position)
 
 
-def _numeric_or_text(values: pandas.Series, text: bool) -> bool:
-    kind_ok = pandas.api.types.is_string_dtype(values) or (values.dtype.kind in "iuf" and not text)
-    return kind_ok or bool(values.isna().all())
+def _text(codes: torch.Tensor, levels: list[str]) -> np.ndarray:
+    return np.array(levels, dtype=object)[codes.numpy()]
 
 
-def _codes(values: pandas.Series) -> tuple[torch.Tensor, list[str]]:
-    """(int64 codes, levels): each cell's level, the text stripped; a gap is the level ""."""
-    codes, uniques = pandas.factorize(values)  # in order of appearance; a gap is -1
-    texts = [str(level).strip() for level in uniques] + [""]
-    position = {level: i for i, level in enumerate(dict.fromkeys(texts))}
-    remap = torch.tensor([position[level] for level in texts], dtype=torch.int64)
-    return remap[torch.from_numpy(codes).long()], list(position)  # -1 indexes the last: ""
-
-
-def _not_a_number(path: Path, name: str, values: pandas.Series, na_values) -> DataError:
-    bad = values.notna() & pandas.to_numeric(values, errors="coerce").isna()
-    row = int(np.flatnonzero(bad.to_numpy())[0])
+def _not_a_number(path: Path, name: str, codes: torch.Tensor, levels: list[str], na_values) -> DataError:
+    words = pandas.to_numeric(pandas.Series(levels), errors="coerce").isna().to_numpy() & (np.array(levels) != "")
+    row = int(np.flatnonzero(words[codes.numpy()])[0])
     return DataError(
-        f"{path} line {row + 2}: column {name!r} = {values.iloc[row]!r} is not a number. If it marks a gap, "
+        f"{path} line {row + 2}: column {name!r} = {levels[codes[row]]!r} is not a number. If it marks a gap, "
         f"add it to data.na_values (now {list(na_values)}); if the column holds categories, "
         "put it in data.categorical_columns"
     )
@@ -223,13 +255,10 @@ def _warn_if_like_an_id(table: Table, names: list[str]) -> None:
             )
 
 
-def _labels(path: Path, values: pandas.Series, na_values) -> np.ndarray:
-    """The labels as stripped text, an object array (stripped once per distinct label, not per row)."""
-    codes, uniques = pandas.factorize(values)  # a gap is -1
-    if (codes < 0).any():
-        row = int(np.flatnonzero(codes < 0)[0])
-        raise DataError(f"{path} line {row + 2}: the label cell is empty or one of data.na_values {list(na_values)}")
-    labels = np.array([str(label).strip() for label in uniques], dtype=object)[codes]
+def _labels(path: Path, codes: torch.Tensor, levels: list[str], na_values) -> np.ndarray:
+    """The labels as stripped text, an object array."""
+    labels = _text(codes, levels)
     if (labels == "").any():
-        raise DataError(f"{path} line {int(np.flatnonzero(labels == '')[0]) + 2}: the label cell is empty")
+        row = int(np.flatnonzero(labels == "")[0])
+        raise DataError(f"{path} line {row + 2}: the label cell is empty or one of data.na_values {list(na_values)}")
     return labels
