@@ -74,13 +74,17 @@ from helpers import largest_function, python_lines, python_sources, render
 # added 38 more to tabular.
 # The config's ranges and the preload advice on their answers' marker lines: 3 more.
 # The Prefetcher frees a loader error's frames, so the workers stop while the error is held: 6.
+# What a task decides (the loss, the running metrics, metrics.csv's columns, the report, predict.py's
+# columns) moved into one task.py, with the confusion matrix in confusion.py, so that another task is another
+# file: +36 per render (the two module headers, the task's small hooks). Tables are read in chunks of rows, so a
+# big CSV is never held whole as a frame (peak memory): +28 in table renders.
 # These budgets hold that ground: a change that grows a render past them must say why.
 BUDGETS = {
-    "default": ({}, 4614),
-    "tabular-cpu": ({"dataset_type": "tabular_csv", "gpu": "none"}, 3731),
+    "default": ({}, 4650),
+    "tabular-cpu": ({"dataset_type": "tabular_csv", "gpu": "none"}, 3794),
     "image-ddp-tensorboard": (
         {"dataset_type": "image_folder", "gpu": "multi", "experiment_tracker": "tensorboard"},
-        5041,
+        5077,
     ),
 }
 MAX_FILE_LINES = 300

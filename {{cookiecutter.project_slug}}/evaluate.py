@@ -6,10 +6,9 @@ Examples:
     python evaluate.py runs/baseline data.root=/data/other data.batch_size=256
 
 A run dir means its best.pt (else its last.pt; the log names the file). The checkpoint's own config and data
-info (classes, normalisation) are used; key=value overrides change the rest (data location, batch size,
-device). The report (loss, accuracy, top-5 accuracy with more than 5 classes, macro and weighted F1, per-class
-precision/recall/F1/support, the confusion matrix, the expected calibration error) is also written, with
-confusion_matrix.csv/.png, predictions.csv and report.py's other files, under <run_dir>/eval/<split>/.
+info (normalisation, the task's labels) are used; key=value overrides change the rest (data location, batch
+size, device). The report (the loss and the task's numbers: task.py's build_report) is also written, with the
+task's other files (predictions.csv among them), under <run_dir>/eval/<split>/.
 """
 
 import argparse
@@ -18,15 +17,14 @@ import logging
 import sys
 from pathlib import Path
 
-import torch.nn as nn
-
 from {{ cookiecutter.package_name }}.checkpoint import load_checkpoint, load_model_weights, resolve_checkpoint_path, run_dir_of
 from {{ cookiecutter.package_name }}.config import load_config
-from {{ cookiecutter.package_name }}.data import DataError, build_datasets, build_test_set, class_weights
+from {{ cookiecutter.package_name }}.data import DataError, build_datasets, build_test_set
 from {{ cookiecutter.package_name }}.device import setup_device
 from {{ cookiecutter.package_name }}.errors import run_main
 from {{ cookiecutter.package_name }}.models import build_model
-from {{ cookiecutter.package_name }}.report import evaluate_split, format_report
+from {{ cookiecutter.package_name }}.report import evaluate_split
+from {{ cookiecutter.package_name }}.task import build_criterion, format_report
 from {{ cookiecutter.package_name }}.utils import setup_logging
 
 log = logging.getLogger("{{ cookiecutter.package_name }}.evaluate")
@@ -53,10 +51,8 @@ def main(argv=None) -> int:
     load_model_weights(model, state, path)
     out_dir = run_dir_of(path) / "eval" / args.split  # a checkpoint outside a run dir: eval/ beside it
     # The criterion and forward pass of training's validation: on val the numbers match its metrics.csv.
-    classes = data_info["classes"]
-    weights = class_weights(cfg, data_info)  # as training weighed the classes
-    criterion = nn.CrossEntropyLoss(weight=weights, label_smoothing=cfg.trainer.label_smoothing).to(device)
-    report = evaluate_split(model, criterion, dataset, classes, cfg, device, out_dir)
+    criterion = build_criterion(cfg, data_info).to(device)  # as training weighed the classes
+    report = evaluate_split(model, criterion, dataset, data_info, cfg, device, out_dir)
     log.info("%s\nfiles in %s", format_report(report, args.split), out_dir)
     print(json.dumps({**report, "split": args.split, "epoch": state["epoch"], "checkpoint": str(args.checkpoint)}))
     return 0

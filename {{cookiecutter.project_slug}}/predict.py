@@ -1,4 +1,4 @@
-"""Predict classes for new inputs with a trained checkpoint or an exported model; one CSV row per input.
+"""Predict new inputs with a trained checkpoint or an exported model; one CSV row per input.
 
 Examples:
     python predict.py runs/baseline INPUT...                     # writes predictions.csv here
@@ -10,7 +10,7 @@ What an INPUT is depends on the data type: see INPUT in `python predict.py --hel
 preprocessed as validation data was, with the model's saved preprocessing (its data_info), never
 the current config's; key=value overrides change the rest (trainer.device, ...). A run dir means its
 best.pt (the log names the file used). The CSV has the columns input (then any columns that name the
-input's row), prediction (a class name), probability (of it) and p_<class> per class.
+input's row), then the task's (task.py's prediction_table).
 """
 
 import argparse
@@ -33,6 +33,7 @@ from {{ cookiecutter.package_name }}.deploy import FORMATS, load_exported
 from {{ cookiecutter.package_name }}.device import setup_device
 from {{ cookiecutter.package_name }}.errors import ConfigError, run_main
 from {{ cookiecutter.package_name }}.models import build_model
+from {{ cookiecutter.package_name }}.task import batch_outputs, prediction_table
 from {{ cookiecutter.package_name }}.utils import atomic_write_text, setup_logging, show_progress
 
 log = logging.getLogger("{{ cookiecutter.package_name }}.predict")
@@ -66,27 +67,24 @@ def parse_args(argv=None):
 
 
 @torch.inference_mode()
-def predict_probabilities(model, batches, device, total: int, progress: bool) -> torch.Tensor:
-    """Softmax probabilities (N, num_classes) on the CPU, one batch at a time; `model` in eval mode."""
-    probabilities = []
+def predict_outputs(model, batches, device, total: int, progress: bool) -> torch.Tensor:
+    """The task's outputs (task.py's batch_outputs) on the CPU, one batch at a time; `model` in eval mode."""
+    outputs = []
     for inputs in tqdm(batches, total=total, desc="predict", leave=False, disable=not progress, dynamic_ncols=True):
-        logits = model(inputs.to(device))
-        probabilities.append(logits.float().softmax(dim=1).cpu())
-    return torch.cat(probabilities)
+        outputs.append(batch_outputs(model(inputs.to(device))).cpu())
+    return torch.cat(outputs)
 
 
-def write_predictions(path: Path, names: list, probabilities: torch.Tensor, classes: list[str]) -> None:
+def write_predictions(path: Path, names: list, outputs: torch.Tensor, data_info: dict) -> None:
     """Write the CSV beside `path`, then rename: never half a file at `path`. A name is the input's, or a
     dict of "input" and the values that name the row (columns after input)."""
-    confidence, predicted = probabilities.max(dim=1)
     names = [name if isinstance(name, dict) else {"input": name} for name in names]
     keys = list(names[0]) if names else ["input"]
+    header, cells = prediction_table(outputs, data_info)
     text = io.StringIO()
     writer = csv.writer(text)
-    writer.writerow([*keys, "prediction", "probability", *(f"p_{name}" for name in classes)])
-    rows = zip(names, predicted.tolist(), confidence.tolist(), probabilities.tolist(), strict=True)
-    for name, index, probability, row in rows:
-        writer.writerow([*name.values(), classes[index], f"{probability:.6g}", *(f"{p:.6g}" for p in row)])
+    writer.writerow([*keys, *header])
+    writer.writerows([*name.values(), *row] for name, row in zip(names, cells, strict=True))
     atomic_write_text(path, text.getvalue())
 
 
@@ -106,7 +104,6 @@ def main(argv=None) -> int:
         state = load_checkpoint(model_path)
         model = None
     data_info = state["data_info"]
-    classes = [str(name) for name in data_info["classes"]]
     cfg = load_config(base=state["config"], overrides=args.overrides)
     # setup_device: the global flags (matmul precision) evaluate.py and validation run under, for the same numbers
     device = setup_device(cfg) if model is None else torch.device("cpu")
@@ -118,10 +115,10 @@ def main(argv=None) -> int:
         model = build_model(cfg, data_info).to(device)
         load_model_weights(model, state, model_path)
         model.eval()
-    # Plain fp32: the probabilities do not depend on mixed-precision support.
+    # Plain fp32: the outputs do not depend on mixed-precision support.
     total = math.ceil(len(names) / batch_size)
-    probabilities = predict_probabilities(model, batches, device, total, show_progress(cfg.trainer.progress_bar))
-    write_predictions(args.output, names, probabilities, classes)
+    outputs = predict_outputs(model, batches, device, total, show_progress(cfg.trainer.progress_bar))
+    write_predictions(args.output, names, outputs, data_info)
     log.info("Predicted %d inputs with %s (epoch %d); wrote %s", len(names), model_path, state["epoch"], args.output)
     return 0
 

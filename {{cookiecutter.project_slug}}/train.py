@@ -13,11 +13,9 @@ import logging
 import sys
 from pathlib import Path
 
-import torch.nn as nn
-
 from {{ cookiecutter.package_name }}.checkpoint import load_run, new_run_dir
 from {{ cookiecutter.package_name }}.config import save_config
-from {{ cookiecutter.package_name }}.data import build_dataloaders, class_weights, eval_datasets
+from {{ cookiecutter.package_name }}.data import build_dataloaders, eval_datasets
 from {{ cookiecutter.package_name }}.data.prefetch import with_prefetch  # use_prefetch
 from {{ cookiecutter.package_name }}.device import setup_device
 from {{ cookiecutter.package_name }}.engine import Trainer, build_optimizer, build_scheduler, prepare_model
@@ -26,6 +24,7 @@ from {{ cookiecutter.package_name }}.models import build_model
 from {{ cookiecutter.package_name }}.plot import plot_curves
 from {{ cookiecutter.package_name }}.preemption import fit_or_stop
 from {{ cookiecutter.package_name }}.report import report_best
+from {{ cookiecutter.package_name }}.task import build_criterion, describe
 from {{ cookiecutter.package_name }}.tensorboard import TensorBoardLogger  # tensorboard
 from {{ cookiecutter.package_name }}.tracker import Tracker  # tracker
 from {{ cookiecutter.package_name }}.utils import derive_seed, seed_everything, setup_logging
@@ -58,8 +57,7 @@ def main(argv=None, callbacks=()) -> int:
     # Seeded here, after the data: the init is the same whether or not data loading drew random numbers.
     seed_everything(derive_seed(cfg.seed, "init"), cfg.trainer.deterministic)
     model = prepare_model(build_model(cfg, data_info).to(device), cfg, device)  # before the optimizer takes its tensors
-    weights = class_weights(cfg, data_info)  # trainer.class_weights
-    criterion = nn.CrossEntropyLoss(weight=weights, label_smoothing=cfg.trainer.label_smoothing).to(device)
+    criterion = build_criterion(cfg, data_info).to(device)  # task.py: the loss, with its class weights
     optimizer = build_optimizer(cfg, model)
     scheduler = build_scheduler(cfg, optimizer)
     trainer = Trainer(cfg, model, criterion, optimizer, scheduler, train_loader, val_loader, data_info, run_dir, device)
@@ -81,14 +79,14 @@ def main(argv=None, callbacks=()) -> int:
     log.info("Run dir %s | model %s (%s parameters) | device %s", run_dir, cfg.model.name, f"{n_params:,}", device)
     n_train = len(train_loader.dataset)
     n_val = len(val_loader.dataset)
-    log.info("%d train / %d val samples, %d classes", n_train, n_val, len(data_info["classes"]))
+    log.info("%d train / %d val samples, %s", n_train, n_val, describe(data_info))
     if (code := fit_or_stop(trainer, cfg, run_dir)) is not None:  # stopped on request, Ctrl-C twice, a fault
         return code
     best = "n/a" if trainer.best.best is None else f"{trainer.best.best:.4f}"
     log.info("Done. best %s = %s; checkpoints in %s", cfg.trainer.monitor, best, run_dir / "checkpoints")
     plot_curves(run_dir)  # curves.png
     # The best epoch's weights on val (and test): report.json, confusion matrix, predictions under eval/.
-    report_best(trainer.eval_model, criterion, eval_sets, data_info["classes"], cfg, run_dir, device)
+    report_best(trainer.eval_model, criterion, eval_sets, data_info, cfg, run_dir, device)
     tracker.finish()  # config.yaml, curves.png and the reports  # tracker
     return 0
 

@@ -15,11 +15,9 @@ import os
 import sys
 from pathlib import Path
 
-import torch.nn as nn
-
 from {{ cookiecutter.package_name }}.checkpoint import load_run, new_run_dir
 from {{ cookiecutter.package_name }}.config import save_config
-from {{ cookiecutter.package_name }}.data import build_dataloaders, class_weights, eval_datasets
+from {{ cookiecutter.package_name }}.data import build_dataloaders, eval_datasets
 from {{ cookiecutter.package_name }}.data.prefetch import with_prefetch  # use_prefetch
 from {{ cookiecutter.package_name }}.device import setup_device
 from {{ cookiecutter.package_name }}.distributed import (
@@ -37,6 +35,7 @@ from {{ cookiecutter.package_name }}.models import build_model
 from {{ cookiecutter.package_name }}.plot import plot_curves
 from {{ cookiecutter.package_name }}.preemption import fit_or_stop
 from {{ cookiecutter.package_name }}.report import predict_split, report_best
+from {{ cookiecutter.package_name }}.task import build_criterion, describe
 from {{ cookiecutter.package_name }}.tensorboard import TensorBoardLogger  # tensorboard
 from {{ cookiecutter.package_name }}.tracker import Tracker  # tracker
 from {{ cookiecutter.package_name }}.utils import derive_seed, seed_everything, setup_logging
@@ -87,8 +86,7 @@ def run(args, callbacks: list) -> int:
     seed_everything(derive_seed(cfg.seed, "init"), cfg.trainer.deterministic)  # the same init on every rank
     # channels_last, DDP under torchrun, compile: before the optimizer takes the model's tensors
     model = prepare_model(build_model(cfg, data_info).to(device), cfg, device)
-    weights = class_weights(cfg, data_info)  # trainer.class_weights
-    criterion = nn.CrossEntropyLoss(weight=weights, label_smoothing=cfg.trainer.label_smoothing).to(device)
+    criterion = build_criterion(cfg, data_info).to(device)  # task.py: the loss, with its class weights
     optimizer = build_optimizer(cfg, model)
     scheduler = build_scheduler(cfg, optimizer)
     trainer = Trainer(cfg, model, criterion, optimizer, scheduler, train_loader, val_loader, data_info, run_dir, device)
@@ -111,7 +109,7 @@ def run(args, callbacks: list) -> int:
     log.info("Run dir %s | model %s (%s parameters) | device %s", run_dir, cfg.model.name, f"{n_params:,}", device)
     n_train = len(train_loader.dataset)
     n_val = len(val_loader.dataset)
-    log.info("%d train / %d val samples, %d classes", n_train, n_val, len(data_info["classes"]))
+    log.info("%d train / %d val samples, %s", n_train, n_val, describe(data_info))
     if (code := fit_or_stop(trainer, cfg, run_dir)) is not None:  # stopped on request, Ctrl-C twice, a fault
         return code
     best = "n/a" if trainer.best.best is None else f"{trainer.best.best:.4f}"
@@ -120,9 +118,8 @@ def run(args, callbacks: list) -> int:
         plot_curves(run_dir)  # curves.png
     barrier(device)  # rank 0 has written best.pt
     # The best epoch's weights on val (and test), every sample once over the ranks; rank 0 writes eval/.
-    classes = data_info["classes"]
     options = report_options(predict_split)
-    report_best(trainer.eval_model, criterion, eval_sets, classes, cfg, run_dir, device, **options)
+    report_best(trainer.eval_model, criterion, eval_sets, data_info, cfg, run_dir, device, **options)
     if is_main_process():  # tracker
         tracker.finish()  # config.yaml, curves.png and the reports  # tracker
     return 0

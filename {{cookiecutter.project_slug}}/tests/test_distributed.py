@@ -470,7 +470,7 @@ def share(indices: list[int], loss_sum: float) -> dict:
     """predict_split's outputs for the samples `indices` (probs that name their sample)."""
     index = torch.tensor(indices, dtype=torch.int64)
     probs = torch.stack([index.double(), -index.double()], dim=1)
-    return {"index": index, "target": index % 2, "probs": probs, "loss_sum": loss_sum, "weight_sum": len(indices)}
+    return {"index": index, "target": index % 2, "output": probs, "loss_sum": loss_sum, "weight_sum": len(indices)}
 
 
 def test_shares_merge_in_sample_order_and_an_empty_one_adds_nothing(make_config):
@@ -478,13 +478,13 @@ def test_shares_merge_in_sample_order_and_an_empty_one_adds_nothing(make_config)
     merged = distributed.merge_shares([share([4, 1], 2.5), empty, share([0, 3, 2], 1.0)])
     assert merged["index"].tolist() == [0, 1, 2, 3, 4]
     assert merged["target"].tolist() == [0, 1, 0, 1, 0]
-    assert merged["probs"][:, 0].tolist() == [0, 1, 2, 3, 4]  # each row still its own sample's
+    assert merged["output"][:, 0].tolist() == [0, 1, 2, 3, 4]  # each row still its own sample's
     assert (merged["loss_sum"], merged["weight_sum"]) == (3.5, 5)
     nothing = distributed.merge_shares([empty, empty])  # fewer samples than ranks, all skipped
     assert len(nothing["index"]) == 0
     dataset = TensorDataset(torch.zeros(0, 1), torch.zeros(0, dtype=torch.int64))
     with pytest.raises(DataError, match="no samples to evaluate"):
-        evaluate_split(None, None, dataset, ["a", "b"], make_config(), CPU, None, lambda *args: nothing)
+        evaluate_split(None, None, dataset, {"classes": ["a", "b"]}, make_config(), CPU, None, lambda *args: nothing)
 
 
 def test_rank_zero_draws_what_one_process_draws_and_other_ranks_their_own():

@@ -143,7 +143,8 @@ def test_reports_leave_unreadable_images_out_and_say_how_many(tmp_path, make_con
     cfg, dataset = dataset_of(tmp_path, make_config, ["a.png", "broken.png", "b.png"], **{"data.skip_corrupt": True})
     model = build_model(cfg, {"num_classes": 2, "in_channels": 3, "image_size": SIZE})
     with caplog.at_level(logging.WARNING):
-        report = evaluate_split(model, torch.nn.CrossEntropyLoss(), dataset, ["x", "y"], cfg, torch.device("cpu"), None)
+        criterion = torch.nn.CrossEntropyLoss()
+        report = evaluate_split(model, criterion, dataset, {"classes": ["x", "y"]}, cfg, torch.device("cpu"), None)
     assert report["num_samples"] == 2 and report["per_class"]["y"]["support"] == 0
     assert "skipped 1 unreadable images" in caplog.text
 

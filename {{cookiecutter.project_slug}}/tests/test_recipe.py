@@ -11,6 +11,7 @@ from torch.utils.data import TensorDataset
 
 import evaluate
 import train
+from {{ cookiecutter.package_name }} import task
 from {{ cookiecutter.package_name }}.checkpoint import load_checkpoint, load_model_weights
 from {{ cookiecutter.package_name }}.data import build_dataloaders
 from {{ cookiecutter.package_name }}.data.preload import PreloadedLoader
@@ -19,8 +20,8 @@ from {{ cookiecutter.package_name }}.ema import build_ema
 from {{ cookiecutter.package_name }}.engine import Trainer, build_optimizer, build_scheduler
 from {{ cookiecutter.package_name }}.engine import evaluate as evaluate_loop
 from {{ cookiecutter.package_name }}.errors import ConfigError
-from {{ cookiecutter.package_name }}.metrics import RunningSums
 from {{ cookiecutter.package_name }}.models import build_model
+from {{ cookiecutter.package_name }}.task import RunningSums
 
 
 def fit(cfg, run_dir) -> Trainer:
@@ -149,7 +150,7 @@ def test_balanced_class_weights_reach_the_training_loss(tmp_path, cli_overrides,
     def lopsided(cfg, data_info):
         return None if cfg.trainer.class_weights == "none" else torch.linspace(0.2, 3.0, len(data_info["class_counts"]))
 
-    monkeypatch.setattr(train, "class_weights", lopsided)
+    monkeypatch.setattr(task, "class_weights", lopsided)
     for name, weights in (("weighted", "balanced"), ("plain", "none")):
         assert train.main(cli_overrides(run_name=name, **{"trainer.class_weights": weights})) == 0
     runs = tmp_path / "runs"

@@ -17,8 +17,9 @@ from torch.utils.data import DataLoader, TensorDataset
 import evaluate
 import train
 from {{ cookiecutter.package_name }} import engine
+from {{ cookiecutter.package_name }}.confusion import confusion_image
 from {{ cookiecutter.package_name }}.errors import run_main
-from {{ cookiecutter.package_name }}.report import build_report, confusion_image, expected_calibration_error
+from {{ cookiecutter.package_name }}.task import build_report, expected_calibration_error
 
 IMAGES = importlib.util.find_spec(f"{PACKAGE}.data.images") is not None  # image data: mistakes.png too
 NEEDS_SKLEARN = 'needs scikit-learn: pip install -e ".[dev]"'  # the independent reference
@@ -27,7 +28,7 @@ FILES = ["report.json", "confusion_matrix.csv", "confusion_matrix.png", "predict
 
 def outputs_of(probs: torch.Tensor, target: torch.Tensor) -> dict:
     n = len(target)
-    return {"index": torch.arange(n), "target": target, "probs": probs, "loss_sum": 1.5 * n, "weight_sum": n}
+    return {"index": torch.arange(n), "target": target, "output": probs, "loss_sum": 1.5 * n, "weight_sum": n}
 
 
 @pytest.mark.parametrize("num_classes", [3, 7])
@@ -38,7 +39,7 @@ def test_every_number_equals_scikit_learn(num_classes):
     target = torch.randint(0, num_classes, (200,), generator=generator)
     target[target == 1] = 0  # class 1 has no samples: zeros, not a crash or a NaN
     classes = [f"c{i}" for i in range(num_classes)]
-    report = build_report(outputs_of(probs, target), classes)
+    report = build_report(outputs_of(probs, target), {"classes": classes})
 
     y_true, y_pred, labels = target.numpy(), probs.argmax(dim=1).numpy(), list(range(num_classes))
     expected = metrics.classification_report(
@@ -84,7 +85,8 @@ def test_val_macro_f1_is_the_unweighted_mean_of_the_class_f1s(make_config):
     inputs = torch.randn(len(targets), 4, generator=generator) + targets.view(-1, 1) * 0.7
     model = torch.nn.Linear(4, 3)
     loader = DataLoader(TensorDataset(inputs, targets), batch_size=5)
-    result = engine.evaluate(model, torch.nn.CrossEntropyLoss(), loader, torch.device("cpu"), make_config(), 3)
+    criterion = torch.nn.CrossEntropyLoss()
+    result = engine.evaluate(model, criterion, loader, torch.device("cpu"), make_config(), {"classes": "abc"})
     with torch.no_grad():
         predictions = model(inputs).argmax(1)
     expected = metrics.f1_score(targets, predictions, average="macro", labels=[0, 1, 2], zero_division=0)

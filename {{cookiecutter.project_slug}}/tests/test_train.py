@@ -15,12 +15,13 @@ import evaluate
 import train
 from {{ cookiecutter.package_name }} import checkpoint, engine
 from {{ cookiecutter.package_name }}.config import ConfigError, load_config, to_dict
-from {{ cookiecutter.package_name }}.data import build_dataloaders, class_weights
+from {{ cookiecutter.package_name }}.data import build_dataloaders
 from {{ cookiecutter.package_name }}.data.preload import PreloadedLoader
 from {{ cookiecutter.package_name }}.engine import Trainer, build_optimizer, build_scheduler, prepare_model
 from {{ cookiecutter.package_name }}.errors import run_main
 from {{ cookiecutter.package_name }}.models import build_model
 from {{ cookiecutter.package_name }}.report import evaluate_split
+from {{ cookiecutter.package_name }}.task import class_weights
 
 HEADER = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_macro_f1", "lr", "time_s"]  # metrics.csv
 AUGMENT = {"data.random_resized_crop": True, "data.horizontal_flip": True}  # image data: random crops and flips
@@ -174,7 +175,7 @@ def test_weighted_val_loss_is_one_number_at_every_batch_size_and_matches_evaluat
         sized = make_config(**{"data.batch_size": batch_size})
         loader = build_dataloaders(sized)[1]
         losses.append(engine.evaluate(model, criterion, loader, torch.device("cpu"), sized)["loss"])
-        report = evaluate_split(model, criterion, loader.dataset, info["classes"], sized, torch.device("cpu"), None)
+        report = evaluate_split(model, criterion, loader.dataset, info, sized, torch.device("cpu"), None)
         assert report["loss"] == pytest.approx(losses[-1], rel=1e-9)  # evaluate.py's number
     with torch.no_grad():
         pairs = [(model(inputs), targets) for inputs, targets in val_loader]

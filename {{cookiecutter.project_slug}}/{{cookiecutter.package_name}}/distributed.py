@@ -139,7 +139,8 @@ def merge_shares(parts: list[dict]) -> dict:
     if not parts:  # report.py says the split is empty
         return {"index": torch.empty(0, dtype=torch.int64), "loss_sum": loss_sum, "weight_sum": weight_sum}
     order = torch.cat([part["index"] for part in parts]).argsort()
-    merged = {key: torch.cat([part[key] for part in parts])[order] for key in ("index", "target", "probs")}
+    per_sample = [key for key, value in parts[0].items() if isinstance(value, torch.Tensor)]  # index, target, ...
+    merged = {key: torch.cat([part[key] for part in parts])[order] for key in per_sample}
     return {**merged, "loss_sum": loss_sum, "weight_sum": weight_sum}
 
 

@@ -34,10 +34,11 @@ from .distributed import (
     wrap_model,
 )
 from .ema import build_ema, ema_state, load_ema
-from .metrics import BestTracker, RunningSums, log_epoch, log_progress, write_metrics
+from .metrics import BestTracker, log_epoch, log_progress, write_metrics
 from .models.layers import freeze_backbone_norms
 from .preemption import RunStopped, StopRequest, continued_progress, epoch_layout
 from .schedule import build_scheduler, logged_lrs, param_groups, restore_optimizer
+from .task import RunningSums, epoch_row
 from .utils import derive_seed, seed_everything, show_progress
 
 log = logging.getLogger(__name__)
@@ -68,10 +69,10 @@ def prepare_model(model: nn.Module, cfg, device) -> nn.Module:
 def train_one_epoch(
     model, criterion, optimizer, loader, *, scaler, device, epoch: int, cfg, ema=None, progress=None, on_step=None
 ) -> dict:
-    """One pass over `loader`: forward, loss, backward, clip, step (and the `ema` update). Returns loss, accuracy,
-    steps. Targets may be class ids or, mixed by mixup/cutmix, class probabilities. `progress`: where a resumed epoch
-    stopped (its batches are skipped at the sampler); `on_step(batches, steps, sums, seconds)` runs after every
-    optimizer step (a mid-epoch checkpoint, a requested stop)."""
+    """One pass over `loader`: forward, loss, backward, clip, step (and the `ema` update). Returns the loss and the
+    task's train metrics (task.py), steps. `progress`: where a resumed epoch stopped (its batches are skipped at
+    the sampler); `on_step(batches, steps, sums, seconds)` runs after every optimizer step (a mid-epoch
+    checkpoint, a requested stop)."""
     model.train()
     freeze_backbone_norms(model, epoch, cfg)  # model.freeze_backbone_epochs
     dtype = amp_dtype(cfg, device)
@@ -126,16 +127,16 @@ def predict(model, inputs: torch.Tensor, device, cfg) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def evaluate(model, criterion, loader, device, cfg, num_classes: int = 0) -> dict:
-    """Mean loss, accuracy (and macro F1) over every sample of `loader`, in fp32 (`predict`)."""
+def evaluate(model, criterion, loader, device, cfg, data_info: dict | None = None) -> dict:
+    """Mean loss and the task's metrics over every sample of `loader` (all of them with `data_info`), in fp32."""
     model.eval()
-    sums = RunningSums(device, num_classes)  # with num_classes: the confusion matrix too, for macro F1
+    sums = RunningSums.for_validation(device, data_info)
     for inputs, targets in tqdm(loader, "eval", leave=False, disable=not show_progress(cfg.trainer.progress_bar)):
         inputs, targets = inputs.to(device, non_blocking=True), targets.to(device, non_blocking=True)
         logits = predict(model, inputs, device, cfg)
         sums.add(criterion(logits, targets) if len(targets) else logits.sum() * 0.0, logits, targets, criterion)
     # Each rank saw its own shard of val (no padding): sum over ranks for the whole-set metrics.
-    all_reduce_sum(*sums.totals().values(), sums.confusion)
+    all_reduce_sum(*sums.totals().values())
     return sums.result("evaluation")
 
 
@@ -237,8 +238,7 @@ class Trainer:
         broadcast_buffers(self.eval_model)
         if self.ema is not None:  # each rank averaged its own BatchNorm statistics too
             broadcast_buffers(self.ema.module)
-        num_classes = len(self.data_info["classes"])
-        val = evaluate(self.validated_model, self.criterion, self.val_loader, self.device, self.cfg, num_classes)
+        val = evaluate(self.validated_model, self.criterion, self.val_loader, self.device, self.cfg, self.data_info)
         self.end_epoch(epoch, train, val, time.perf_counter() - start)
         if any(any_rank(self.stop.signal_name is not None, device=self.device)):  # asked in the last step or validation
             raise RunStopped(f"stopped on request after epoch {epoch + 1}")
@@ -281,9 +281,7 @@ class Trainer:
         lrs = logged_lrs(self.cfg, self.optimizer)  # the head's lr, and the backbone's when it has its own
         if self.scheduler:
             self.scheduler.step()
-        row = {"epoch": epoch + 1, "train_loss": train["loss"], "train_acc": train["accuracy"]}
-        row |= {"val_loss": val["loss"], "val_acc": val["accuracy"], "val_macro_f1": val["macro_f1"]}
-        row |= {**lrs, "time_s": round(seconds, 3)}
+        row = {"epoch": epoch + 1, **epoch_row(train, val, self.data_info), **lrs, "time_s": round(seconds, 3)}
         self.history.append(row)
         self.epoch = epoch + 1
         self.step += train["steps"]

@@ -18,12 +18,13 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from .task import CURVE
 from .utils import atomic_write, setup_logging
 
 # Not __name__: under `python -m` that is "__main__", outside the package logger's handlers.
 log = logging.getLogger(f"{__package__}.plot")
 
-COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc"]
+COLUMNS = ["epoch", "train_loss", f"train_{CURVE[0]}", "val_loss", f"val_{CURVE[0]}"]
 
 
 def read_metrics(path: Path) -> dict[str, list[float]]:
@@ -37,7 +38,8 @@ def read_metrics(path: Path) -> dict[str, list[float]]:
 
 
 def plot_curves(run_dir) -> Path | None:
-    """Loss and accuracy per epoch, train vs val, as `<run_dir>/curves.png`; None (and a warning) if not drawn."""
+    """Loss and the task's metric (task.py's CURVE) per epoch, train vs val, as `<run_dir>/curves.png`; None (and a
+    warning) if not drawn."""
     run_dir = Path(run_dir)
     try:
         metrics = read_metrics(run_dir / "metrics.csv")
@@ -50,8 +52,9 @@ def plot_curves(run_dir) -> Path | None:
 
     figure = Figure(figsize=(10, 4), layout="constrained")
     FigureCanvasAgg(figure)
-    loss_axes, acc_axes = figure.subplots(1, 2)
-    for axes, name, label in ((loss_axes, "loss", "cross-entropy loss"), (acc_axes, "acc", "accuracy")):
+    loss_axes, metric_axes = figure.subplots(1, 2)
+    metric, metric_label, limits = CURVE
+    for axes, name, label in ((loss_axes, "loss", "loss"), (metric_axes, metric, metric_label)):
         # Markers: a one-epoch run is a single point, which a bare line would not show.
         axes.plot(metrics["epoch"], metrics[f"train_{name}"], marker="o", label="train")
         axes.plot(metrics["epoch"], metrics[f"val_{name}"], marker="o", label="val")
@@ -60,9 +63,9 @@ def plot_curves(run_dir) -> Path | None:
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
         axes.grid(alpha=0.3)
         axes.legend()
-    acc_axes.set_ylim(-0.02, 1.02)
+    metric_axes.set_ylim(*limits)
     loss_axes.set_title("loss per epoch")
-    acc_axes.set_title("accuracy per epoch")
+    metric_axes.set_title(f"{metric_label} per epoch")
     figure.suptitle(f"run {run_dir.resolve().name}")
 
     path = run_dir / "curves.png"

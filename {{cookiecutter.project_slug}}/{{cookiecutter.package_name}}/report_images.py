@@ -20,7 +20,7 @@ def log_skipped(dataset) -> None:
 
 def write_mistakes(outputs: dict, dataset, classes: list[str], out_dir: Path) -> None:
     """mistakes.png in `out_dir`: the MISTAKES_SHOWN wrong predictions made with the most confidence."""
-    probs = outputs["probs"]
+    probs = outputs["output"]
     target = outputs["target"]
     confidence, prediction = probs.max(dim=1)
     wrong = (prediction != target).nonzero().flatten()

@@ -2,8 +2,6 @@
 
 import logging
 
-import torch
-
 from ..errors import DataError
 from .dataset import build_datasets, build_test_set, ensure_data_root
 from .loaders import build_dataloaders
@@ -14,24 +12,11 @@ __all__ = [
     "build_dataloaders",
     "build_datasets",
     "build_test_set",
-    "class_weights",
     "ensure_data_root",
     "eval_datasets",
     "take_skipped",
 ]
 log = logging.getLogger(__name__)
-
-
-def class_weights(cfg, data_info: dict) -> torch.Tensor | None:
-    """`trainer.class_weights=balanced`: n / (classes x count) per class, from the train split's counts (what
-    scikit-learn calls balanced), so that every class weighs the same in the loss; `none`: None."""
-    if cfg.trainer.class_weights == "none":
-        return None
-    counts = torch.tensor(data_info["class_counts"], dtype=torch.float32)
-    weights = counts.sum() / (len(counts) * counts.clamp_min(1))
-    rounded = [round(weight, 4) for weight in weights.tolist()]
-    log.info("class weights from the train counts %s: %s", counts.int().tolist(), rounded)
-    return weights
 
 
 def take_skipped(loader) -> int:
