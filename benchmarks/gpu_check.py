@@ -138,7 +138,7 @@ def modules(m) -> dict:
 
 def data_info(size: int) -> dict:
     classes = [f"class{i}" for i in range(NUM_CLASSES)]
-    shape = {"num_classes": NUM_CLASSES, "in_channels": 3, "image_size": size, "image_mode": "RGB"}
+    shape = {"num_outputs": NUM_CLASSES, "in_channels": 3, "image_size": size, "image_mode": "RGB"}
     return {"classes": classes, **shape, "mean": [0.5] * 3, "std": [0.25] * 3}
 
 

@@ -105,6 +105,7 @@ def import_project(project: Path) -> SimpleNamespace:
         models=module("models"),
         sample=module("data.sample"),
         utils=module("utils"),
+        task=module("task"),  # None before the task prompt: cross entropy
         resolve_device=pick("resolve_device", "device", "utils.device", "utils"),
         seed_everything=pick("seed_everything", "utils", "utils.seeding", "seeding"),
         setup_logging=pick("setup_logging", "utils", "utils.logs", "logs"),
@@ -169,7 +170,11 @@ def fit_generated(m, cfg, model, loaders, run_dir: Path, device) -> list[dict]:
         model = model.to(device)
         if hasattr(m.loop, "prepare_model"):  # channels_last, compile: before the optimizer
             model = m.loop.prepare_model(model, cfg, torch.device(device))
-        criterion = torch.nn.CrossEntropyLoss()
+        # The task's loss, as train.py builds it (before the task prompt: cross entropy).
+        criterion = (
+            m.task.build_criterion(cfg, data_info) if m.task else torch.nn.CrossEntropyLoss()
+        )
+        criterion = criterion.to(device)
         optimizer = m.loop.build_optimizer(cfg, model)
         scheduler = m.loop.build_scheduler(cfg, optimizer)
         trainer = m.loop.Trainer(

@@ -17,6 +17,7 @@ EMAIL = {{ cookiecutter.email|tojson }}
 CHOSEN = {
     "license": {{ cookiecutter.license|tojson }},
     "dataset_type": {{ cookiecutter.dataset_type|tojson }},
+    "task": {{ cookiecutter.task|tojson }},
     "gpu": {{ cookiecutter.gpu|tojson }},
     "experiment_tracker": {{ cookiecutter.experiment_tracker|tojson }},
 }
@@ -34,9 +35,13 @@ FLAGS = json.loads(
 CHOICES = {
     "license": ["MIT", "BSD-3-Clause", "Apache-2.0", "none"],
     "dataset_type": ["image_folder", "image_list", "tabular_csv", "torchvision"],
+    "task": ["classification", "regression"],
     "gpu": ["single", "multi", "none"],
     "experiment_tracker": ["none", "tensorboard", "mlflow", "wandb"],
 }
+
+# Which data types each task serves (`_task_data` of cookiecutter.json).
+TASK_DATA = json.loads({{ cookiecutter._task_data|tojson|tojson }})
 
 SLUG_RULE = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
 # Loose on purpose: it only has to be accepted in pyproject.toml's `authors`.
@@ -99,6 +104,13 @@ def check():
         if value not in CHOICES[name]:
             valid = ", ".join(CHOICES[name])
             errors.append(f"{name} {value!r} is not one of the valid options: {valid}.")
+    task, data = CHOSEN["task"], CHOSEN["dataset_type"]
+    if task in TASK_DATA and data in CHOICES["dataset_type"] and data not in TASK_DATA[task]:
+        pairs = "; ".join(f"{name} with {', '.join(types)}" for name, types in TASK_DATA.items())
+        errors.append(
+            f"task {task!r} does not go with dataset_type {data!r}. The valid pairs are: {pairs}. "
+            f"Choose another task, or a dataset_type that {task} serves."
+        )
     for name, value in FLAGS.items():
         if not isinstance(value, bool):
             errors.append(

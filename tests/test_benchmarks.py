@@ -186,3 +186,26 @@ def test_preemption_benchmark_times_the_stop_check_on_every_step(tmp_path):
     pattern = r"^one process: inside the check \S+ us per step \((\d+) steps\)"
     inside = re.search(pattern, out, re.M)
     assert inside and int(inside[1]) == 2 * steps, out
+
+
+def test_regression_benchmark_compares_the_mlp_with_boosting_and_ridge(tmp_path):
+    args = "--seeds 1 --epochs 3 --settings default smaller".split()
+    proc = python(BENCHMARKS / "regression.py", *args, cwd=tmp_path)
+    assert proc.returncode == 0, explain(proc)
+    out = proc.stdout
+    score = r"(-?\d+\.\d+) ±-+"  # mean ±sd over seeds (no sd with 1 seed)
+    rmse = {}
+    for name in ("HGB", "ridge", "MLP default", "MLP [32], dropout 0.2"):  # baselines first
+        mlp = r" +(\d\.\d{3}) +(\d\.\d{3}) +([01])/1" if name.startswith("MLP") else ""
+        row = rf"^{re.escape(name)} +{score} +{score}{mlp} +\d+\.\d$"
+        found = re.search(row, out, re.MULTILINE)
+        assert found, out
+        rmse[name], r2, *versus = found.groups()
+        rmse[name] = float(rmse[name])
+        if name == "ridge":  # a linear fit of this table on 353 rows: well above 0, far below 1
+            assert 0.2 < float(r2) < 0.6, out
+        if versus:  # the printed ratios are the RMSEs' ratios; "beats ridge" says which is lower
+            assert float(versus[0]) == pytest.approx(rmse[name] / rmse["HGB"], abs=2e-3), out
+            assert float(versus[1]) == pytest.approx(rmse[name] / rmse["ridge"], abs=2e-3), out
+            assert versus[2] == str(int(rmse[name] < rmse["ridge"])), out
+    assert "MLP lr 1e-3, batch 32" not in out, out  # --settings trains only the settings named

@@ -45,6 +45,7 @@ BAD_ANSWERS = [
     ("license", "GPL-3.0"),
 ]
 CHOICE_KEYS = {"dataset_type", "gpu", "license"}
+TASK_DATA = COOKIECUTTER_JSON["_task_data"]
 
 
 def assert_refused(message, key, value, output_dir):
@@ -79,6 +80,30 @@ def test_bad_answer_is_refused(key, value, tmp_path, capfd):
         with pytest.raises(FailedHookException):
             render(out, **{key: value})
     assert_refused(capfd.readouterr().err, key, value, out)
+
+
+@pytest.mark.parametrize(
+    ("task", "dataset_type"),
+    [
+        (task, data)
+        for task in TASK_DATA
+        for data in COOKIECUTTER_JSON["dataset_type"]
+        if data not in TASK_DATA[task]
+    ],
+)
+def test_a_task_with_a_data_type_it_does_not_serve_is_refused(task, dataset_type, tmp_path, capfd):
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(FailedHookException):
+        render(out, task=task, dataset_type=dataset_type)
+    message = capfd.readouterr().err
+    assert message.count("ERROR:") == 1, message  # one paragraph, naming both answers
+    assert f"ERROR: task {task!r} does not go with dataset_type {dataset_type!r}" in message, (
+        message
+    )
+    for name, types in TASK_DATA.items():  # and every valid pair
+        assert f"{name} with {', '.join(types)}" in message, message
+    assert list(out.iterdir()) == [], "a refused render left files behind"
 
 
 @pytest.mark.parametrize("value", ["maybe", "false", 1])
@@ -146,7 +171,9 @@ def every_combination():
     keys = [*CHOICES, *FLAGS]
     values = [*CHOICES.values(), *([True, False] for _ in FLAGS)]
     for combo in itertools.product(*values):
-        yield dict(zip(keys, combo, strict=True))
+        answers = dict(zip(keys, combo, strict=True))
+        if answers["dataset_type"] in TASK_DATA[answers["task"]]:  # the pairs the hook accepts
+            yield answers
 
 
 @pytest.mark.parametrize("name", sorted(FILES_TABLE))
@@ -240,13 +267,22 @@ def table_template(tmp_path_factory):
 
 def table_cases():
     """Each dataset_type x gpu, once with every yes/no answer yes, once with every one no; the
-    experiment trackers in turn (each meets every gpu answer)."""
+    experiment trackers in turn (each meets every gpu answer); a data type that serves several
+    tasks takes its last task with the yes answers."""
     pairs = itertools.product(CHOICES["dataset_type"], CHOICES["gpu"], (True, False))
     trackers = itertools.cycle(CHOICES["experiment_tracker"])
     for (dataset_type, gpu, yes), tracker in zip(pairs, trackers, strict=False):
         license = "MIT" if yes else "none"
         flags = dict.fromkeys(FLAGS, yes)
-        answers = {"dataset_type": dataset_type, "gpu": gpu, "license": license, **flags}
+        tasks = [task for task, types in TASK_DATA.items() if dataset_type in types]
+        task = tasks[-1] if yes else tasks[0]
+        answers = {
+            "dataset_type": dataset_type,
+            "task": task,
+            "gpu": gpu,
+            "license": license,
+            **flags,
+        }
         yield answers | {"experiment_tracker": tracker}
 
 
@@ -255,7 +291,8 @@ TABLE_CASES = [default_answers() | case for case in table_cases()]
 
 def case_id(answers):
     flags = "yes" if answers["use_prefetch"] else "no"
-    return f"{answers['dataset_type']}-{answers['gpu']}-{flags}-{answers['experiment_tracker']}"
+    names = [answers[key] for key in ("dataset_type", "task", "gpu")]
+    return "-".join([*names, flags, answers["experiment_tracker"]])
 
 
 def test_table_cases_meet_every_row_both_ways():

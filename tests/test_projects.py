@@ -1,15 +1,16 @@
-"""Render every supported combination of answers, then lint, test, train and break it.
+"""Render a covering table of answer combinations, then lint, test, train and break each render.
 
-SUPPORTED_COMBINATIONS crosses dataset_type x gpu. use_prefetch, use_github_actions and
-license are cycled so that each dataset_type and each gpu answer meets both values of each
-yes/no answer, experiment_tracker so that each gpu answer meets every tracker (and each
-dataset_type three of them), and the free-text answers carry quotes,
-apostrophes, backslashes, <>& and non-ASCII text.
+SUPPORTED_COMBINATIONS is a covering table: every valid pair of answers of the choice and yes/no
+prompts (dataset_type x task, task x gpu, task x experiment_tracker, dataset_type x gpu, license x
+use_prefetch, ...) is in at least one row; test_the_table_covers_every_valid_pair derives the
+pairs from cookiecutter.json and its `_task_data` (which data types each task serves, the rule the
+pre-generation hook applies) and fails when a row is missing. The full product is too many
+renders. The free-text answers carry quotes, apostrophes, backslashes, <>& and non-ASCII text.
 
-One test class per combination, generated from the table (tests/conftest.py hands them to xdist
-longest first: the gpu=multi rows, whose own suites run torchrun). Its class-scoped fixtures
-render the project once and train it once; its tests run in order on one xdist worker
-(`--dist loadscope` in pyproject.toml), so each combination's expensive steps run once.
+One test class per row, generated from the table (tests/conftest.py hands them to xdist longest
+first: the gpu=multi rows, whose own suites run torchrun). Its class-scoped fixtures render the
+project once and train it once; its tests run in order on one xdist worker (`--dist loadscope` in
+pyproject.toml), so each combination's expensive steps run once.
 """
 
 import csv
@@ -44,139 +45,222 @@ except ModuleNotFoundError:  # Python 3.10
 SUPPORTED_COMBINATIONS = [
     {
         "dataset_type": "image_folder",
-        "gpu": "multi",
+        "task": "classification",
+        "gpu": "single",
         "use_prefetch": False,
-        "experiment_tracker": "none",
-        "use_github_actions": True,
-        "license": "Apache-2.0",
-        "project_name": "Shapes at Scale",
-    },
-    {
-        "dataset_type": "image_list",
-        "gpu": "multi",
-        "use_prefetch": True,
-        "experiment_tracker": "tensorboard",
-        "use_github_actions": False,
-        "license": "MIT",
-        "project_name": "Lists \\ Everywhere",
-    },
-    {
-        "dataset_type": "tabular_csv",
-        "gpu": "multi",
-        "use_prefetch": False,
-        "experiment_tracker": "mlflow",
-        "use_github_actions": True,
-        "license": "none",
-        "project_name": "Wide 'Tables'",
-    },
-    {
-        "dataset_type": "torchvision",
-        "gpu": "multi",
-        "use_prefetch": True,
         "experiment_tracker": "wandb",
         "use_github_actions": False,
-        "license": "BSD-3-Clause",
-        "project_name": "Digits Everywhere",
-    },
-    {
-        "dataset_type": "image_folder",
-        "gpu": "single",
-        "use_prefetch": True,
-        "experiment_tracker": "tensorboard",
-        "use_github_actions": True,
         "license": "MIT",
         "project_name": 'Bob\'s "Best" Net',
         "author_name": "O'Brien",
         "description": 'Finds "shapes" in images; it\'s a test.',
     },
     {
-        "dataset_type": "image_list",
-        "gpu": "single",
-        "use_prefetch": False,
-        "experiment_tracker": "mlflow",
-        "use_github_actions": True,
-        "license": "Apache-2.0",
-        "project_name": 'List <of> "Images"',
-    },
-    {
-        "dataset_type": "tabular_csv",
-        "gpu": "single",
-        "use_prefetch": True,
-        "experiment_tracker": "wandb",
-        "use_github_actions": False,
-        "license": "Apache-2.0",
-        "project_name": "Tabular <Net> & Co",
-        "author_name": "A. N. Other",
-        "description": r"Reads C:\data\*.csv & 'scores' <fast>",
-    },
-    {
-        "dataset_type": "torchvision",
-        "gpu": "single",
-        "use_prefetch": False,
-        "experiment_tracker": "none",
-        "use_github_actions": True,
-        "license": "MIT",
-        "project_name": "Digits & 'Friends'",
-    },
-    {
         "dataset_type": "image_folder",
+        "task": "classification",
         "gpu": "none",
-        "use_prefetch": False,
+        "use_prefetch": True,
         "experiment_tracker": "mlflow",
-        "use_github_actions": False,
-        "license": "BSD-3-Clause",
+        "use_github_actions": True,
+        "license": "none",
         "project_name": "Zoë's Vision",
         "package_name": "vision_net",
         "author_name": 'Zoë "Z" D\'Arcy',
         "email": "zoe.darcy@example.org",
     },
     {
-        "dataset_type": "image_list",
-        "gpu": "none",
-        "use_prefetch": True,
-        "experiment_tracker": "wandb",
-        "use_github_actions": True,
-        "license": "none",
-        "project_name": "Ünïcode Lists",
-        "description": r"Reads C:\lists\*.txt",
+        "dataset_type": "image_folder",
+        "task": "classification",
+        "gpu": "multi",
+        "use_prefetch": False,
+        "experiment_tracker": "none",
+        "use_github_actions": False,
+        "license": "BSD-3-Clause",
+        "project_name": "Shapes at Scale",
     },
     {
-        "dataset_type": "tabular_csv",
+        "dataset_type": "image_folder",
+        "task": "classification",
+        "gpu": "single",
+        "use_prefetch": False,
+        "experiment_tracker": "tensorboard",
+        "use_github_actions": True,
+        "license": "Apache-2.0",
+        "project_name": "Folders & Boards",
+    },
+    {
+        "dataset_type": "image_list",
+        "task": "classification",
+        "gpu": "single",
+        "use_prefetch": True,
+        "experiment_tracker": "mlflow",
+        "use_github_actions": False,
+        "license": "Apache-2.0",
+        "project_name": 'List <of> "Images"',
+    },
+    {
+        "dataset_type": "image_list",
+        "task": "classification",
+        "gpu": "multi",
+        "use_prefetch": False,
+        "experiment_tracker": "tensorboard",
+        "use_github_actions": True,
+        "license": "none",
+        "project_name": "Lists \\ Everywhere",
+    },
+    {
+        "dataset_type": "image_list",
+        "task": "classification",
         "gpu": "none",
         "use_prefetch": False,
         "experiment_tracker": "none",
+        "use_github_actions": False,
+        "license": "MIT",
+        "project_name": "Ünïcode Lists",
+        "description": "Reads C:\\lists\\*.txt",
+    },
+    {
+        "dataset_type": "image_list",
+        "task": "classification",
+        "gpu": "single",
+        "use_prefetch": True,
+        "experiment_tracker": "wandb",
         "use_github_actions": True,
-        "license": "none",
-        "project_name": "Plain Table",
-        "project_slug": "plain-table-2",
+        "license": "BSD-3-Clause",
+        "project_name": "Listed Weights",
     },
     {
         "dataset_type": "torchvision",
-        "gpu": "none",
+        "task": "classification",
+        "gpu": "single",
         "use_prefetch": True,
-        "experiment_tracker": "tensorboard",
+        "experiment_tracker": "none",
         "use_github_actions": True,
+        "license": "Apache-2.0",
+        "project_name": "Digits & 'Friends'",
+    },
+    {
+        "dataset_type": "torchvision",
+        "task": "classification",
+        "gpu": "single",
+        "use_prefetch": False,
+        "experiment_tracker": "tensorboard",
+        "use_github_actions": False,
         "license": "BSD-3-Clause",
         "project_name": "Torchvision Zoo",
         "package_name": "zoo_net",
     },
+    {
+        "dataset_type": "torchvision",
+        "task": "classification",
+        "gpu": "none",
+        "use_prefetch": False,
+        "experiment_tracker": "wandb",
+        "use_github_actions": True,
+        "license": "none",
+        "project_name": "Digits Everywhere",
+    },
+    {
+        "dataset_type": "torchvision",
+        "task": "classification",
+        "gpu": "multi",
+        "use_prefetch": True,
+        "experiment_tracker": "mlflow",
+        "use_github_actions": True,
+        "license": "MIT",
+        "project_name": "Digits at Scale",
+    },
+    {
+        "dataset_type": "tabular_csv",
+        "task": "regression",
+        "gpu": "none",
+        "use_prefetch": False,
+        "experiment_tracker": "mlflow",
+        "use_github_actions": False,
+        "license": "BSD-3-Clause",
+        "project_name": "Tabular <Net> & Co",
+        "author_name": "A. N. Other",
+        "description": "Reads C:\\data\\*.csv & 'scores' <fast>",
+    },
+    {
+        "dataset_type": "tabular_csv",
+        "task": "regression",
+        "gpu": "multi",
+        "use_prefetch": False,
+        "experiment_tracker": "wandb",
+        "use_github_actions": True,
+        "license": "Apache-2.0",
+        "project_name": "Wide 'Tables'",
+    },
+    {
+        "dataset_type": "tabular_csv",
+        "task": "regression",
+        "gpu": "single",
+        "use_prefetch": False,
+        "experiment_tracker": "none",
+        "use_github_actions": False,
+        "license": "none",
+        "project_name": "House Prices",
+    },
+    {
+        "dataset_type": "tabular_csv",
+        "task": "regression",
+        "gpu": "single",
+        "use_prefetch": True,
+        "experiment_tracker": "tensorboard",
+        "use_github_actions": False,
+        "license": "MIT",
+        "project_name": "Price Boards",
+    },
+    {
+        "dataset_type": "tabular_csv",
+        "task": "classification",
+        "gpu": "none",
+        "use_prefetch": True,
+        "experiment_tracker": "tensorboard",
+        "use_github_actions": True,
+        "license": "Apache-2.0",
+        "project_name": "Plain Table",
+        "project_slug": "plain-table-2",
+    },
 ]
 
-# The combinations whose scripts are also run and broken from the command line (CliChecks).
+# The rows whose scripts are also run and broken from the command line (CliChecks), by class name:
+# each dataset_type, task and gpu answer once.
 CLI_CHECKED = {
-    ("image_folder", "single"),
-    ("image_list", "multi"),
-    ("tabular_csv", "none"),
-    ("torchvision", "multi"),
+    "TestImageFolderSingleGpuWandb",
+    "TestImageListMultiGpuTensorboard",
+    "TestTabularCsvClassificationCpuTensorboard",
+    "TestTabularCsvRegressionMultiGpuWandb",
+    "TestTorchvisionCpuWandb",
 }
-# The combinations that export every model in every format (ExportChecks): the export code is the
-# same in every render; each project's own suite exports its default model in every format.
-EXPORTED_EVERY_MODEL = {("image_folder", "none"), ("tabular_csv", "none")}
+# The rows that export every model in every format (ExportChecks): the export code is the same in
+# every render of a task; each project's own suite exports its default model in every format.
+EXPORTED_EVERY_MODEL = {
+    "TestImageFolderCpuMlflow",
+    "TestTabularCsvClassificationCpuTensorboard",
+    "TestTabularCsvRegressionCpuMlflow",
+}
 EXPORT_SUFFIXES = {"onnx": ".onnx", "exported": ".pt2", "torchscript": ".torchscript.pt"}
-METRICS_HEADER = "epoch train_loss train_acc val_loss val_acc val_macro_f1 lr time_s".split()
+# What each task writes: metrics.csv's header, its eval/ files, and what the smoke run must reach.
+METRICS_HEADER = {
+    "classification": "epoch train_loss train_acc val_loss val_acc val_macro_f1 lr time_s".split(),
+    "regression": "epoch train_loss train_rmse val_loss val_mae val_rmse val_r2 lr time_s".split(),
+}
+EVAL_FILES = {
+    "classification": [
+        "report.json",
+        "confusion_matrix.csv",
+        "confusion_matrix.png",
+        "predictions.csv",
+    ],
+    "regression": "report.json predictions.csv residuals.csv predicted_vs_actual.png".split(),
+}
+LEARNT = {
+    "classification": ("val_acc", 0.8),
+    "regression": ("val_r2", 0.7),
+}  # the sample data, learnt
 RUN_FILES = "config.yaml train.log metrics.csv checkpoints/last.pt checkpoints/best.pt".split()
-EVAL_FILES = "report.json confusion_matrix.csv confusion_matrix.png predictions.csv".split()
-RUN_FILES += [f"eval/val/{name}" for name in EVAL_FILES]
 NOT_SOURCES = {"__pycache__", ".pytest_cache", ".ruff_cache", "runs", "data"}  # at the root
 FLAGS = [key for key, value in COOKIECUTTER_JSON.items() if isinstance(value, bool)]
 # A marker the post-gen hook missed: `  # use_prefetch` at the end of a line, any spacing.
@@ -214,22 +298,45 @@ NEEDS_EXTRA = re.compile(
 SKIP_FILE = re.compile(r"^SKIPPED \[\d+\] (?P<file>[^:]+\.py):")
 
 
-def test_combinations_cover_every_answer():
-    """Each dataset_type x gpu once; each of them meets both values of each yes/no answer."""
-    pairs = [(c["dataset_type"], c["gpu"]) for c in SUPPORTED_COMBINATIONS]
-    choices = COOKIECUTTER_JSON
-    assert sorted(pairs) == sorted(itertools.product(choices["dataset_type"], choices["gpu"]))
-    for key, flag in itertools.product(["dataset_type", "gpu"], FLAGS):
-        for value in choices[key]:
-            seen = {c[flag] for c in SUPPORTED_COMBINATIONS if c[key] == value}
-            assert seen == {True, False}, f"{key}={value} never meets {flag}={not seen.pop()}"
-    assert {c["license"] for c in SUPPORTED_COMBINATIONS} == set(choices["license"])
-    for gpu in choices["gpu"]:
-        seen = {c["experiment_tracker"] for c in SUPPORTED_COMBINATIONS if c["gpu"] == gpu}
-        assert seen == set(choices["experiment_tracker"]), f"gpu={gpu} meets only trackers {seen}"
-    assert CLI_CHECKED <= set(pairs)
-    for index, key in enumerate(["dataset_type", "gpu"]):
-        assert {pair[index] for pair in CLI_CHECKED} == set(choices[key]), key
+def valid_pairs() -> set:
+    """Every pair of answers some valid combination has: each choice and yes/no prompt of
+    cookiecutter.json against each other, less the task x dataset_type pairs `_task_data`
+    refuses."""
+    prompts = {
+        key: value if isinstance(value, list) else [True, False]
+        for key, value in COOKIECUTTER_JSON.items()
+        if not key.startswith("_") and isinstance(value, (list, bool))
+    }
+    pairs = set()
+    for (a, values_a), (b, values_b) in itertools.combinations(sorted(prompts.items()), 2):
+        for x, y in itertools.product(values_a, values_b):
+            answers = {a: x, b: y}
+            if "task" in answers and "dataset_type" in answers:
+                if answers["dataset_type"] not in COOKIECUTTER_JSON["_task_data"][answers["task"]]:
+                    continue
+            pairs.add((a, x, b, y))
+    return pairs
+
+
+def test_the_table_covers_every_valid_pair():
+    """Every valid pair of answers is in some row, and every row is a valid combination."""
+    needed = valid_pairs()
+    assert {"task", "dataset_type", "gpu", "experiment_tracker", "license", "use_prefetch"} <= {
+        name for pair in needed for name in pair[::2]
+    }
+    seen = set()
+    for row in SUPPORTED_COMBINATIONS:
+        answers = {**default_answers(), **row}
+        assert answers["dataset_type"] in COOKIECUTTER_JSON["_task_data"][answers["task"]], row
+        seen |= {(a, answers[a], b, answers[b]) for a, _, b, _ in needed}
+    missing = sorted(needed - seen, key=str)
+    assert not missing, f"no row of SUPPORTED_COMBINATIONS has these pairs: {missing}"
+    names = [class_name(row) for row in SUPPORTED_COMBINATIONS]
+    assert len(set(names)) == len(names), "two rows share a test class name"
+    assert CLI_CHECKED | EXPORTED_EVERY_MODEL <= set(names)
+    cli = [row for row in SUPPORTED_COMBINATIONS if class_name(row) in CLI_CHECKED]
+    for key in ("dataset_type", "task", "gpu"):
+        assert {row[key] for row in cli} == set(COOKIECUTTER_JSON[key]), key
 
 
 def test_no_jinja_control_flow_in_template_python():
@@ -252,10 +359,10 @@ def source_files(root):
     return found
 
 
-def read_metrics(run_dir):
+def read_metrics(run_dir, task):
     with open(run_dir / "metrics.csv", newline="", encoding="utf-8") as f:
         rows = list(csv.reader(f))
-    assert rows[0] == METRICS_HEADER
+    assert rows[0] == METRICS_HEADER[task]
     return [dict(zip(rows[0], map(float, row), strict=True)) for row in rows[1:]]
 
 
@@ -414,14 +521,16 @@ class ProjectChecks:
             skipped = [line for line in skipped if not NEEDS_CUDA.search(line)]
         assert not skipped, "the project's own tests skipped:\n" + "\n".join(skipped)
 
-    def test_train_right_after_rendering(self, smoke):
-        for name in RUN_FILES:
+    def test_train_right_after_rendering(self, project, smoke):
+        task = project.answers["task"]
+        for name in [*RUN_FILES, *(f"eval/val/{name}" for name in EVAL_FILES[task])]:
             assert (smoke / name).is_file(), f"{name} missing from {smoke}"
         config = yaml.safe_load((smoke / "config.yaml").read_text(encoding="utf-8"))
-        rows = read_metrics(smoke)
+        rows = read_metrics(smoke, task)
         assert 1 <= len(rows) <= config["trainer"]["epochs"]
         assert all(math.isfinite(r["train_loss"]) and math.isfinite(r["val_loss"]) for r in rows)
-        assert rows[-1]["val_acc"] > 0.8, f"the sample data was not learnt: {rows}"
+        metric, floor = LEARNT[task]
+        assert rows[-1][metric] > floor, f"the sample data was not learnt: {rows}"
         # matplotlib is installed here, so training ends by drawing its curves.
         with Image.open(smoke / "curves.png") as curves:
             curves.verify()
@@ -443,22 +552,30 @@ class CliChecks:
         assert proc.returncode == 0, explain(proc)
         metrics = json.loads(proc.stdout)  # stdout holds the JSON object and nothing else
         assert math.isfinite(metrics["loss"])
+        saved = json.loads((smoke / "eval" / "val" / "report.json").read_text(encoding="utf-8"))
+        if project.answers["task"] == "regression":
+            # The report in the target's units: the same numbers as best.pt's row of metrics.csv.
+            best = min(read_metrics(smoke, "regression"), key=lambda row: row["val_rmse"])
+            for key in ("mae", "rmse", "r2"):
+                assert metrics[key] == pytest.approx(best[f"val_{key}"], rel=1e-6), (metrics, best)
+            assert "RMSE" in proc.stderr and saved["rmse"] == metrics["rmse"], explain(proc)
+            return
         assert 0.8 < metrics["accuracy"] <= 1.0, metrics
         assert 0.0 <= metrics["macro_f1"] <= 1.0 and 0.0 <= metrics["ece"] <= 1.0, metrics
         assert sum(map(sum, metrics["confusion_matrix"])) == metrics["num_samples"], metrics
         assert "precision" in proc.stderr and "macro F1" in proc.stderr, explain(proc)  # the table
         # The same report as the end of training wrote for best.pt (evaluate.py rewrote it).
-        saved = json.loads((smoke / "eval" / "val" / "report.json").read_text(encoding="utf-8"))
         assert saved["confusion_matrix"] == metrics["confusion_matrix"], (saved, metrics)
 
     def test_resume_adds_an_epoch(self, project, smoke):
         # After the other smoke checks: it extends the smoke run. Resume continues in the same run
         # dir, appends to metrics.csv, and with more epochs it stretches the (cosine) schedule
         # instead of training at lr 0.
-        rows = read_metrics(smoke)
+        task = project.answers["task"]
+        rows = read_metrics(smoke, task)
         proc = project.train("--resume", str(smoke), f"trainer.epochs={len(rows) + 1}")
         assert proc.returncode == 0, explain(proc)
-        resumed = read_metrics(smoke)
+        resumed = read_metrics(smoke, task)
         assert [row["epoch"] for row in resumed] == list(range(1, len(rows) + 2))
         assert resumed[:-1] == rows, "resuming rewrote the finished epochs"
         assert resumed[-1]["lr"] > 0, f"the resumed epoch trained at lr 0: {resumed}"
@@ -516,13 +633,19 @@ print(json.dumps(models))
             assert parity["outside_tolerance"] == 0, (model, fmt, parity)
             expected = read_predictions(run_dir / "predictions.csv")
             got = read_predictions(run_dir / f"{fmt}.csv")
-            assert [(r["input"], r["prediction"]) for r in got] == [
-                (r["input"], r["prediction"]) for r in expected
-            ], (model, fmt)
+            assert [r["input"] for r in got] == [r["input"] for r in expected], (model, fmt)
             for row, want in zip(got, expected, strict=True):
                 assert row.keys() == want.keys(), (model, fmt)
-                gaps = [abs(float(row[k]) - float(want[k])) for k in want if k.startswith("p_")]
-                assert max(gaps) <= 1e-4, (model, fmt, row, want)
+                if project.answers["task"] == "classification":  # the class, and every probability
+                    assert row["prediction"] == want["prediction"], (model, fmt, row, want)
+                    numbers = [k for k in want if k.startswith("p_")]
+                else:  # every value, in the target's units
+                    numbers = [k for k in want if k not in ("input", "id")]
+                gaps = [
+                    abs(float(row[k]) - float(want[k])) / max(1.0, abs(float(want[k])))
+                    for k in numbers
+                ]
+                assert numbers and max(gaps) <= 1e-4, (model, fmt, row, want)
 
 
 def read_predictions(path):
@@ -531,15 +654,25 @@ def read_predictions(path):
 
 
 def class_name(answers):
-    """TestImageFolderSingleGpu, TestTabularCsvCpu, ... (one per dataset_type x gpu)."""
+    """TestImageFolderSingleGpuWandb, TestTabularCsvRegressionCpuMlflow, ...: the data type, the
+    task where the data type serves several, the hardware and the tracker."""
     hardware = {"none": "Cpu", "single": "SingleGpu", "multi": "MultiGpu"}[answers["gpu"]]
-    return "Test" + answers["dataset_type"].title().replace("_", "") + hardware
+    data = answers["dataset_type"]
+    task = answers["task"].title() if len(tasks_of(data)) > 1 else ""
+    tracker = answers["experiment_tracker"].title()
+    return "Test" + data.title().replace("_", "") + task + hardware + tracker
+
+
+def tasks_of(dataset_type) -> list[str]:
+    return [
+        task for task, types in COOKIECUTTER_JSON["_task_data"].items() if dataset_type in types
+    ]
 
 
 def checks_of(answers) -> tuple[type, ...]:
-    pair = (answers["dataset_type"], answers["gpu"])
+    name = class_name(answers)
     extra = [(CliChecks, CLI_CHECKED), (ExportChecks, EXPORTED_EVERY_MODEL)]
-    return (ProjectChecks, *[checks for checks, pairs in extra if pair in pairs])
+    return (ProjectChecks, *[checks for checks, names in extra if name in names])
 
 
 # The test classes: one per row of SUPPORTED_COMBINATIONS.

@@ -41,6 +41,19 @@ def test_cli_renders_tabular_cpu_project(tmp_path):
     assert not (project / "table_classifier" / "models" / "cnn.py").exists()
 
 
+def test_regression_renders_a_table_regressor(tmp_path):
+    """The task names the default project and keeps its own task file and sample writer."""
+    project = render(tmp_path, dataset_type="tabular_csv", task="regression", gpu="none")
+    assert project.name == "table-regressor"
+    assert (project / "README.md").read_text(encoding="utf-8").startswith("# Table Regressor\n")
+    task = (project / "table_regressor" / "task.py").read_text(encoding="utf-8")
+    assert "def decode(" in task and "confusion" not in task
+    sample = (project / "table_regressor" / "data" / "sample.py").read_text(encoding="utf-8")
+    assert '"price"' in sample
+    config = (project / "configs" / "default.yaml").read_text(encoding="utf-8")
+    assert "monitor: val_rmse" in config and "label_smoothing" not in config
+
+
 def test_any_unicode_text_keeps_pyproject_valid(tmp_path):
     # pyproject.toml also configures ruff and pytest: if it does not parse, nothing works.
     text = {"author_name": "Zoë 🐍 O'Brien", "description": 'Rockets 🚀, "quotes" & \\ é'}

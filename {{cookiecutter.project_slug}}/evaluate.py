@@ -51,7 +51,7 @@ def main(argv=None) -> int:
     load_model_weights(model, state, path)
     out_dir = run_dir_of(path) / "eval" / args.split  # a checkpoint outside a run dir: eval/ beside it
     # The criterion and forward pass of training's validation: on val the numbers match its metrics.csv.
-    criterion = build_criterion(cfg, data_info).to(device)  # as training weighed the classes
+    criterion = build_criterion(cfg, data_info).to(device)  # the loss as training computed it
     report = evaluate_split(model, criterion, dataset, data_info, cfg, device, out_dir)
     log.info("%s\nfiles in %s", format_report(report, args.split), out_dir)
     print(json.dumps({**report, "split": args.split, "epoch": state["epoch"], "checkpoint": str(args.checkpoint)}))

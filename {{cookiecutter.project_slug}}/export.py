@@ -6,11 +6,12 @@ Examples:
     python export.py runs/baseline --output model.onnx data.root=/data/mine
 
 The exported model takes a float32 batch of any size, preprocessed as validation data is, and returns
-logits. The file carries what that preprocessing needs (see {{ cookiecutter.package_name }}/deploy.py), and a
-JSON copy is written beside it (<output>.json). Before anything is written, the exported model runs on a
-batch of the validation split next to the PyTorch model in eval mode: a logit that differs by more than
---atol + --rtol x |logit| (as torch.testing.assert_close judges) refuses the export (exit code 2).
-predict.py runs the exported files; deploy/onnx_predict.py runs .onnx ones with numpy and onnxruntime alone.
+the model's outputs. The file carries what that preprocessing needs and what the outputs mean (see
+{{ cookiecutter.package_name }}/deploy.py), and a JSON copy is written beside it (<output>.json). Before
+anything is written, the exported model runs on a batch of the validation split next to the PyTorch model
+in eval mode: an output that differs by more than --atol + --rtol x |output| (as torch.testing.assert_close
+judges) refuses the export (exit code 2). predict.py runs the exported files; deploy/onnx_predict.py runs
+.onnx ones with numpy and onnxruntime alone.
 """
 
 import argparse
@@ -27,7 +28,7 @@ from torch.utils.data import DataLoader
 from {{ cookiecutter.package_name }}.checkpoint import load_checkpoint, load_model_weights, resolve_checkpoint_path, run_dir_of
 from {{ cookiecutter.package_name }}.config import load_config, to_dict
 from {{ cookiecutter.package_name }}.data import build_datasets
-from {{ cookiecutter.package_name }}.deploy import FORMATS, failing_operator
+from {{ cookiecutter.package_name }}.deploy import FORMATS, OUTPUT_MEANING, OUTPUT_NAME, failing_operator
 from {{ cookiecutter.package_name }}.errors import ConfigError, ExportError, run_main
 from {{ cookiecutter.package_name }}.models import build_model
 from {{ cookiecutter.package_name }}.utils import atomic_write, atomic_write_text, setup_logging
@@ -41,8 +42,8 @@ def parse_args(argv=None):
     parser.add_argument("--format", choices=list(FORMATS), default="onnx", help="default: %(default)s")
     parser.add_argument("--output", type=Path, help="default: <run_dir>/export/<checkpoint name>.<format's suffix>")
     parser.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
-    parser.add_argument("--atol", type=float, default=1e-4, help="absolute logit tolerance (default: %(default)g)")
-    parser.add_argument("--rtol", type=float, default=1e-4, help="relative logit tolerance (default: %(default)g)")
+    parser.add_argument("--atol", type=float, default=1e-4, help="absolute output tolerance (default: %(default)g)")
+    parser.add_argument("--rtol", type=float, default=1e-4, help="relative output tolerance (default: %(default)g)")
     parser.add_argument("--samples", type=int, default=64, help="validation samples the parity check runs")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides (data.root, ...)")
     return parser.parse_intermixed_args(argv)
@@ -70,7 +71,7 @@ def export_model(fmt: str, model, example: torch.Tensor, path: Path, metadata: d
 
 
 def check_parity(run, model, inputs: torch.Tensor, atol: float, rtol: float, fmt: str) -> dict:
-    """The exported model's logits against the PyTorch model's; outside the tolerance: ExportError."""
+    """The exported model's outputs against the PyTorch model's; outside the tolerance: ExportError."""
     with torch.no_grad():
         expected = model(inputs)
         got = run(inputs)
@@ -78,25 +79,24 @@ def check_parity(run, model, inputs: torch.Tensor, atol: float, rtol: float, fmt
     parity = {
         "samples": len(inputs),
         "max_abs_diff": difference.max().item(),
-        "max_abs_logit": expected.abs().max().item(),
-        "argmax_agreement": (got.argmax(1) == expected.argmax(1)).float().mean().item(),
+        "max_abs_output": expected.abs().max().item(),
         "outside_tolerance": (~(difference <= atol + rtol * expected.abs())).sum().item(),  # NaN counts
         "atol": atol,
         "rtol": rtol,
     }
+    parity["argmax_agreement"] = (got.argmax(1) == expected.argmax(1)).float().mean().item()  # classification
     log.info(
-        "parity on %d validation samples, %s vs PyTorch: max |logit difference| %.3g (largest |logit| %.3g), "
-        "argmax agrees on %.1f%%",
+        "parity on %d validation samples, %s vs PyTorch: max |output difference| %.3g (largest |output| %.3g)",
         len(inputs),
         FORMATS[fmt].runtime,
         parity["max_abs_diff"],
-        parity["max_abs_logit"],
-        100 * parity["argmax_agreement"],
+        parity["max_abs_output"],
     )
+    log.info("the predicted class agrees on %.1f%% of them", 100 * parity["argmax_agreement"])  # classification
     if parity["outside_tolerance"]:
         raise ExportError(
-            f"the {fmt} export computes other logits than the model: {parity['outside_tolerance']} of "
-            f"{expected.numel()} differ by more than --atol {atol:g} + --rtol {rtol:g} x |logit| (max |difference| "
+            f"the {fmt} export computes other outputs than the model: {parity['outside_tolerance']} of "
+            f"{expected.numel()} differ by more than --atol {atol:g} + --rtol {rtol:g} x |output| (max |difference| "
             f"{parity['max_abs_diff']:.3g}); nothing was written. Try another --format, or raise the tolerances if "
             "the difference is acceptable."
         )
@@ -127,9 +127,9 @@ def main(argv=None) -> int:
         "format": args.format,
         "checkpoint": str(ckpt_path),
         "epoch": state["epoch"],
-        "classes": [str(name) for name in data_info["classes"]],
+        "classes": [str(name) for name in data_info["classes"]],  # classification
         "input": {"name": "input", "dtype": "float32", "shape": ["batch", *example.shape[1:]]},
-        "output": {"name": "logits", "shape": ["batch", data_info["num_classes"]]},
+        "output": {"name": OUTPUT_NAME, "shape": ["batch", data_info["num_outputs"]], "meaning": OUTPUT_MEANING},
         "data_info": data_info,
         "config": to_dict(cfg),
     }

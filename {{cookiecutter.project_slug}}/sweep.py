@@ -26,6 +26,7 @@ import yaml
 import train
 from {{ cookiecutter.package_name }}.config import load_config
 from {{ cookiecutter.package_name }}.errors import ConfigError, run_main
+from {{ cookiecutter.package_name }}.task import MONITORS
 from {{ cookiecutter.package_name }}.utils import atomic_write_text, setup_logging
 
 log = logging.getLogger("{{ cookiecutter.package_name }}.sweep")
@@ -109,7 +110,7 @@ class Pruning:
 def best_of_run(run_dir: Path, monitor: str) -> float:
     with open(run_dir / "metrics.csv", newline="", encoding="utf-8") as file:
         values = [float(row[monitor]) for row in csv.DictReader(file)]
-    return min(values) if monitor == "val_loss" else max(values)
+    return min(values) if MONITORS[monitor] == "min" else max(values)
 
 
 def objective(args, space: dict, study_dir: Path, monitor: str):
@@ -179,7 +180,7 @@ def main(argv=None) -> int:
     study = optuna.create_study(
         storage=storage,
         study_name=args.study,
-        direction="minimize" if cfg.trainer.monitor == "val_loss" else "maximize",
+        direction="minimize" if MONITORS[cfg.trainer.monitor] == "min" else "maximize",
         pruner=optuna.pruners.MedianPruner(pruner.get("startup_trials", 3), pruner.get("warmup_epochs", 1) + 1),
         load_if_exists=True,  # the same command again continues the study
     )

@@ -25,6 +25,7 @@ from {{ cookiecutter.package_name }}.data import build_dataloaders
 from {{ cookiecutter.package_name }}.engine import Trainer, build_optimizer, build_scheduler
 from {{ cookiecutter.package_name }}.errors import run_main
 from {{ cookiecutter.package_name }}.models import build_model
+from {{ cookiecutter.package_name }}.task import build_criterion
 from {{ cookiecutter.package_name }}.utils import atomic_write
 
 OTHER_SHAPE = {MODEL_WIDTH_KEY: [2 * width for width in FAST_DATA[MODEL_WIDTH_KEY]]}  # a model of other widths
@@ -44,7 +45,7 @@ def make_trainer(cfg, run_dir, build=build_model) -> Trainer:
     model = build(cfg, info)
     optimizer = build_optimizer(cfg, model)
     scheduler = build_scheduler(cfg, optimizer)
-    criterion = nn.CrossEntropyLoss()
+    criterion = build_criterion(cfg, info)
     return Trainer(cfg, model, criterion, optimizer, scheduler, train_loader, val_loader, info, run_dir, "cpu")
 
 
@@ -107,7 +108,7 @@ def test_checkpoint_holds_what_resume_and_evaluate_need(trained, run_dir):
     assert "config" in state and "data_info" in state
     assert state["epoch"] == 1 and state["step"] > 0
     assert state["config"]["data"]["root"] == trained.cfg.data.root
-    assert state["data_info"]["classes"] == trained.data_info["classes"]
+    assert state["data_info"] == trained.data_info  # what the outputs mean, how inputs are scaled
     best = torch.load(run_dir / "checkpoints" / "best.pt", map_location="cpu", weights_only=True)
     assert_same_tensors(best["model"], state["model"])
 
@@ -246,10 +247,10 @@ def test_strip_prefixes_only_at_the_front_and_only_where_the_model_lacks_them():
 class Holder(nn.Module):
     """A user's model that keeps its backbone as `self.module`, as torch.nn.parallel's wrappers do."""
 
-    def __init__(self, backbone: nn.Module, classes: int):
+    def __init__(self, backbone: nn.Module, outputs: int):
         super().__init__()
         self.module = backbone
-        self.head = nn.Linear(classes, classes)
+        self.head = nn.Linear(outputs, outputs)
 
     def forward(self, x):
         return self.head(self.module(x))
@@ -260,7 +261,7 @@ def test_only_the_wrappers_this_project_adds_are_unwrapped(trained):
     assert unwrap_model(nn.DataParallel(model)) is model
     assert unwrap_model(torch.compile(nn.DataParallel(model))) is model  # compiled: no code runs until called
     assert unwrap_model(nn.DataParallel(torch.compile(model))) is model
-    holder = Holder(model, trained.data_info["num_classes"])
+    holder = Holder(model, trained.data_info["num_outputs"])
     assert unwrap_model(holder) is holder
     assert unwrap_model(torch.compile(holder)) is holder
     load_model_weights(nn.DataParallel(model), trained.state_dict())
@@ -271,7 +272,7 @@ def test_a_model_with_a_module_attribute_is_saved_resumed_and_evaluated_whole(
     make_config, tmp_path, monkeypatch, capsys
 ):
     def build_holder(cfg, info):
-        return Holder(build_model(cfg, info), info["num_classes"])
+        return Holder(build_model(cfg, info), info["num_outputs"])
 
     cfg = make_config(**SETTINGS)
     trainer = make_trainer(cfg, tmp_path / "run", build_holder)

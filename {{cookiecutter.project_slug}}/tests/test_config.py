@@ -4,7 +4,7 @@ import re
 from pathlib import Path
 
 import pytest
-import torch.nn as nn
+import torch.nn as nn  # regression
 import yaml
 from tiny_data import MODEL_WIDTH_KEY
 
@@ -15,6 +15,7 @@ from {{ cookiecutter.package_name }}.device import setup_device
 from {{ cookiecutter.package_name }}.engine import Trainer, build_optimizer, build_scheduler
 from {{ cookiecutter.package_name }}.errors import run_main
 from {{ cookiecutter.package_name }}.models import build_model
+from {{ cookiecutter.package_name }}.task import MONITORS, OTHER_TASKS_KEYS, build_criterion
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT_DIR / "configs" / "default.yaml"
@@ -45,11 +46,8 @@ def test_yaml_file_and_overrides_merge(tmp_path):
     path = tmp_path / "mine.yaml"
     path.write_text("seed: 7\ntrainer:\n  epochs: 5\n  monitor: val_loss\ndata:\n  batch_size: 12\n")
     cfg = load_config(path, ["trainer.epochs=2", "optim.name=sgd"])
-    assert cfg.seed == 7
+    assert (cfg.seed, cfg.trainer.monitor, cfg.data.batch_size, cfg.optim.name) == (7, "val_loss", 12, "sgd")
     assert cfg.trainer.epochs == 2  # the override wins over the file
-    assert cfg.trainer.monitor == "val_loss"
-    assert cfg.data.batch_size == 12
-    assert cfg.optim.name == "sgd"
     assert cfg.optim.lr == load_config().optim.lr  # untouched keys keep their defaults
     assert cfg.trainer.device == load_config().trainer.device
 
@@ -58,11 +56,9 @@ def test_base_then_file_then_overrides(tmp_path):
     path = tmp_path / "mine.yaml"
     path.write_text("trainer:\n  epochs: 5\n")
     base = to_dict(load_config())
-    base["trainer"]["epochs"] = 9
-    base["seed"] = 3
+    base["trainer"]["epochs"], base["seed"] = 9, 3
     assert load_config(base=base).trainer.epochs == 9
-    assert load_config(path, base=base).trainer.epochs == 5
-    assert load_config(path, base=base).seed == 3
+    assert (load_config(path, base=base).trainer.epochs, load_config(path, base=base).seed) == (5, 3)
     assert load_config(path, ["trainer.epochs=1"], base=base).trainer.epochs == 1
 
 
@@ -164,7 +160,7 @@ def test_the_choices_comments_are_read():
     choices = default_choices()
     assert choices["optim.name"] == ["adamw", "sgd"]
     assert choices["optim.scheduler"] == ["cosine", "step", "none"]
-    assert choices["trainer.monitor"] == ["val_acc", "val_loss", "val_macro_f1"]
+    assert choices["trainer.monitor"] == list(MONITORS)  # the task's metrics, each with its better way
     assert choices["data.preload"][:2] == ["false", "cpu"]
     for key, valid in choices.items():
         assert key in all_keys() and len(valid) >= 2, (key, valid)
@@ -202,7 +198,7 @@ def test_every_listed_choice_is_accepted_by_the_code_that_uses_it(make_config, t
     model = build_model(cfg, info)
     optimizer = build_optimizer(cfg, model)
     scheduler = build_scheduler(cfg, optimizer)
-    criterion = nn.CrossEntropyLoss()
+    criterion = build_criterion(cfg, info)
     Trainer(cfg, model, criterion, optimizer, scheduler, train_loader, val_loader, info, tmp_path / "run", device)
 
 
@@ -212,6 +208,24 @@ def test_every_key_of_default_yaml_is_read_by_the_code():
     code = "\n".join(p.read_text(encoding="utf-8") for p in sources if p.name != "config.py")
     unread = [key for key in all_keys() if not re.search(rf"\.{key.split('.')[-1]}\b", code)]
     assert unread == [], f"keys in default.yaml that no code reads: {unread}"
+
+
+# ---- the task's own keys; another task's are refused, saying why ----------------------------------------
+@pytest.mark.parametrize("key", sorted(OTHER_TASKS_KEYS))
+def test_a_key_of_the_other_task_is_refused_saying_why(key, tmp_path):
+    assert key not in all_keys()
+    section, name = key.split(".")
+    (tmp_path / "mine.yaml").write_text(f"{section}:\n  {name}: 0.1\n")
+    for message in (config_error(f"{key}=0.1"), config_error(path=tmp_path / "mine.yaml")):
+        assert f"'{key}'" in message and OTHER_TASKS_KEYS[key] in message and "did you mean" not in message
+
+
+def test_the_loss_keys_are_the_task_s_own():
+    cfg = load_config(overrides=["trainer.loss=huber"])  # regression
+    assert cfg.trainer.loss == "huber" and isinstance(build_criterion(cfg, {}), nn.HuberLoss)  # regression
+    assert "trainer.label_smoothing" in OTHER_TASKS_KEYS  # regression
+    cfg = load_config(overrides=["trainer.label_smoothing=0.1"])  # classification
+    assert build_criterion(cfg, {}).label_smoothing == 0.1 and "trainer.loss" in OTHER_TASKS_KEYS  # classification
 
 
 # ---- ranges -------------------------------------------------------------------------------------------
@@ -236,8 +250,8 @@ def test_every_key_of_default_yaml_is_read_by_the_code():
         "optim.warmup_epochs=-1",
         "model.freeze_backbone_epochs=-1",
         "optim.backbone_lr_scale=-0.5",
-        "trainer.label_smoothing=1",
-        "trainer.label_smoothing=-0.1",
+        "trainer.label_smoothing=1",  # classification
+        "trainer.label_smoothing=-0.1",  # classification
         "trainer.ema_decay=1",
         "trainer.ema_decay=-0.1",
     ],
@@ -264,8 +278,7 @@ def test_malformed_yaml_names_the_file_and_line(tmp_path, text, line):
     path = tmp_path / "broken.yaml"
     path.write_text(text)
     message = config_error(path=path)
-    assert str(path) in message
-    assert f"line {line}" in message
+    assert str(path) in message and f"line {line}" in message
 
 
 def test_yaml_that_is_not_a_mapping(tmp_path):

@@ -236,11 +236,11 @@ def test_many_levels_become_an_embedding_the_model_learns(tmp_path, make_config)
 def test_empty_label_cell_names_file_and_line(tmp_path, make_config):
     root = tmp_path / "empty_label"
     path = write_csv(root / "train.csv", ["x", "label"], [[1, "a"], [2, "b"], [3, " "]])
-    with pytest.raises(DataError, match=rf"{path} line 4: the label cell is empty"):
+    with pytest.raises(DataError, match=rf"{path} line 4: the label cell \(label\) is empty"):
         build(root, make_config)
     for gap in ("", "NA"):  # a gap token in the label column: the same line numbers
         path = write_csv(root / "train.csv", ["x", "label"], [[1, "a"], [2, "b"], [3, "a"], [4, gap], [5, "b"]])
-        with pytest.raises(DataError, match=rf"{path} line 5: the label cell is empty or one of data.na_values"):
+        with pytest.raises(DataError, match=rf"{path} line 5: the label cell \(label\) is empty or one of data.na_"):
             build(root, make_config)
 
 

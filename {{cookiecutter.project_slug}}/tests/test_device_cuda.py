@@ -181,7 +181,8 @@ def test_validation_evaluate_and_predict_run_in_fp32_while_training_runs_under_a
     assert len(evaluated) == len(names) == len(predicted)
     for name, row in zip(names, evaluated, strict=True):
         assert predicted[name]["prediction"] == row["prediction"]
-        assert float(predicted[name]["probability"]) == pytest.approx(float(row["confidence"]), abs=2e-6)
+        probability, confidence = float(predicted[name]["probability"]), float(row["confidence"])  # classification
+        assert probability == pytest.approx(confidence, abs=2e-6)  # classification
 
 
 def test_grad_scaler_state_is_checkpointed_and_restored(make_config, tmp_path, monkeypatch):

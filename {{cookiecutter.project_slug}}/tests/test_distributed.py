@@ -28,12 +28,12 @@ from {{ cookiecutter.package_name }}.config import default_choices
 from {{ cookiecutter.package_name }}.data import build_dataloaders
 from {{ cookiecutter.package_name }}.data.preload import PreloadedLoader
 from {{ cookiecutter.package_name }}.data.resumable import ResumableSampler, resume_at
-from {{ cookiecutter.package_name }}.data.sampling import draw_balanced
 from {{ cookiecutter.package_name }}.distributed import ShardedPreloadedLoader, shard_loaders, wrap_model
 from {{ cookiecutter.package_name }}.engine import Trainer, build_optimizer, build_scheduler
 from {{ cookiecutter.package_name }}.errors import DataError
 from {{ cookiecutter.package_name }}.models import build_model
 from {{ cookiecutter.package_name }}.report import evaluate_split
+from {{ cookiecutter.package_name }}.task import EPOCH_FIELDS, build_criterion
 
 TIMEOUT = 240  # seconds; a hang fails the test instead of the suite
 CPU = torch.device("cpu")
@@ -142,14 +142,19 @@ def metrics(run_dir) -> list[dict]:
         return list(csv.DictReader(file))
 
 
-# With an EMA of the weights and balanced draws (both kept per rank: they must resume exactly too), and
-# batches of 2: 6 steps per rank and epoch, room for a stop in the middle of one.
-DDP_SETTINGS = {"trainer.ema_decay": 0.9, "data.balanced_sampler": True, "data.batch_size": 2}
+# With an EMA of the weights (kept per rank: it must resume exactly too), and batches of 2: several steps per rank
+# and epoch, room for a stop in the middle of one.
+# And balanced draws (data.balanced_sampler), also kept per rank and resumed exactly.  # classification
+DDP_SETTINGS = {"trainer.ema_decay": 0.9, "data.balanced_sampler": True, "data.batch_size": 2}  # classification
+DDP_SETTINGS = {"trainer.ema_decay": 0.9, "data.batch_size": 2}  # regression
+# metrics.csv's val columns (besides val_loss) -> the report's keys: the same numbers, from the running sums.
+VAL_SCORES = {"val_acc": "accuracy", "val_macro_f1": "macro_f1"}  # classification
+VAL_SCORES = {"val_mae": "mae", "val_rmse": "rmse", "val_r2": "r2"}  # regression
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """2 ranks with EMA and balanced draws on. "resumed": on two torchrun launchers (--nnodes=2, the README's
+    """2 ranks with DDP_SETTINGS. "resumed": on two torchrun launchers (--nnodes=2, the README's
     multi-node command on this machine), 2 epochs through a kill -9 of rank 1 and then a SIGTERM to the node of
     rank 1, both in the middle of epoch 2, each followed by `--resume`. "straight": 2 epochs in one launcher
     (with fake skip counts)."""
@@ -161,7 +166,7 @@ def runs(tmp_path_factory):
     run_dir = tmp / "runs" / "resumed"
     # trainer.checkpoint_every_steps=2: last.pt every 2 steps, and the ranks agree on a stop every 2 steps.
     # Rank 1 is killed in epoch 2's 4th batch, then its node is preempted in the 3rd batch after the resume.
-    samples = int(re.search(r"(\d+) train / \d+ val samples", straight.stderr)[1])
+    samples, val_samples = map(int, re.search(r"(\d+) train / (\d+) val samples", straight.stderr).groups())
     batches = math.ceil(math.ceil(samples / 2) / DDP_SETTINGS["data.batch_size"])  # per rank and epoch
     patch = PREEMPT_RANK_1.format(forwards=batches + 3, signal="SIGKILL")
     killed = two_nodes(tmp, *overrides, "run_name=resumed", "trainer.checkpoint_every_steps=2", patch=patch)
@@ -173,6 +178,7 @@ def runs(tmp_path_factory):
     assert resumed.returncode == [0, 0], explain(resumed)
     return {
         "dir": tmp / "runs",
+        "val_samples": val_samples,
         "after_one": after_one,
         "resumed": resumed,
         "straight": straight,
@@ -189,20 +195,53 @@ def test_val_metrics_equal_a_single_process_evaluation(runs, capsys):
     result = json.loads(capsys.readouterr().out)
     # Each rank validated its shard; the sums over ranks are the whole set's (padded shards would count twice).
     assert result["epoch"] == 2 and result["loss"] == pytest.approx(float(rows[-1]["val_loss"]), abs=1e-6)
-    assert result["accuracy"] == pytest.approx(float(rows[-1]["val_acc"]), abs=1e-9)
+    assert set(VAL_SCORES) | {"val_loss"} == {name for name in EPOCH_FIELDS if name.startswith("val_")}  # all of them
+    for column, key in VAL_SCORES.items():
+        assert result[key] == pytest.approx(float(rows[-1][column]), rel=1e-6, abs=1e-9), column
+
+
+def read_predictions(run_dir) -> list[dict]:
+    with open(run_dir / "eval" / "val" / "predictions.csv", newline="", encoding="utf-8") as file:
+        return list(csv.DictReader(file))
+
+
+def assert_same_numbers(saved, result, key="report"):
+    """The same report: every number within 1e-6, everything else equal."""
+    if isinstance(saved, dict):
+        assert saved.keys() <= result.keys(), key
+        for name, value in saved.items():
+            assert_same_numbers(value, result[name], f"{key}.{name}")
+    elif isinstance(saved, list):
+        assert len(saved) == len(result), key
+        for i, (value, other) in enumerate(zip(saved, result, strict=True)):
+            assert_same_numbers(value, other, f"{key}[{i}]")
+    elif isinstance(saved, float):
+        assert saved == pytest.approx(result, rel=1e-6, abs=1e-6), key
+    else:
+        assert saved == result, key
 
 
 def test_the_report_of_two_ranks_equals_a_single_process_one(runs, capsys):
-    # Read before evaluate.py (one process) rewrites it: each rank predicted its own unpadded share of val.
+    # Read before evaluate.py (one process) rewrites them: each rank predicted its own unpadded share of val.
     run_dir = runs["dir"] / "straight"
     saved = json.loads((run_dir / "eval" / "val" / "report.json").read_text(encoding="utf-8"))
+    saved_rows = read_predictions(run_dir)
     best = run_dir / "checkpoints" / "best.pt"
     assert evaluate.main([str(best), "trainer.device=cpu", "data.num_workers=0"]) == 0
-    result = json.loads(capsys.readouterr().out)
-    assert saved["num_samples"] == result["num_samples"] == sum(map(sum, saved["confusion_matrix"]))
-    assert saved["confusion_matrix"] == result["confusion_matrix"] and saved["per_class"] == result["per_class"]
-    for key in ("loss", "accuracy", "macro_f1", "weighted_f1", "ece"):
-        assert saved[key] == pytest.approx(result[key], abs=1e-6), key
+    result, rows = json.loads(capsys.readouterr().out), read_predictions(run_dir)
+    n = runs["val_samples"]
+    assert saved["num_samples"] == result["num_samples"] == len(saved_rows) == len(rows) == n
+    assert sum(map(sum, saved["confusion_matrix"])) == n  # classification
+    assert_same_numbers(saved, result)
+    # The shares merged in sample order: each row still its own sample's target and prediction.
+    assert [row["index"] for row in saved_rows] == [str(i) for i in range(n)]
+    for saved_row, row in zip(saved_rows, rows, strict=True):
+        assert saved_row.keys() == row.keys() and saved_row["target"] == row["target"], row["index"]
+        for column, value in saved_row.items():
+            try:
+                assert float(value) == pytest.approx(float(row[column]), rel=1e-5), (row["index"], column)
+            except ValueError:  # a name: the same
+                assert value == row[column], (row["index"], column)
 
 
 def test_rank_zero_alone_writes_and_logs(runs):
@@ -269,13 +308,13 @@ def fake_rank(monkeypatch, rank: int, world_size: int) -> None:
 
 
 def make_trainer(cfg, run_dir, wrap_loader=lambda loader: loader):
-    """What train.py builds: sharded loaders, a wrapped model (DDP inside a process group)."""
+    """What train.py builds: sharded loaders, a wrapped model (DDP inside a process group), the task's loss."""
     train_loader, val_loader, info = build_dataloaders(cfg)
     train_loader, val_loader = shard_loaders(train_loader, val_loader, cfg)
     train_loader = wrap_loader(train_loader)
     torch.manual_seed(0)  # the same initial weights in every call
     model = wrap_model(build_model(cfg, info), cfg, CPU)
-    optimizer, criterion = build_optimizer(cfg, model), nn.CrossEntropyLoss()
+    optimizer, criterion = build_optimizer(cfg, model), build_criterion(cfg, info)
     scheduler = build_scheduler(cfg, optimizer)
     return Trainer(cfg, model, criterion, optimizer, scheduler, train_loader, val_loader, info, run_dir, CPU)
 
@@ -378,30 +417,6 @@ def test_val_shards_cover_every_sample_once_and_train_shards_are_equal(make_conf
     assert {i for shard in train for i in shard} == set(range(n))
 
 
-@pytest.mark.parametrize("preload", ["false", "cpu"])
-def test_balanced_draws_are_the_same_on_every_rank_and_sharded(make_config, monkeypatch, preload):
-    cfg = make_config(**{"data.balanced_sampler": True, "data.preload": preload})
-    train_loader, val_loader, _ = build_dataloaders(cfg)
-    preloaded = isinstance(train_loader, PreloadedLoader)
-    weights = train_loader.weights if preloaded else train_loader.sampler.sampler.weights
-    world, shards = 3, []
-    for rank in range(world):
-        fake_rank(monkeypatch, rank, world)
-        train_shard, _ = shard_loaders(train_loader, val_loader, cfg)
-        train_shard.generator.manual_seed(0)  # what the trainer does on every rank at each epoch's start
-        shards.append(shard_indices(train_shard))
-    n = len(train_loader.dataset)
-    per_rank = math.ceil(n / world)
-    assert [len(shard) for shard in shards] == [per_rank] * world  # equal steps on every rank
-    # One draw, the same on every rank (preloaded: n draws, padded by repeating; lazy: the padded count).
-    generator = torch.Generator().manual_seed(0)
-    if not preloaded:  # the ResumableSampler draws the epoch's seed first
-        torch.randint(2**62, (), generator=generator)
-    drawn = draw_balanced(weights, n if preloaded else per_rank * world, generator)
-    expected = drawn.repeat(2)[: per_rank * world].tolist()
-    assert [shards[i % world][i // world] for i in range(per_rank * world)] == expected
-
-
 @pytest.mark.parametrize("preloaded", [False, True])
 @pytest.mark.parametrize(("n", "world"), [(1, 3), (2, 5)])
 def test_train_shards_are_never_empty_with_fewer_samples_than_ranks(make_config, monkeypatch, preloaded, n, world):
@@ -467,24 +482,25 @@ def test_sync_batchnorm_converts_on_cuda_and_warns_on_the_cpu(make_config, tmp_p
 
 
 def share(indices: list[int], loss_sum: float) -> dict:
-    """predict_split's outputs for the samples `indices` (probs that name their sample)."""
+    """predict_split's outputs for the samples `indices` (targets and outputs that name their sample)."""
     index = torch.tensor(indices, dtype=torch.int64)
-    probs = torch.stack([index.double(), -index.double()], dim=1)
-    return {"index": index, "target": index % 2, "output": probs, "loss_sum": loss_sum, "weight_sum": len(indices)}
+    outputs = torch.stack([index.double(), -index.double()], dim=1)
+    target = 10 * index + 1
+    return {"index": index, "target": target, "output": outputs, "loss_sum": loss_sum, "weight_sum": len(indices)}
 
 
 def test_shares_merge_in_sample_order_and_an_empty_one_adds_nothing(make_config):
     empty = {"index": torch.empty(0, dtype=torch.int64), "loss_sum": 0.0, "weight_sum": 0.0}
     merged = distributed.merge_shares([share([4, 1], 2.5), empty, share([0, 3, 2], 1.0)])
     assert merged["index"].tolist() == [0, 1, 2, 3, 4]
-    assert merged["target"].tolist() == [0, 1, 0, 1, 0]
-    assert merged["output"][:, 0].tolist() == [0, 1, 2, 3, 4]  # each row still its own sample's
+    assert merged["target"].tolist() == [1, 11, 21, 31, 41]  # each row still its own sample's
+    assert merged["output"].tolist() == [[0, 0], [1, -1], [2, -2], [3, -3], [4, -4]]
     assert (merged["loss_sum"], merged["weight_sum"]) == (3.5, 5)
     nothing = distributed.merge_shares([empty, empty])  # fewer samples than ranks, all skipped
     assert len(nothing["index"]) == 0
-    dataset = TensorDataset(torch.zeros(0, 1), torch.zeros(0, dtype=torch.int64))
+    dataset = TensorDataset(torch.zeros(0, 1), torch.zeros(0, 1))
     with pytest.raises(DataError, match="no samples to evaluate"):
-        evaluate_split(None, None, dataset, {"classes": ["a", "b"]}, make_config(), CPU, None, lambda *args: nothing)
+        evaluate_split(None, None, dataset, {}, make_config(), CPU, None, lambda *args: nothing)
 
 
 def test_rank_zero_draws_what_one_process_draws_and_other_ranks_their_own():

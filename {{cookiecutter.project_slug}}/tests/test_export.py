@@ -19,7 +19,7 @@ import predict
 from {{ cookiecutter.package_name }}.checkpoint import load_checkpoint, load_model_weights
 from {{ cookiecutter.package_name }}.config import load_config
 from {{ cookiecutter.package_name }}.data import build_datasets
-from {{ cookiecutter.package_name }}.deploy import FORMATS, load_exported
+from {{ cookiecutter.package_name }}.deploy import FORMATS, METADATA_KEY, OUTPUT_MEANING, OUTPUT_NAME, load_exported
 from {{ cookiecutter.package_name }}.errors import CheckpointError, ConfigError, run_main
 from {{ cookiecutter.package_name }}.models import build_model
 
@@ -58,39 +58,65 @@ def predictions(model_path: Path, inputs: list[str], output: Path) -> dict:
     return read_csv(output)
 
 
+def standalone_predictions(onnx_file: Path, inputs: list[str], folder: Path) -> dict:
+    """deploy/onnx_predict.py's CSV for `inputs`, run from a copy in `folder` by a Python where neither torch nor
+    this project can be imported: {input: row}."""
+    folder.mkdir()
+    script = shutil.copy(PROJECT_DIR / "deploy" / "onnx_predict.py", folder)
+    model = shutil.copy(onnx_file, folder / "model.onnx")
+    blocked = f"import runpy, sys; sys.modules['torch'] = sys.modules[{PACKAGE!r}] = None; sys.argv = sys.argv[1:]; "
+    command = [sys.executable, "-c", blocked + "runpy.run_path(sys.argv[0], run_name='__main__')", script, model]
+    proc = subprocess.run([*command, *inputs, "--output", "standalone.csv"], cwd=folder, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return read_csv(folder / "standalone.csv")
+
+
 def read_csv(path: Path) -> dict:
     with open(path, newline="", encoding="utf-8") as file:
         return {row["input"]: row for row in csv.DictReader(file)}
 
 
-def assert_same_predictions(got: dict, expected: dict, atol: float = 1e-4) -> None:
-    assert list(got) == list(expected)  # the same inputs, in the same order
+def assert_same_predictions(got: dict, expected: dict, tolerance: float = 1e-4) -> None:
+    """The same inputs in the same order, the same columns, and in every cell the same text or a number within
+    `tolerance`, absolute (for numbers near 0) or relative (for large ones)."""
+    assert list(got) == list(expected)
     for name, row in expected.items():
-        assert list(got[name]) == list(row)  # the same columns
-        assert got[name]["prediction"] == row["prediction"], name
-        for column in [c for c in row if c.startswith("p_") or c == "probability"]:
-            assert float(got[name][column]) == pytest.approx(float(row[column]), abs=atol), (name, column)
+        assert list(got[name]) == list(row), name
+        for column, want in row.items():
+            assert same_cell(got[name][column], want, tolerance), (name, column, got[name][column], want)
+
+
+def same_cell(got: str, want: str, tolerance: float) -> bool:
+    try:
+        return float(got) == pytest.approx(float(want), rel=tolerance, abs=tolerance)
+    except ValueError:  # a name: the input's, an id's, a predicted label's
+        return got == want
 
 
 def test_onnx_carries_its_preprocessing_and_runs_any_batch_size(onnx_file, run_dir):
     model, data_info, inputs = model_and_val_batch(run_dir)
     sidecar = json.loads(onnx_file.with_name("last.onnx.json").read_text())
     session = onnxruntime.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
-    embedded = json.loads(session.get_modelmeta().custom_metadata_map["classifier.json"])
+    embedded = json.loads(session.get_modelmeta().custom_metadata_map[METADATA_KEY])
     assert embedded == {key: value for key, value in sidecar.items() if key not in ("file", "parity")}
-    assert embedded["data_info"] == json.loads(json.dumps(data_info))  # size, mode, mean/std; or the columns
-    assert embedded["classes"] == [str(c) for c in data_info["classes"]]
+    assert embedded["data_info"] == json.loads(json.dumps(data_info))  # the inputs' statistics, the outputs' meaning
+    assert embedded["classes"] == [str(c) for c in data_info["classes"]]  # classification
     assert embedded["input"]["shape"] == ["batch", *inputs.shape[1:]]
+    output = {"name": OUTPUT_NAME, "shape": ["batch", data_info["num_outputs"]], "meaning": OUTPUT_MEANING}
+    assert embedded["output"] == output
+    assert [o.name for o in session.get_outputs()] == [OUTPUT_NAME]
     assert session.get_inputs()[0].shape[0] == "batch"  # a free batch axis
     parity = sidecar["parity"]
-    assert parity["samples"] == len(inputs) and parity["argmax_agreement"] == 1.0
-    assert parity["outside_tolerance"] == 0 and parity["atol"] == parity["rtol"] == 1e-4
-    assert 0 <= parity["max_abs_diff"] <= 1e-4 + 1e-4 * parity["max_abs_logit"]
+    assert parity["samples"] == len(inputs) and parity["outside_tolerance"] == 0
+    assert parity["argmax_agreement"] == 1.0  # classification
+    assert parity["atol"] == parity["rtol"] == 1e-4
+    assert 0 <= parity["max_abs_diff"] <= 1e-4 + 1e-4 * parity["max_abs_output"]
     with torch.no_grad():
         expected = model(inputs)
+    assert parity["max_abs_output"] == pytest.approx(expected.abs().max().item(), rel=1e-6)
     for size in (1, len(inputs) - 1, len(inputs)):
-        logits = session.run(["logits"], {"input": inputs[:size].numpy()})[0]
-        torch.testing.assert_close(torch.from_numpy(logits), expected[:size], atol=1e-4, rtol=1e-4)
+        outputs = session.run([OUTPUT_NAME], {"input": inputs[:size].numpy()})[0]
+        torch.testing.assert_close(torch.from_numpy(outputs), expected[:size], atol=1e-4, rtol=1e-4)
 
 
 def test_predict_with_onnx_matches_the_checkpoint(onnx_file, run_dir, data_root, tmp_path):
@@ -99,19 +125,9 @@ def test_predict_with_onnx_matches_the_checkpoint(onnx_file, run_dir, data_root,
     expected = predictions(run_dir / "checkpoints" / "last.pt", inputs, tmp_path / "checkpoint.csv")  # as exported
     assert list(expected) == names
     assert_same_predictions(predictions(onnx_file, inputs, tmp_path / "onnx.csv"), expected)
-
-    # deploy/onnx_predict.py, copied away from the project, in a Python where torch cannot be imported.
-    # It takes image files and folders, or CSV files: a list file's images are given one by one.
+    # deploy/onnx_predict.py alone takes image files and folders, or CSV files: a list file's images one by one.
     inputs = names if all(Path(name).is_file() for name in names) else inputs
-    deploy = tmp_path / "deploy"
-    deploy.mkdir()
-    script = shutil.copy(PROJECT_DIR / "deploy" / "onnx_predict.py", deploy)
-    model = shutil.copy(onnx_file, deploy / "model.onnx")
-    blocked = f"import runpy, sys; sys.modules['torch'] = sys.modules[{PACKAGE!r}] = None; sys.argv = sys.argv[1:]; "
-    command = [sys.executable, "-c", blocked + "runpy.run_path(sys.argv[0], run_name='__main__')", script, model]
-    proc = subprocess.run([*command, *inputs, "--output", "standalone.csv"], cwd=deploy, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
-    assert_same_predictions(read_csv(deploy / "standalone.csv"), expected)
+    assert_same_predictions(standalone_predictions(onnx_file, inputs, tmp_path / "deploy"), expected)
 
 
 def test_every_format_predicts_as_the_checkpoint(onnx_file, run_dir, data_root, tmp_path, capsys):
@@ -127,7 +143,8 @@ def test_every_format_predicts_as_the_checkpoint(onnx_file, run_dir, data_root, 
             assert capsys.readouterr().out.strip() == str(output)  # the path, for scripts
         sidecar = json.loads(Path(f"{output}.json").read_text())
         assert sidecar["format"] == name and sidecar["file"] == output.name
-        assert sidecar["parity"]["outside_tolerance"] == 0 and sidecar["parity"]["argmax_agreement"] == 1.0, name
+        assert sidecar["parity"]["outside_tolerance"] == 0, name
+        assert sidecar["parity"]["argmax_agreement"] == 1.0, name  # classification
         assert_same_predictions(predictions(output, inputs, tmp_path / f"{name}.csv"), expected)
 
 
@@ -142,7 +159,7 @@ def test_a_parity_failure_writes_nothing(run_dir, tmp_path, monkeypatch, capsys)
     output = tmp_path / "model.pt2"
     assert run_main(export.main, [str(run_dir), "--format", "exported", "--output", str(output)]) == 2
     message = capsys.readouterr().err
-    assert "differ by more than --atol 0.0001 + --rtol 0.0001 x |logit| (max |difference| 0.5" in message
+    assert "differ by more than --atol 0.0001 + --rtol 0.0001 x |output| (max |difference| 0.5" in message
     assert "nothing was written" in message
     assert not output.exists() and not Path(f"{output}.json").exists()
     # With a tolerance that admits the difference, the same export is written.
@@ -207,9 +224,9 @@ def test_bad_exports_and_exported_files_are_refused(onnx_file, run_dir, tmp_path
     with pytest.raises(CheckpointError, match="is not a readable ONNX model"):
         load_exported(truncated)
     foreign = tmp_path / "foreign.onnx"  # an ONNX model from elsewhere: no preprocessing to apply
-    node = onnx.helper.make_node("Identity", ["input"], ["logits"])
+    node = onnx.helper.make_node("Identity", ["input"], [OUTPUT_NAME])
     value = onnx.helper.make_tensor_value_info("input", onnx.TensorProto.FLOAT, [1])
-    graph = onnx.helper.make_graph([node], "g", [value], [onnx.helper.make_tensor_value_info("logits", 1, [1])])
+    graph = onnx.helper.make_graph([node], "g", [value], [onnx.helper.make_tensor_value_info(OUTPUT_NAME, 1, [1])])
     onnx.save(onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)]), foreign)
     with pytest.raises(CheckpointError, match="was not exported by this project's export.py"):
         load_exported(foreign)

@@ -21,6 +21,7 @@ from {{ cookiecutter.package_name }}.config import load_config
 from {{ cookiecutter.package_name }}.data import build_dataloaders, loaders
 from {{ cookiecutter.package_name }}.engine import Trainer, build_optimizer, build_scheduler
 from {{ cookiecutter.package_name }}.models import layers, registry
+from {{ cookiecutter.package_name }}.task import build_criterion
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 PACKAGE_DIR = Path(models.__file__).resolve().parent.parent
@@ -229,10 +230,20 @@ def test_own_model_snippet_builds_and_runs(make_config, monkeypatch, tiny, init)
     assert zeroed == [init != "default"] * len(biases), f"model.init={init} did not reach every layer: {zeroed}"
     names_before = list(model.state_dict())
     out = model(inputs[:4])
-    assert out.shape == (4, info["num_classes"])
+    assert out.shape == (4, info["num_outputs"])
     assert list(model.state_dict()) == names_before, "forward created layers"
     out.logsumexp(dim=1).mean().backward()
     assert all(p.grad is not None for p in model.parameters())
+
+
+def own_labels(inputs: torch.Tensor) -> torch.Tensor:
+    """The guide's example labels for `inputs`, as its dataset snippet reads them from `<split>.pt`."""
+    return torch.arange(len(inputs)) % 2  # classification
+    return torch.stack([inputs[:, 0] * 40 + 250, torch.arange(len(inputs)) * -0.5], 1).double()  # 2 targets  # regression
+
+
+TASK_KEYS = {"classes", "num_outputs"}  # classification
+TASK_KEYS = {"targets", "num_outputs"}  # regression
 
 
 def test_own_dataset_and_model_train_one_epoch(tmp_path, make_config, monkeypatch, tiny):
@@ -242,20 +253,27 @@ def test_own_dataset_and_model_train_one_epoch(tmp_path, make_config, monkeypatc
     monkeypatch.setattr(loaders, "build_datasets", namespace["build_datasets"])
     name = register_own_model(monkeypatch)
 
-    # The guide's example data: the tiny dataset's inputs, in two classes, one file per split.
+    # The guide's example data: the tiny dataset's inputs and labels of the task, one file per split.
     tiny_info, *splits = tiny
     root = tmp_path / "mine"
     root.mkdir()
     for split, inputs in zip(("train", "val"), splits, strict=True):
-        torch.save((inputs, torch.arange(len(inputs)) % 2), root / f"{split}.pt")
+        torch.save((inputs, own_labels(inputs)), root / f"{split}.pt")
 
     cfg = make_config(**{"data.root": str(root), "model.name": name})
     train_loader, val_loader, info = build_dataloaders(cfg)
-    assert info["num_classes"] == len(info["classes"]) == 2
-    for key in set(info) - {"classes", "num_classes"}:  # the sizes the model is built for
+    assert info["num_outputs"] == 2 and set(info) >= TASK_KEYS
+    for key in set(info) - TASK_KEYS:  # the sizes the model is built for
         assert info[key] == tiny_info[key], f"the dataset snippet's data_info[{key!r}] does not match its inputs"
     inputs, labels = next(iter(train_loader))
-    assert inputs.dtype == torch.float32 and labels.dtype == torch.int64
+    assert inputs.dtype == torch.float32
+    assert labels.dtype == torch.int64 and labels.shape == (len(inputs),)  # classification
+    assert labels.dtype == torch.float32 and labels.shape == (len(inputs), 2)  # regression
+    raw = own_labels(splits[0])  # in units: the snippet learns each column's mean and std from train  # regression
+    stats = [torch.tensor([t[key] for t in info["targets"]], dtype=torch.float64) for key in ("mean", "std")]  # regression
+    torch.testing.assert_close(stats, [raw.mean(0), raw.std(0, correction=0)])  # regression
+    scaled = train_loader.dataset.tensors[1].double()  # what the model learns: mean 0, std 1  # regression
+    assert scaled.mean(0).abs().max() < 1e-5 and (scaled.std(0, correction=0) - 1).abs().max() < 1e-5  # regression
 
     model = models.build_model(cfg, info)
     optimizer = build_optimizer(cfg, model)
@@ -263,7 +281,7 @@ def test_own_dataset_and_model_train_one_epoch(tmp_path, make_config, monkeypatc
     trainer = Trainer(
         cfg,
         model,
-        nn.CrossEntropyLoss(),
+        build_criterion(cfg, info),
         optimizer,
         build_scheduler(cfg, optimizer),
         train_loader,

@@ -141,7 +141,7 @@ def test_skip_corrupt_logs_drops_and_counts(tmp_path, make_config, caplog):
 def test_reports_leave_unreadable_images_out_and_say_how_many(tmp_path, make_config, caplog):
     (tmp_path / "broken.png").write_bytes(b"garbage")
     cfg, dataset = dataset_of(tmp_path, make_config, ["a.png", "broken.png", "b.png"], **{"data.skip_corrupt": True})
-    model = build_model(cfg, {"num_classes": 2, "in_channels": 3, "image_size": SIZE})
+    model = build_model(cfg, {"num_outputs": 2, "in_channels": 3, "image_size": SIZE})
     with caplog.at_level(logging.WARNING):
         criterion = torch.nn.CrossEntropyLoss()
         report = evaluate_split(model, criterion, dataset, {"classes": ["x", "y"]}, cfg, torch.device("cpu"), None)

@@ -13,18 +13,19 @@ from {{ cookiecutter.package_name }}.data import build_dataloaders
 from {{ cookiecutter.package_name }}.engine import build_optimizer
 from {{ cookiecutter.package_name }}.models import MODELS, build_model
 from {{ cookiecutter.package_name }}.models.layers import find_module, freeze_parameters, grad_norm, input_gradient
+from {{ cookiecutter.package_name }}.task import build_criterion
 
 INIT_SCHEMES = ["kaiming_normal", "kaiming_uniform", "xavier_normal", "xavier_uniform", "orthogonal"]  # + default
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory, data_root):
-    """(data_info, inputs, targets): the tiny dataset's info and a batch of it (as models get it), every class."""
+    """(data_info, inputs, targets): the tiny dataset's info and a batch of it, as models and the loss get it."""
     cfg = load_config(overrides=fast_overrides(tmp_path_factory.mktemp("models"), data_root))
     _, val_loader, info = build_dataloaders(cfg)
-    inputs, _ = next(iter(val_loader))
+    inputs, targets = next(iter(val_loader))
     assert inputs.shape[0] > 1  # BatchNorm in train mode needs two samples
-    return info, inputs, torch.arange(inputs.shape[0]) % info["num_classes"]
+    return info, inputs, targets
 
 
 def weight_layers(model: nn.Module):
@@ -44,12 +45,13 @@ def first_block(model: nn.Module) -> str:
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_output_shape_for_every_model(make_config, tiny, name):
     info, inputs, _ = tiny
-    model = build_model(make_config(**{"model.name": name}), info)
-    for training in (True, False):
-        model.train(training)
-        out = model(inputs)
-        assert out.shape == (inputs.shape[0], info["num_classes"])
-        assert out.dtype == torch.float32 and torch.isfinite(out).all()
+    for width in (info["num_outputs"], 5):  # the head is as wide as data_info says, whatever the data
+        model = build_model(make_config(**{"model.name": name}), {**info, "num_outputs": width})
+        for training in (True, False):
+            model.train(training)
+            out = model(inputs)
+            assert out.shape == (inputs.shape[0], width)
+            assert out.dtype == torch.float32 and torch.isfinite(out).all()
 
 
 def test_unknown_model_name_lists_the_close_matches(make_config, tiny):
@@ -161,7 +163,7 @@ def test_freeze_parameters_by_pattern(make_config, tiny):
     assert in_optimizer == {id(p) for p in model.parameters() if p.requires_grad}
     # a train step leaves the frozen weights exactly as they were
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    nn.functional.cross_entropy(model(inputs), targets).backward()
+    build_criterion(cfg, info)(model(inputs), targets).backward()
     optimizer.step()
     for name, param in model.named_parameters():
         assert torch.equal(param, before[name]) == (name in frozen), name
@@ -210,9 +212,10 @@ def test_forward_makes_no_layers(make_config, tiny, name, monkeypatch):
 
 def test_grad_norm_is_what_clipping_measures(make_config, tiny):
     info, x, targets = tiny
-    model = build_model(make_config(), info)
+    cfg = make_config()
+    model = build_model(cfg, info)
     assert grad_norm(model) == 0  # no gradients yet
-    nn.functional.cross_entropy(model(x), targets).backward()
+    build_criterion(cfg, info)(model(x), targets).backward()
     before = [p.grad.clone() for p in model.parameters()]
     norm = grad_norm(model)
     assert norm > 0
@@ -222,14 +225,15 @@ def test_grad_norm_is_what_clipping_measures(make_config, tiny):
 
 def test_input_gradient_is_the_loss_gradient_of_the_inputs_alone(make_config, tiny):
     info, x, targets = tiny
-    model = build_model(make_config(), info)
+    cfg = make_config()
+    model, criterion = build_model(cfg, info), build_criterion(cfg, info)
     model.train()
     with torch.inference_mode():  # works from evaluation code too
-        gradient = input_gradient(model, x, targets)
+        gradient = input_gradient(model, x, targets, criterion)
     assert gradient.shape == x.shape and gradient.abs().sum() > 0
     assert model.training and all(p.grad is None for p in model.parameters())  # the model is left as it was
     # the same as backward() through a leaf copy of the inputs, in eval mode
     leaf = x.clone().requires_grad_(True)
     model.eval()
-    nn.functional.cross_entropy(model(leaf), targets).backward()
+    criterion(model(leaf), targets).backward()
     assert torch.allclose(gradient, leaf.grad)

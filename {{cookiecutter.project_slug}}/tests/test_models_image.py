@@ -14,7 +14,7 @@ NUM_CLASSES = 3
 
 
 def data_info(image_size=32, in_channels=3) -> dict:
-    return {"num_classes": NUM_CLASSES, "in_channels": in_channels, "image_size": image_size}
+    return {"num_outputs": NUM_CLASSES, "in_channels": in_channels, "image_size": image_size}
 
 
 def inputs(info: dict, batch=2) -> torch.Tensor:

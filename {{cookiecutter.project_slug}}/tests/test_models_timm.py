@@ -31,7 +31,7 @@ INSTALL = """model.name='timm/resnet18' needs the optional timm package: pip ins
 
 
 def info(channels: int = 3, classes: int = 5, size: int = 32) -> dict:
-    return {"num_classes": classes, "in_channels": channels, "image_size": size}
+    return {"num_outputs": classes, "in_channels": channels, "image_size": size}
 
 
 @needs_timm

@@ -28,7 +28,7 @@ NO_WEIGHTS_FILE = {"convnext_tiny", "vit_b_16"}  # 28M and 86M parameters: their
 
 
 def info(channels: int = 3, classes: int = 5, size: int = 32) -> dict:
-    return {"num_classes": classes, "in_channels": channels, "image_size": size}
+    return {"num_outputs": classes, "in_channels": channels, "image_size": size}
 
 
 @pytest.mark.parametrize(("name", "head", "size"), ARCHITECTURES)

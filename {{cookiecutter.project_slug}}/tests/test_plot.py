@@ -1,5 +1,6 @@
 """Training curves: curves.png from a real run, the `plot` module CLI, and warnings (not errors) for bad metrics."""
 
+import csv
 import logging
 from pathlib import Path
 
@@ -9,10 +10,13 @@ from PIL import Image
 from {{ cookiecutter.package_name }} import plot
 from {{ cookiecutter.package_name }}.metrics import METRIC_FIELDS
 from {{ cookiecutter.package_name }}.plot import main, plot_curves
+from {{ cookiecutter.package_name }}.task import CURVE
 
 PACKAGE = "{{ cookiecutter.package_name }}"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 HEADER = ",".join(METRIC_FIELDS) + "\n"  # metrics.csv as train.py writes it
+ROW = ",".join(["1", *(f"{0.3 + 0.1 * i:g}" for i in range(len(METRIC_FIELDS) - 1))]) + "\n"  # an epoch's numbers
+NOT_A_NUMBER = ",".join(["1", "x", *[""] * (len(METRIC_FIELDS) - 2)]) + "\n"
 
 
 @pytest.fixture
@@ -37,6 +41,33 @@ def test_plot_curves_writes_a_png(run_dir):
     assert not list(run_dir.glob(".*tmp*"))  # no temp file left
 
 
+def test_the_second_panel_draws_the_tasks_metric_for_train_and_val_within_its_range(run_dir, monkeypatch):
+    figures = []
+
+    class Recorded(plot.Figure):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            figures.append(self)
+
+    monkeypatch.setattr(plot, "Figure", Recorded)
+    assert plot_curves(run_dir) == run_dir / "curves.png"
+    with open(run_dir / "metrics.csv", newline="", encoding="utf-8") as file:
+        rows = list(csv.DictReader(file))
+    [figure] = figures
+    loss_axes, metric_axes = figure.axes
+    name, label, limits = CURVE
+    assert metric_axes.get_ylabel() == label and metric_axes.get_title() == f"{label} per epoch"
+    low, high = metric_axes.get_ylim()
+    for axes, column in ((loss_axes, "loss"), (metric_axes, name)):
+        lines = {line.get_label(): line for line in axes.get_lines()}
+        for split in ("train", "val"):
+            values = [float(row[f"{split}_{column}"]) for row in rows]  # columns of metrics.csv
+            assert list(lines[split].get_xdata()) == [1, 2] and list(lines[split].get_ydata()) == values
+    values = [float(row[f"{split}_{name}"]) for row in rows for split in ("train", "val")]
+    assert low <= min(values) and max(values) <= high  # every point inside the panel
+    assert limits is None or (low, high) == limits  # a fixed range where the task has one
+
+
 def test_module_cli(run_dir, capsys):
     assert main([str(run_dir)]) == 0
     assert f"Curves: {run_dir / 'curves.png'}" in capsys.readouterr().err  # the log line names it
@@ -49,7 +80,7 @@ def test_module_cli_without_metrics_is_a_clear_error(tmp_path, capsys):
     assert err.strip() == f"error: {tmp_path / 'metrics.csv'} does not exist (give a run dir written by train.py)"
 
 
-@pytest.mark.parametrize(("content", "reason"), [(HEADER, "no epochs yet"), (HEADER + "1,x,,,,,,\n", "not a number")])
+@pytest.mark.parametrize(("content", "reason"), [(HEADER, "no epochs yet"), (HEADER + NOT_A_NUMBER, "not a number")])
 def test_unusable_metrics_warn_instead_of_raising(tmp_path, caplog, content, reason):
     (tmp_path / "metrics.csv").write_text(content)
     with caplog.at_level(logging.WARNING, logger=PACKAGE):
@@ -60,7 +91,7 @@ def test_unusable_metrics_warn_instead_of_raising(tmp_path, caplog, content, rea
 
 
 def test_an_unwritable_folder_warns_instead_of_raising(tmp_path, caplog, monkeypatch):
-    (tmp_path / "metrics.csv").write_text(HEADER + "1,1.2,0.4,1.1,0.5,0.45,0.003,0.5\n")
+    (tmp_path / "metrics.csv").write_text(HEADER + ROW)
 
     def read_only(path, write):
         raise PermissionError(f"[Errno 13] Permission denied: '{path}'")

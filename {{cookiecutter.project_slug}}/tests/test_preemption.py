@@ -1,4 +1,5 @@
-"""Stopping on request (SIGTERM, SIGUSR1, Ctrl-C), mid-epoch checkpoints, and resuming mid-epoch exactly."""
+"""Stopping on request (SIGTERM, SIGUSR1, Ctrl-C), mid-epoch checkpoints, resuming mid-epoch exactly, running out of
+memory (test_resume.py: a full disk, a killed data-loading worker)."""
 
 import csv
 import os
@@ -13,7 +14,6 @@ import pytest
 import torch
 from conftest import PROJECT_DIR
 from test_train import AUGMENT, RECIPE, settings_that_exist
-from torch.utils.data import DataLoader, Dataset, get_worker_info
 
 import train
 from {{ cookiecutter.package_name }}.checkpoint import load_checkpoint
@@ -145,49 +145,6 @@ def test_kill_9_mid_epoch_resumes_from_the_last_step_checkpoint_exactly(tmp_path
     assert state["epoch"] == 1 and state.get("progress", {"batches": 0})["batches"] == during // 2 * 2
     assert train.main(["--resume", str(run_dir)]) == 0
     assert_same_run(run_dir, tmp_path / "runs" / "straight")
-
-
-class DyingWorkers(Dataset):
-    """The train set, except that a worker process loading a sample once `flag` exists is killed, as by the OOM
-    killer (SIGKILL: no handler, no cleanup)."""
-
-    def __init__(self, dataset, flag):
-        self.dataset, self.flag = dataset, flag
-
-    def __len__(self):
-        return len(self.dataset)
-
-    def __getitem__(self, index):
-        if get_worker_info() is not None and self.flag.exists():
-            os.kill(os.getpid(), signal.SIGKILL)
-        return self.dataset[index]
-
-
-def test_a_killed_data_loading_worker_explains_what_to_change_and_keeps_the_checkpoint(
-    tmp_path, cli_overrides, monkeypatch
-):
-    settings = {"trainer.epochs": 2, "data.preload": "false", "data.num_workers": 2}
-    flag, real_build_dataloaders = tmp_path / "kill-workers", train.build_dataloaders
-
-    def dying_workers(*args, **kwargs):  # the same batches, loaded by workers that die in epoch 2
-        loader, val_loader, data_info = real_build_dataloaders(*args, **kwargs)
-        dataset = DyingWorkers(loader.dataset, flag)
-        options = {"sampler": loader.sampler, "collate_fn": loader.collate_fn, "generator": loader.generator}
-        return DataLoader(dataset, loader.batch_size, num_workers=2, **options), val_loader, data_info
-
-    with monkeypatch.context() as patch:
-        patch.setattr(train, "build_dataloaders", dying_workers)
-        code = train.main(cli_overrides(run_name="workers", **settings), callbacks=[lambda *_: flag.touch()])
-    assert code == 1
-    run_dir = tmp_path / "runs" / "workers"
-    log = (run_dir / "train.log").read_text()
-    assert "A data-loading worker process died (DataLoader worker (pid" in log
-    assert "data.num_workers=2 now" in log and f"continue with: python train.py --resume {run_dir}" in log
-    assert "Traceback" not in log
-    state = load_checkpoint(run_dir / "checkpoints" / "last.pt")
-    assert state["epoch"] == 1 and "progress" not in state  # epoch 1's, intact
-    assert train.main(["--resume", str(run_dir), "data.num_workers=0"]) == 0
-    assert load_checkpoint(run_dir / "checkpoints" / "last.pt")["epoch"] == 2
 
 
 def test_out_of_memory_names_the_batch_size_and_smaller_batches_restart_the_epoch(

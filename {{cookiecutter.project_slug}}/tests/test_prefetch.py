@@ -8,7 +8,6 @@ from collections import namedtuple
 
 import pytest
 import torch
-import torch.nn as nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from {{ cookiecutter.package_name }}.config import ConfigError
@@ -16,6 +15,7 @@ from {{ cookiecutter.package_name }}.data import build_dataloaders
 from {{ cookiecutter.package_name }}.data.prefetch import Prefetcher, _to_device, with_prefetch
 from {{ cookiecutter.package_name }}.engine import Trainer, build_optimizer, build_scheduler
 from {{ cookiecutter.package_name }}.models import build_model
+from {{ cookiecutter.package_name }}.task import build_criterion
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 CUDA = torch.device("cuda")
@@ -211,7 +211,7 @@ def fit_weights(make_config, tmp_path, depth: int) -> dict:
     model = build_model(cfg, info).to(CUDA)
     optimizer = build_optimizer(cfg, model)
     scheduler = build_scheduler(cfg, optimizer)
-    criterion = nn.CrossEntropyLoss()
+    criterion = build_criterion(cfg, info)
     run_dir = tmp_path / f"run{depth}"
     Trainer(cfg, model, criterion, optimizer, scheduler, train_loader, val_loader, info, run_dir, CUDA).fit()
     return {name: value.cpu() for name, value in model.state_dict().items()}

@@ -1,4 +1,4 @@
-"""data.preload: the same batches and labels as lazy loading, refused when too big; datasets that pickle.
+"""data.preload: the same batches and targets as lazy loading, refused when too big; datasets that pickle.
 
 Preloaded data is batched by indexing, with a batched twin of the per-sample transforms; these tests
 compare what the loaders actually yield, batch by batch, against the lazily read samples.
@@ -29,7 +29,7 @@ def test_preloaded_val_batches_equal_the_lazy_val_batches(make_config):
     """Same order, same tensors, untouched by augmentation (on for image data in the defaults)."""
     _, lazy, lazy_info = build_dataloaders(make_config())
     _, loaded, info = build_dataloaders(make_config(**CPU_PRELOAD))
-    assert isinstance(loaded, PreloadedLoader) and info == lazy_info  # same classes and normalisation
+    assert isinstance(loaded, PreloadedLoader) and info == lazy_info  # same targets and normalisation
     lazy_batches, loaded_batches = list(lazy), list(loaded)
     assert len(lazy_batches) == len(loaded_batches) == len(loaded)
     for (x_lazy, y_lazy), (x_pre, y_pre) in zip(lazy_batches, loaded_batches, strict=True):
@@ -38,14 +38,15 @@ def test_preloaded_val_batches_equal_the_lazy_val_batches(make_config):
         torch.testing.assert_close(x_pre, x_lazy, atol=1e-5, rtol=1e-5)
 
 
-def test_preloaded_train_batches_carry_each_samples_own_label(make_config):
-    """Every image (or row) the shuffled train loader yields comes with the label of that very sample."""
+def test_preloaded_train_batches_carry_each_samples_own_target(make_config):
+    """Every image (or row) the shuffled train loader yields comes with the target of that very sample."""
     cfg = make_config(**NO_AUGMENT, **CPU_PRELOAD)
     lazy_set = build_datasets(make_config(**NO_AUGMENT))[0]
     x_lazy = flat(torch.stack([torch.as_tensor(lazy_set[i][0]) for i in range(len(lazy_set))]))
-    y_lazy = torch.tensor([int(lazy_set[i][1]) for i in range(len(lazy_set))])
-    different = y_lazy[:, None] != y_lazy[None, :]
-    assert torch.cdist(x_lazy, x_lazy)[different].min() > 1e-2  # samples of different classes differ
+    y_lazy = torch.stack([torch.as_tensor(lazy_set[i][1]) for i in range(len(lazy_set))])
+    y_rows = y_lazy.reshape(len(y_lazy), -1)  # one row of targets per sample
+    different = (y_rows[:, None] != y_rows[None, :]).any(dim=-1)
+    assert torch.cdist(x_lazy, x_lazy)[different].min() > 1e-2  # samples with different targets differ
     train_loader = build_dataloaders(cfg)[0]
     for seed in (1, 2):  # two shuffles
         train_loader.generator.manual_seed(seed)
@@ -115,7 +116,7 @@ def test_datasets_pickle(make_config):
         assert len(copy) == len(dataset)
         x, y = copy[len(copy) - 1]
         x_orig, y_orig = dataset[len(dataset) - 1]
-        assert int(y) == int(y_orig) and x.shape == x_orig.shape
+        assert torch.equal(torch.as_tensor(y), torch.as_tensor(y_orig)) and x.shape == x_orig.shape
 
 
 def test_a_forkserver_worker_yields_what_the_main_process_does(make_config):

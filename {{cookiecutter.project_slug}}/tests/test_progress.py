@@ -39,8 +39,8 @@ def test_training_evaluation_and_prediction_bars(make_config, tmp_path, monkeypa
     trainer.fit()
     batches = [inputs for inputs, _ in trainer.val_loader]
     cpu = torch.device("cpu")
-    probabilities = predict.predict_outputs(trainer.eval_model, batches, cpu, len(batches), show_progress(True))
-    assert probabilities.shape == (len(trainer.val_loader.dataset), trainer.data_info["num_classes"])
+    outputs = predict.predict_outputs(trainer.eval_model, batches, cpu, len(batches), show_progress(True))
+    assert outputs.shape == (len(trainer.val_loader.dataset), trainer.data_info["num_outputs"])
     text = stream.getvalue()
     for bar in ("epoch 1/1:", "eval:", "predict:"):
         assert (bar in text) == terminal, f"{bar!r} bar {'missing' if terminal else 'shown off a terminal'}: {text!r}"

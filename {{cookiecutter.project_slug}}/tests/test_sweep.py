@@ -13,6 +13,7 @@ import yaml
 import sweep
 from {{ cookiecutter.package_name }}.config import load_config, to_dict
 from {{ cookiecutter.package_name }}.errors import ConfigError, run_main
+from {{ cookiecutter.package_name }}.task import MONITORS
 
 # sweep.py asks for optuna first: without it, only the test of that message runs.
 needs_optuna = pytest.mark.skipif(
@@ -32,31 +33,36 @@ def read_rows(run_dir) -> list[dict]:
 
 
 @needs_optuna
-def test_a_study_prunes_continues_and_writes_a_best_config(tmp_path, cli_overrides, capsys):
+def test_a_study_prunes_continues_and_writes_a_best_config(tmp_path, cli_overrides, capsys, monkeypatch):
     import optuna
 
+    monitor = load_config().trainer.monitor  # the default: what the trials optimise
     space = write_space(tmp_path / "space.yaml", {"optim.lr": {"low": 1e-7, "high": 0.1, "log": True}})
     study_dir = tmp_path / "runs" / "sweeps" / "s"
-    study_dir.mkdir(parents=True)
-    # The trials chosen here: a learning rate that learns, then two that cannot (pruned at epoch 1: cheap).
-    storage = f"sqlite:///{study_dir / 'study.db'}"
-    study = optuna.create_study(storage=storage, study_name="s", direction="minimize")
-    study.enqueue_trial({"optim.lr": 0.003})
-    study.enqueue_trial({"optim.lr": 1e-7})
-    study.enqueue_trial({"optim.lr": 1e-7})
-    args = ["--space", str(space), "--study", "s"]
-    args += cli_overrides(**{"trainer.monitor": "val_loss"})  # one epoch per trial
+    real_create_study = optuna.create_study
+
+    def create_study(**kwargs):  # the study sweep.py makes, with the trials chosen here: a learning rate that
+        study = real_create_study(**kwargs)  # learns, then two that cannot (pruned at epoch 1: cheap)
+        for lr in [0.003, 1e-7, 1e-7] * (not study.trials):
+            study.enqueue_trial({"optim.lr": lr})
+        return study
+
+    monkeypatch.setattr(optuna, "create_study", create_study)
+    args = ["--space", str(space), "--study", "s", *cli_overrides()]  # one epoch per trial
 
     assert sweep.main(["--trials", "2", *args]) == 0
     assert (study_dir / "trial-1" / "checkpoints" / "last.pt").is_file()  # a pruned trial is a run dir too
     assert (study_dir / "trial-0" / "eval").is_dir() and not (study_dir / "trial-1" / "eval").exists()  # stopped early
-    states = [trial.state.name for trial in optuna.load_study(study_name="s", storage=storage).trials]
-    assert states == ["COMPLETE", "PRUNED", "WAITING"]  # the third: for the next command
+    study = optuna.load_study(study_name="s", storage=f"sqlite:///{study_dir / 'study.db'}")
+    # trainer.monitor's way (task.py's MONITORS): lower is better for a loss or an error, higher for a score
+    assert study.direction.name == {"min": "MINIMIZE", "max": "MAXIMIZE"}[MONITORS[monitor]]
+    assert [trial.state.name for trial in study.trials] == ["COMPLETE", "PRUNED", "WAITING"]  # 3rd: the next command
+    assert study.trials[0].value == float(read_rows(study_dir / "trial-0")[-1][monitor])  # its best (only) epoch
     capsys.readouterr()
 
     assert sweep.main(["--trials", "3", *args]) == 0  # the same study, continued: one more trial
     table = capsys.readouterr().out.splitlines()
-    assert table[0].split()[:4] == ["trial", "state", "val_loss", "epochs"] and len(table) == 4
+    assert table[0].split()[:4] == ["trial", "state", monitor, "epochs"] and len(table) == 4
     assert table[1].startswith("0 *") and "pruned" in table[2] and "pruned" in table[3]
     assert sorted(p.name for p in study_dir.glob("trial-*")) == ["trial-0", "trial-1", "trial-2"]
 

@@ -8,8 +8,14 @@ import csv
 import pytest
 import torch
 
+from {{ cookiecutter.package_name }}.config import load_config
 from {{ cookiecutter.package_name }}.data import build_datasets, table
 from {{ cookiecutter.package_name }}.data.preprocessing import embedding_dim
+
+# The column build_datasets reads the targets from: configs/default.yaml's data.label_column (a name, or a list of
+# names). The tables below fill it with 0 and 1, a valid target for every task (as text, or as numbers).
+LABEL_COLUMN = load_config().data.label_column
+TARGET = LABEL_COLUMN if isinstance(LABEL_COLUMN, str) else LABEL_COLUMN[0]
 
 
 def write_table(path, header: list[str], rows: list[list]) -> None:
@@ -21,9 +27,9 @@ def write_table(path, header: list[str], rows: list[list]) -> None:
 def test_exactly_threshold_levels_are_one_hot_and_one_more_is_embedded(tmp_path, make_config):
     root = tmp_path / "levels"
     # `three` has 3 levels (= the threshold), `four` has 4 (one more); `x` keeps a numeric column in front.
-    rows = [[f"t{i % 3}", f"f{i % 4}", i, "ab"[i % 2]] for i in range(12)]
-    write_table(root / "train.csv", ["three", "four", "x", "label"], rows)
-    write_table(root / "val.csv", ["three", "four", "x", "label"], rows[:4])
+    rows = [[f"t{i % 3}", f"f{i % 4}", i, i % 2] for i in range(12)]
+    write_table(root / "train.csv", ["three", "four", "x", TARGET], rows)
+    write_table(root / "val.csv", ["three", "four", "x", TARGET], rows[:4])
     cfg = make_config(**{"data.root": root, "data.embedding_threshold": 3})
     train_set, _, info = build_datasets(cfg)
     roles = {column["name"]: column["embedding_dim"] for column in info["categorical"]}
@@ -36,9 +42,9 @@ def test_exactly_threshold_levels_are_one_hot_and_one_more_is_embedded(tmp_path,
 
 def test_gaps_take_the_lower_middle_of_an_even_count_of_train_values(tmp_path, make_config):
     root = tmp_path / "even"
-    train = [["4", "a"], ["", "b"], ["1", "a"], ["9", "b"], ["2", "a"]]  # present: 1 2 4 9 (mean 4)
-    write_table(root / "train.csv", ["x", "label"], train)
-    write_table(root / "val.csv", ["x", "label"], [["", "a"], ["100", "b"], ["200", "a"]])  # val's median: 150
+    train = [["4", 0], ["", 1], ["1", 0], ["9", 1], ["2", 0]]  # present: 1 2 4 9 (mean 4)
+    write_table(root / "train.csv", ["x", TARGET], train)
+    write_table(root / "val.csv", ["x", TARGET], [["", 0], ["100", 1], ["200", 0]])  # val's median: 150
     train_set, val_set, info = build_datasets(make_config(**{"data.root": root}))
     (x,) = info["numeric"]
     present = torch.tensor([4.0, 1.0, 9.0, 2.0], dtype=torch.float64)

@@ -11,9 +11,15 @@ import pytest
 import torch
 
 import train
+from {{ cookiecutter.package_name }}.task import EPOCH_FIELDS
 from {{ cookiecutter.package_name }}.tensorboard import TAGS, TensorBoardLogger
 
 NEEDS = 'needs tensorboard: pip install -e "."'  # a dependency of this project
+# Each metrics.csv column's tag, written out here (not taken from TAGS): a tag pointing at another column must fail.
+EXPECTED_TAGS = {"loss/train": "train_loss", "acc/train": "train_acc", "loss/val": "val_loss"}  # classification
+EXPECTED_TAGS |= {"acc/val": "val_acc", "macro_f1/val": "val_macro_f1"}  # classification
+EXPECTED_TAGS = {"loss/train": "train_loss", "rmse/train": "train_rmse", "loss/val": "val_loss"}  # regression
+EXPECTED_TAGS |= {"mae/val": "val_mae", "rmse/val": "val_rmse", "r2/val": "val_r2"}  # regression
 
 
 def read_metrics(run_dir) -> list[dict]:
@@ -33,6 +39,7 @@ def test_scalars_equal_metrics_csv_and_the_graph_is_there(tmp_path, cli_override
     run_dir = tmp_path / "runs" / "tb"
     events = read_events(run_dir / "tensorboard")
     rows = read_metrics(run_dir)
+    assert set(TAGS.values()) == set(rows[0]) - {"epoch", "time_s"}  # every metric of metrics.csv is charted
     for tag, column in TAGS.items():
         logged = [(event.step, event.value) for event in events.Scalars(tag)]
         expected = [(int(row["epoch"]), float(row[column])) for row in rows]
@@ -70,8 +77,8 @@ def test_a_model_that_does_not_trace_costs_the_graph_only(tmp_path, caplog):
     with caplog.at_level(logging.INFO):
         logger = TensorBoardLogger(tmp_path, Untraceable(), loader)
     assert "graph skipped" in caplog.text
-    row = {"epoch": 1, "train_loss": 0.5, "train_acc": 0.25, "val_loss": 0.75, "val_acc": 0.5, "val_macro_f1": 0.4}
-    row["lr"] = 0.01
+    row = {"epoch": 1, **{name: 0.25 * (i + 1) for i, name in enumerate(EPOCH_FIELDS)}, "lr": 0.01}
+    row["val_loss"] = 0.75
     logger(row, {"samples_per_s": 100.0})
     events = read_events(tmp_path)
     assert [(e.step, e.value) for e in events.Scalars("loss/val")] == [(1, 0.75)]
@@ -80,12 +87,13 @@ def test_a_model_that_does_not_trace_costs_the_graph_only(tmp_path, caplog):
 
 def test_each_tag_holds_its_own_column(tmp_path):
     logger = TensorBoardLogger(tmp_path, Untraceable(), [(torch.zeros(4, 2), torch.zeros(4, dtype=torch.int64))])
-    row = {"epoch": 3, "train_loss": 1.5, "train_acc": 0.25, "val_loss": 2.5, "val_acc": 0.75, "val_macro_f1": 0.5}
-    logger({**row, "lr": 0.125}, {"samples_per_s": 64.0})
+    row = {name: 0.25 * (i + 1) for i, name in enumerate(EPOCH_FIELDS)}  # a different value in each column
+    logger({"epoch": 3, **row, "lr": 0.125}, {"samples_per_s": 64.0})
     events = read_events(tmp_path)
-    # Written out here, not taken from TAGS: a tag pointing at another column must fail.
-    expected = {"loss/train": 1.5, "accuracy/train": 0.25, "loss/val": 2.5, "accuracy/val": 0.75}
-    expected |= {"macro_f1/val": 0.5, "lr": 0.125, "speed/train_samples_per_s": 64.0}
+    assert sorted(EXPECTED_TAGS.values()) == sorted(EPOCH_FIELDS)
+    expected = {tag: row[column] for tag, column in EXPECTED_TAGS.items()}
+    expected |= {"lr": 0.125, "speed/train_samples_per_s": 64.0}
+    assert sorted(events.Tags()["scalars"]) == sorted(expected)  # no other tag
     assert {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in expected} == {
         tag: [(3, value)] for tag, value in expected.items()
     }

@@ -16,7 +16,7 @@ import torch.nn as nn
 
 from .config import load_config
 from .errors import CheckpointError, ConfigError
-from .metrics import MONITORS
+from .task import MONITORS, OUTPUTS, output_names
 from .utils import atomic_write
 
 log = logging.getLogger(__name__)
@@ -166,7 +166,7 @@ def load_model_weights(model: nn.Module, state: dict, path="checkpoint", average
 
 
 def read_weights_file(path) -> tuple[dict, list | None]:
-    """`model.weights`: (its state dict, the class names it was trained on, None for a bare state dict)."""
+    """`model.weights`: (its state dict, the names of the outputs it was trained for, None for a bare state dict)."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -174,54 +174,56 @@ def read_weights_file(path) -> tuple[dict, list | None]:
     except Exception as err:
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise CheckpointError(f"model.weights={path} is not a state dict that loads safely ({reason})") from None
-    classes = state.get("data_info", {}).get("classes") if isinstance(state, dict) else None
+    info = state.get("data_info") if isinstance(state, dict) else None
+    names = output_names(info) if isinstance(info, dict) else None
     for key in ("model_ema", "model", "state_dict"):  # our checkpoints (the EMA's weights first); Lightning's
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
             break
     if not isinstance(state, dict) or not state or not all(torch.is_tensor(v) for v in state.values()):
         raise CheckpointError(f"model.weights={path} holds no state dict (names -> tensors)")
-    return state, classes
+    return state, names
 
 
-def fit_head(weights: dict, head: list[str], saved: list | None, classes: list, reset: str, own: dict) -> str:
-    """Keep, remap or reset (to zeros of the `own` shapes) the `head`'s tensors of `weights` in place, by the class
-    names they were trained on (`saved`) and the data's (`classes`), per `model.reset_head`; the log's reason."""
+def fit_head(weights: dict, head: list[str], saved: list | None, wanted: list, reset: str, own: dict) -> str:
+    """Keep, remap or reset (to zeros of the `own` shapes) the `head`'s tensors of `weights` in place, by the names
+    of the outputs they were trained for (`saved`: task.py's OUTPUTS) and the data's (`wanted`), per
+    `model.reset_head`; the log's reason."""
     names = None if saved is None else [str(name) for name in saved]
-    wanted = [str(name) for name in classes]
+    wanted = [str(name) for name in wanted]
     if reset == "false" or (reset == "auto" and names == wanted):
-        why = "the same classes" if names == wanted else "model.reset_head=false"
-        return f"its classifier head is kept where its shape fits ({why})"
+        why = f"the same {OUTPUTS}" if names == wanted else "model.reset_head=false"
+        return f"its head is kept where its shape fits ({why})"
     if reset == "auto" and names is None:
         return (
-            "it holds no class names, so its classes cannot be checked against the data's: its classifier head is "
-            "kept where its shape fits (model.reset_head=true starts from a fresh one)"
+            f"it does not name its {OUTPUTS}, so they cannot be checked against the data's: its head is kept where "
+            "its shape fits (model.reset_head=true starts from a fresh one)"
         )
     if reset == "auto" and sorted(names) == sorted(wanted):
         order = [names.index(name) for name in wanted]
         for key in head:
             weights[key] = weights[key][order]
-        return "the same classes in another order: the rows of its classifier head are remapped to the data's order"
-    for key in head:  # a fresh head at zero, as BiT fine-tunes: the first loss is ln(classes) and the first
-        weights[key] = torch.zeros_like(own[key])  # step's gradients leave the pretrained layers as they are
+        return f"the same {OUTPUTS} in another order: the rows of its head are remapped to the data's order"
+    for key in head:  # a fresh head at zero, as BiT fine-tunes: the first step's gradients leave the
+        weights[key] = torch.zeros_like(own[key])  # pretrained layers as they are
     if reset == "true":
-        return "model.reset_head=true: its classifier head is replaced by a fresh one at zero"
+        return "model.reset_head=true: its head is replaced by a fresh one at zero"
     return (
-        f"its classes {names[:6]} differ from the data's {wanted[:6]}: its classifier head is replaced by a fresh "
-        "one at zero (model.reset_head=false keeps it)"
+        f"its {OUTPUTS} {names[:6]} differ from the data's {wanted[:6]}: its head is replaced by a fresh one at "
+        "zero (model.reset_head=false keeps it)"
     )
 
 
-def load_weights_file(model: nn.Module, path, head=(), classes=(), reset_head: str = "auto") -> None:
+def load_weights_file(model: nn.Module, path, head=(), names=(), reset_head: str = "auto") -> None:
     """`model.weights`: a state dict, or a checkpoint of this project, loaded by name after stripping prefixes.
 
-    The classifier `head` (its tensors' names) is kept, remapped or reset by the file's class names and the
-    data's `classes` (`fit_head`). Tensors of another shape are left out and keep their fresh init.
+    The `head` (its tensors' names) is kept, remapped or reset by the names of the file's outputs and the
+    data's `names` (`fit_head`). Tensors of another shape are left out and keep their fresh init.
     """
     state, saved = read_weights_file(path)
     own = model.state_dict()
     weights = strip_prefixes(state, own)
-    reason = fit_head(weights, [key for key in head if key in weights and key in own], saved, classes, reset_head, own)
+    reason = fit_head(weights, [key for key in head if key in weights and key in own], saved, names, reset_head, own)
     fits = {key: value for key, value in weights.items() if key in own and own[key].shape == value.shape}
     if not fits:
         raise CheckpointError(

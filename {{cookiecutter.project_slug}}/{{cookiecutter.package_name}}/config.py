@@ -13,6 +13,7 @@ from types import SimpleNamespace
 import yaml
 
 from .errors import ConfigError
+from .task import OTHER_TASKS_KEYS
 from .utils import atomic_write_text
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
@@ -31,7 +32,7 @@ NON_NEGATIVE += ["model.freeze_backbone_epochs", "optim.backbone_lr_scale"]
 NON_NEGATIVE += ["data.image_size", "data.mixup_alpha", "data.cutmix_alpha"]  # images
 NON_NEGATIVE += ["trainer.checkpoint_every_steps", "trainer.checkpoint_every_minutes"]
 FRACTIONS = {"data.val_fraction": "between 0 and 1", "data.preload_memory_fraction": "in (0, 1]"}
-FRACTIONS["trainer.label_smoothing"] = "in [0, 1)"
+FRACTIONS["trainer.label_smoothing"] = "in [0, 1)"  # classification
 FRACTIONS["data.random_erasing"] = "in [0, 1]"  # images
 FRACTIONS["trainer.ema_decay"] = "in [0, 1)"
 
@@ -185,6 +186,8 @@ def all_keys(values: dict | None = None, prefix: str = "") -> list[str]:
 
 
 def _unknown_key(key: str) -> ConfigError:
+    if key in OTHER_TASKS_KEYS:  # a key of another task: say why it is not this one's
+        return ConfigError(f"config key {key!r} does not apply here: {OTHER_TASKS_KEYS[key]}")
     close = difflib.get_close_matches(key, all_keys(), n=1, cutoff=0.5)
     hint = f"did you mean {close[0]!r}?" if close else "valid keys: " + ", ".join(all_keys())
     return ConfigError(f"unknown config key {key!r}; {hint}")

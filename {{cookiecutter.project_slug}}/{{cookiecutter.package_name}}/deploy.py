@@ -1,9 +1,10 @@
 """Exported models (export.py writes them, predict.py runs them): ONNX, torch.export and TorchScript files.
 
 Every exported file carries one JSON document under METADATA_KEY (ONNX metadata, or an extra file in
-the archive): the class names, the input it takes, and the checkpoint's `data_info` (what its inputs
-are and the statistics they are normalised with) and config. With it, predict.py and a script outside
-the project (deploy/onnx_predict.py) preprocess inputs exactly as validation did.
+the archive): the input it takes, its output (OUTPUT_NAME) and what its numbers mean, and the checkpoint's
+`data_info` (what its inputs are, the statistics they are normalised with, what its outputs stand for) and
+config. With it, predict.py and a script outside the project (deploy/onnx_predict.py) preprocess inputs
+exactly as validation did and read the outputs as predict.py does with the checkpoint.
 """
 
 import json
@@ -16,7 +17,12 @@ import torch
 
 from .errors import CheckpointError, ConfigError
 
-METADATA_KEY = "classifier.json"
+METADATA_KEY = "classifier.json"  # classification
+METADATA_KEY = "regressor.json"  # regression
+OUTPUT_NAME = "logits"  # classification
+OUTPUT_NAME = "outputs"  # regression
+OUTPUT_MEANING = "a logit per class of data_info's classes, in order; softmax gives probabilities"  # classification
+OUTPUT_MEANING = "each target of data_info's targets, standardised: x std + mean is the target's value"  # regression
 INSTALL = "pip install -e '.[export]'"  # onnx, onnxscript and onnxruntime
 
 
@@ -34,7 +40,7 @@ def export_onnx(model, example, path: Path, metadata: str) -> None:
         model,
         (example,),
         input_names=["input"],
-        output_names=["logits"],
+        output_names=[OUTPUT_NAME],
         dynamic_shapes=(batch_axis(),),
         dynamo=True,
         verbose=False,
@@ -66,12 +72,12 @@ def onnxruntime_session(path: Path):
 
 
 def load_onnx(path: Path):
-    """(logits = run(inputs), metadata) with onnxruntime on the CPU."""
+    """(outputs = run(inputs), metadata) with onnxruntime on the CPU."""
     session = onnxruntime_session(path)
     metadata = session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
 
     def run(inputs: torch.Tensor) -> torch.Tensor:
-        return torch.from_numpy(session.run(["logits"], {"input": inputs.float().contiguous().numpy()})[0])
+        return torch.from_numpy(session.run([OUTPUT_NAME], {"input": inputs.float().contiguous().numpy()})[0])
 
     return run, metadata
 
@@ -93,7 +99,7 @@ def load_torchscript(path: Path):
 class Format:
     suffix: str
     export: callable  # (model, example, path, metadata JSON) -> None
-    load: callable  # path -> (callable inputs -> logits, metadata JSON)
+    load: callable  # path -> (callable inputs -> outputs, metadata JSON)
     runtime: str  # what runs the parity check
 
 

@@ -63,7 +63,8 @@ def plot_curves(run_dir) -> Path | None:
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
         axes.grid(alpha=0.3)
         axes.legend()
-    metric_axes.set_ylim(*limits)
+    if limits is not None:
+        metric_axes.set_ylim(*limits)
     loss_axes.set_title("loss per epoch")
     metric_axes.set_title(f"{metric_label} per epoch")
     figure.suptitle(f"run {run_dir.resolve().name}")

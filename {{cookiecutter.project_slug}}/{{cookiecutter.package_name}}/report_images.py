@@ -20,6 +20,9 @@ def log_skipped(dataset) -> None:
 
 def write_mistakes(outputs: dict, dataset, classes: list[str], out_dir: Path) -> None:
     """mistakes.png in `out_dir`: the MISTAKES_SHOWN wrong predictions made with the most confidence."""
+    if not hasattr(dataset, "image"):  # a dataset of your own: no unaugmented image to show
+        log.info("mistakes.png not drawn: %s has no image(index) method", type(dataset).__name__)
+        return
     probs = outputs["output"]
     target = outputs["target"]
     confidence, prediction = probs.max(dim=1)

@@ -10,17 +10,13 @@ import warnings
 
 import torch
 
+from .task import EPOCH_FIELDS
+
 log = logging.getLogger(__name__)
 
-# TensorBoard tag -> metrics.csv column; "loss/..." and "accuracy/..." chart train next to val.
-TAGS = {
-    "loss/train": "train_loss",
-    "loss/val": "val_loss",
-    "accuracy/train": "train_acc",
-    "accuracy/val": "val_acc",
-    "macro_f1/val": "val_macro_f1",
-    "lr": "lr",
-}
+# TensorBoard tag -> metrics.csv column: "<metric>/<split>" (task.py's EPOCH_FIELDS), so that each metric's
+# chart shows train next to val.
+TAGS = {"/".join(reversed(name.split("_", 1))): name for name in EPOCH_FIELDS} | {"lr": "lr"}
 
 
 class TensorBoardLogger:

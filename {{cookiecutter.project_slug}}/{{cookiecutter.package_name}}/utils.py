@@ -2,6 +2,7 @@
 
 import hashlib
 import logging
+import math
 import os
 import random
 import sys
@@ -125,3 +126,13 @@ def free_ram() -> int | None:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (AttributeError, ValueError, OSError):
         return None
+
+
+def sort_labels(labels) -> list[str]:
+    """Class names in a natural order: numerically when every label is a number ("2" before "10"), else by text."""
+    unique = {str(label) for label in labels}
+    try:
+        numeric = all(math.isfinite(float(label)) for label in unique)
+    except ValueError:
+        numeric = False
+    return sorted(unique, key=lambda label: (float(label), label)) if numeric else sorted(unique)

@@ -1,7 +1,6 @@
 """What the dataset types share: the sample root, the hold-out split, label order."""
 
 import logging
-import math
 import os
 import shutil
 from pathlib import Path
@@ -20,16 +19,6 @@ def holdout_split(n: int, fraction: float, seed: int) -> tuple[list[int], list[i
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
     n_val = max(1, round(n * fraction))
     return sorted(order[n_val:]), sorted(order[:n_val])
-
-
-def sort_labels(labels) -> list[str]:
-    """Class names in a natural order: numerically when every label is a number ("2" before "10"), else by text."""
-    unique = {str(label) for label in labels}
-    try:
-        numeric = all(math.isfinite(float(label)) for label in unique)
-    except ValueError:
-        numeric = False
-    return sorted(unique, key=lambda label: (float(label), label)) if numeric else sorted(unique)
 
 
 def write_sample_root(cfg, expected_layout: str) -> None:

@@ -12,7 +12,8 @@ preload_split and predict_inputs (for loaders.py and predict.py); its datasets h
 from functools import partial
 from pathlib import Path
 
-from .common import DataError, holdout_split, sort_labels, write_sample_root
+from ..utils import sort_labels
+from .common import DataError, holdout_split, write_sample_root
 from .images import PREDICT_INPUTS, eval_dataset, image_datasets, image_files, is_hidden, predict_inputs, preload_split
 
 EXPECTED_LAYOUT = (

@@ -20,7 +20,8 @@ from functools import partial
 from pathlib import Path
 
 from . import images
-from .common import DataError, holdout_split, sort_labels, write_sample_root
+from ..utils import sort_labels
+from .common import DataError, holdout_split, write_sample_root
 from .images import eval_dataset, image_datasets, is_hidden, preload_split, skip_hidden
 
 log = logging.getLogger(__name__)

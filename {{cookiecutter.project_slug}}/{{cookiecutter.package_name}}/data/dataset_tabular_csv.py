@@ -15,14 +15,14 @@ import logging
 from functools import partial
 from pathlib import Path
 
-import pandas
 import torch
 from torch.utils.data import TensorDataset
 
-from .common import DataError, holdout_split, sort_labels, write_sample_root
+from .common import DataError, holdout_split, write_sample_root
 from .preload import check_fits, gib
 from .preprocessing import column_roles, encode, fit_preprocessing
 from .table import read_table
+from .targets import encode_targets, fit_targets
 
 log = logging.getLogger(__name__)
 
@@ -36,17 +36,13 @@ PREDICT_INPUTS = "CSV files with the checkpoint's feature columns (by name; othe
 
 
 class TabularDataset(TensorDataset):
-    """Encoded features (N, F) and label ids (N,), held in memory."""
+    """Encoded features (N, F) and targets (targets.py's encoding of the label columns), held in memory."""
 
     collate_fn = None  # the default collate
 
     def __init__(self, table, data_info: dict):
-        index = {name: i for i, name in enumerate(data_info["classes"])}
-        codes, uniques = pandas.factorize(table.labels)  # hashing each row once, not a dict lookup per row
-        if unknown := sorted(set(uniques) - set(index)):
-            raise DataError(f"{table.path} has labels {unknown} that are not among the known classes {list(index)}")
         self.features = encode(table, data_info)
-        self.labels = torch.tensor([index[label] for label in uniques], dtype=torch.int64)[torch.from_numpy(codes)]
+        self.labels = encode_targets(table, data_info)
         self.file = table.path.name
         self.row_ids = table.row_ids
         self.id_columns = list(table.ids)
@@ -72,7 +68,7 @@ def configured_roles(cfg) -> dict:
 
 
 def build_datasets(cfg, data_info: dict | None = None):
-    """(train_set, val_set, data_info); `data_info` from a checkpoint fixes columns, classes and preprocessing."""
+    """(train_set, val_set, data_info); `data_info` from a checkpoint fixes columns, targets and preprocessing."""
     root = Path(cfg.data.root)
     train_path = root / "train.csv"
     val_path = root / "val.csv"
@@ -100,13 +96,11 @@ def build_datasets(cfg, data_info: dict | None = None):
         )
     if data_info is None:
         prep = fit_preprocessing(train, cfg)
-        data_info = {"classes": sort_labels(pandas.unique(train.labels)), "label_column": label_column, **prep}
+        data_info = {**fit_targets(train), "label_column": label_column, **prep}
         data_info |= {"na_values": na_values, "id_columns": list(train.ids)}
-    feature_columns = list(column_roles(data_info))
-    data_info = {**data_info, "num_classes": len(data_info["classes"]), "feature_columns": feature_columns}
+    data_info = {**data_info, "feature_columns": list(column_roles(data_info))}
     train_set = TabularDataset(train, data_info)
     val_set = TabularDataset(val, data_info)
-    data_info["class_counts"] = torch.bincount(train_set.labels, minlength=data_info["num_classes"]).tolist()
     nbytes = train_set.features.nbytes + val_set.features.nbytes
     width = data_info["num_features"]
     log.info("%d train / %d val rows as %d features in memory: %s", train.rows, val.rows, width, gib(nbytes))

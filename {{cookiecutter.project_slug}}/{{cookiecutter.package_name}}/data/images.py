@@ -219,9 +219,8 @@ def image_datasets(
         mean, std = compute_mean_std(train_set, cfg, cfg.data.stats_images)
         used = min(len(train_set), cfg.data.stats_images)
         log.info("data.mean=%s data.std=%s computed from %d train images", mean, std, used)
-    info = {
-        "classes": list(classes),
-        "num_classes": len(classes),
+    info = {"classes": list(classes), "num_classes": len(classes), "num_outputs": len(classes)}  # outputs: the head
+    info |= {
         "in_channels": MODE_CHANNELS[mode],
         "image_size": size,
         "image_mode": mode,

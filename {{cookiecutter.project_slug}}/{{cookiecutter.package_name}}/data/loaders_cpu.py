@@ -15,11 +15,11 @@ from .sampling import BalancedSampler, balanced_weights
 
 
 def build_dataloaders(cfg, data_info: dict | None = None, device=None):  # device: unused on the CPU
-    """(train_loader, val_loader, data_info); a checkpoint's `data_info` fixes classes and normalisation."""
+    """(train_loader, val_loader, data_info); a checkpoint's `data_info` fixes the labels and normalisation."""
     ensure_data_root(cfg)
     train_set, val_set, data_info = build_datasets(cfg, data_info)
     generator = torch.Generator().manual_seed(cfg.seed)
-    weights = balanced_weights(cfg, train_set, data_info["num_classes"])  # data.balanced_sampler
+    weights = balanced_weights(cfg, train_set, len(data_info.get("classes", ())))  # data.balanced_sampler
     if cfg.data.preload != "false":
         loaders = []
         for split, dataset in (("train", train_set), ("val", val_set)):

@@ -20,7 +20,7 @@ from .sampling import BalancedSampler, balanced_weights
 
 
 def build_dataloaders(cfg, data_info: dict | None = None, device=None):
-    """(train_loader, val_loader, data_info); a checkpoint's `data_info` fixes classes and normalisation.
+    """(train_loader, val_loader, data_info); a checkpoint's `data_info` fixes the labels and normalisation.
 
     data.preload=device holds the data on `device` (default: trainer.device's).
     """
@@ -28,7 +28,7 @@ def build_dataloaders(cfg, data_info: dict | None = None, device=None):
     train_set, val_set, data_info = build_datasets(cfg, data_info)
     device = torch.device(device) if device is not None else resolve_device(cfg.trainer.device)
     generator = torch.Generator().manual_seed(cfg.seed)
-    weights = balanced_weights(cfg, train_set, data_info["num_classes"])  # data.balanced_sampler
+    weights = balanced_weights(cfg, train_set, len(data_info.get("classes", ())))  # data.balanced_sampler
     # Page-locked host memory lets non_blocking host->GPU copies overlap compute.
     pin_memory = cfg.data.pin_memory and device.type == "cuda"
     if cfg.data.preload != "false":

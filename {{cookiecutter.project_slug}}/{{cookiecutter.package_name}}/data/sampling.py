@@ -20,6 +20,8 @@ def balanced_weights(cfg, train_set, num_classes: int) -> torch.Tensor | None:
     """Per train sample, 1 / its class's count (so that every class weighs the same); None when off."""
     if not cfg.data.balanced_sampler:
         return None
+    if not num_classes:
+        raise ConfigError("data.balanced_sampler=true draws every class equally often; these targets have no classes")
     labels = getattr(train_set, "labels", None)  # a dataset of your own may not say
     if not isinstance(labels, torch.Tensor):
         raise ConfigError(

@@ -46,10 +46,11 @@ class Table:
     numbers: list  # one float64 tensor per numeric column, NaN for gaps, as read (shared by `take`)
     numeric_names: list  # the columns of `numbers`
     categorical: dict  # column -> (int64 codes, the levels they index)
-    labels: np.ndarray  # the label column as text (an object array); empty when it was not read
+    labels: np.ndarray  # the label column as text (an object array; (rows, k) for k columns); empty: not read
     row_ids: torch.Tensor  # each row's position among the rows (0: line 2)
     ids: dict = field(default_factory=dict)  # id column -> numpy array of its text, copied into predictions
     picked: torch.Tensor | None = None  # the rows of `numbers` this table holds; None: all of them
+    label_names: list = field(default_factory=list)  # the label columns read
 
     @property
     def rows(self) -> int:
@@ -76,7 +77,8 @@ class Table:
         kept = {name: values[index.numpy()] for name, values in self.ids.items()}
         picked = index if self.picked is None else self.picked[index]  # the numbers stay where they are
         names = self.numeric_names
-        return Table(self.path, self.numbers, names, categorical, labels, self.row_ids[index], kept, picked)
+        rows = self.row_ids[index]
+        return Table(self.path, self.numbers, names, categorical, labels, rows, kept, picked, self.label_names)
 
     def roles(self) -> dict:
         return dict.fromkeys(self.numeric_names, "numeric") | dict.fromkeys(self.categorical, "categorical")
@@ -97,26 +99,27 @@ def read_table(path: Path, label_column, columns=None, *, configured=None, drop=
     """Read `path`. `columns` ({name: "numeric" | "categorical"}) fixes the columns to read and how; None
     reads every column but the label, `drop` and the ones named like an index (those become `ids`), with
     the roles `configured` gives ({name: role}) or inferred. Cells in `na_values` are gaps. With a
-    `label_column` the labels are read too, and the column must be there."""
+    `label_column` (a name, or a list of names) the labels are read too, and the columns must be there."""
     header = read_header(path)
-    if label_column is not None and label_column not in header:
-        raise DataError(f"{path} has no label column {label_column!r} (set data.label_column); columns: {header}")
+    label_names = [] if label_column is None else [label_column] if isinstance(label_column, str) else label_column
+    if missing := [name for name in label_names if name not in header]:
+        raise DataError(f"{path} has no label column {missing[0]!r} (set data.label_column); columns: {header}")
     if columns is None:
         configured = configured or {}
         if unknown := [name for name in configured if name not in header]:
             raise DataError(f"data.numeric_columns / data.categorical_columns name {unknown}, not in {path}")
         if absent := [name for name in drop if name not in header]:
             log.info("data.drop_columns: %s not in %s, nothing to drop there", absent, path.name)
-        others = [name for name in header if name != label_column and name not in configured]
+        others = [name for name in header if name not in label_names and name not in configured]
         ids = [name for name in others if name in drop or is_index_name(name)]
-        columns = {name: configured.get(name) for name in header if name != label_column and name not in ids}
+        columns = {name: configured.get(name) for name in header if name not in label_names and name not in ids}
     elif missing := [name for name in columns if name not in header]:
         raise DataError(
             f"{path} has no column {', '.join(map(repr, missing))}; the model needs the columns "
             f"{list(columns)} (by name, in any order; other columns are ignored), found {header}"
         )
     ids = [name for name in ids if name in header]
-    text = [name for name in [label_column, *ids] if name is not None]
+    text = [*label_names, *ids]
     text += [name for name, role in columns.items() if role == "categorical"]
     wanted = [name for name in header if name in text or name in columns]
     read, whole = _read_columns(path, header, wanted, text, na_values)
@@ -131,11 +134,10 @@ def read_table(path: Path, label_column, columns=None, *, configured=None, drop=
         categorical[name] = _codes(read.pop(name))
         if columns[name] is None:
             _warn_if_mostly_numbers(path, name, *categorical[name])
-    labels = np.array([], object)
-    if label_column is not None:
-        labels = _labels(path, *_codes(read.pop(label_column)), na_values)
+    labels = [_labels(path, name, *_codes(read.pop(name)), na_values) for name in label_names]
+    labels = labels[0] if isinstance(label_column, str) else np.stack(labels, 1) if labels else np.array([], object)
     kept = {name: _text(*_codes(read.pop(name), strip=False)) for name in ids}
-    table = Table(path, numbers, numeric, categorical, labels, rows, kept)
+    table = Table(path, numbers, numeric, categorical, labels, rows, kept, label_names=label_names)
     if configured is not None:  # train, with roles inferred: ids the names did not give away
         _warn_if_like_an_id(table, [name for name in [*whole, *categorical] if name not in configured])
     if ids and configured is not None:
@@ -255,10 +257,11 @@ def _warn_if_like_an_id(table: Table, names: list[str]) -> None:
             )
 
 
-def _labels(path: Path, codes: torch.Tensor, levels: list[str], na_values) -> np.ndarray:
+def _labels(path: Path, name: str, codes: torch.Tensor, levels: list[str], na_values) -> np.ndarray:
     """The labels as stripped text, an object array."""
     labels = _text(codes, levels)
     if (labels == "").any():
         row = int(np.flatnonzero(labels == "")[0])
-        raise DataError(f"{path} line {row + 2}: the label cell is empty or one of data.na_values {list(na_values)}")
+        where = f"{path} line {row + 2}: the label cell ({name})"
+        raise DataError(f"{where} is empty or one of data.na_values {list(na_values)}")
     return labels

@@ -7,6 +7,7 @@ import torch.nn as nn
 
 from ..checkpoint import load_weights_file
 from ..errors import ConfigError
+from ..task import output_names
 from .layers import freeze_parameters, head_keys
 from .registry import LIBRARIES, MODELS
 
@@ -39,8 +40,8 @@ def build_model(cfg, data_info: dict) -> nn.Module:
     try:
         model = builder(cfg.model, data_info)
         if cfg.model.weights:
-            classes = data_info.get("classes", [])
-            load_weights_file(model, cfg.model.weights, head_keys(model), classes, cfg.model.reset_head)
+            names = output_names(data_info)  # what the data's outputs stand for: the head's fit is judged by them
+            load_weights_file(model, cfg.model.weights, head_keys(model), names, cfg.model.reset_head)
         if cfg.model.freeze:
             freeze_parameters(model, cfg.model.freeze)
     except ValueError as err:

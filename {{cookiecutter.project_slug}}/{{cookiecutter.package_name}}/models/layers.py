@@ -6,7 +6,6 @@ from functools import partial
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 # model.init -> the weight init of every Conv and Linear layer (biases zeroed); default: PyTorch's own.
 INIT_SCHEMES = {
@@ -101,8 +100,9 @@ def grad_norm(model: nn.Module, norm_type: float = 2.0) -> torch.Tensor:
     return torch.stack([n.to(norms[0].device) for n in norms]).norm(norm_type)
 
 
-def input_gradient(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """d(loss)/d(inputs): how sensitive the loss is to each input value (a saliency map).
+def input_gradient(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, criterion) -> torch.Tensor:
+    """d(criterion(model(inputs), targets))/d(inputs): how sensitive the loss (the run's, e.g.
+    `task.build_criterion(cfg, data_info)`) is to each input value (a saliency map).
 
     `torch.autograd.grad` differentiates with respect to `inputs` alone, so the model's own `.grad`
     are left as they were (`backward()` would accumulate into them). Eval mode: no dropout noise.
@@ -113,7 +113,7 @@ def input_gradient(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor
         # Also from evaluation code: under inference_mode/no_grad nothing would be recorded.
         with torch.inference_mode(False), torch.enable_grad():
             inputs = inputs.detach().clone().requires_grad_(True)  # a leaf; an inference tensor becomes normal
-            loss = F.cross_entropy(model(inputs), targets)
+            loss = criterion(model(inputs), targets)
             (gradient,) = torch.autograd.grad(loss, inputs)
     finally:
         model.train(was_training)

@@ -16,7 +16,7 @@ class MLP(nn.Module):
     fresh random weights on every call and never be trained or saved.
     """
 
-    def __init__(self, num_features, num_classes, hidden_sizes=(64, 64), dropout=0.1, init="default", embeddings=()):
+    def __init__(self, num_features, num_outputs, hidden_sizes=(64, 64), dropout=0.1, init="default", embeddings=()):
         super().__init__()
         self.num_numbers = num_features - len(embeddings)
         self.embeddings = nn.ModuleList(nn.Embedding(levels, dim) for levels, dim in embeddings)
@@ -33,7 +33,7 @@ class MLP(nn.Module):
             )
             size_in = size_out
         self.features = nn.Sequential(layers)
-        self.head = nn.Linear(size_in, num_classes)
+        self.head = nn.Linear(size_in, num_outputs)
         # Init last, once every layer exists.
         self.apply(partial(init_weights, scheme=init))
 

@@ -8,7 +8,7 @@ from .torchvision_models import build_torchvision, torchvision_names
 
 MODELS = {
     "simple_cnn": lambda m, info: SimpleCNN(
-        info["num_classes"], info["in_channels"], info["image_size"], m.channels, m.dropout, m.init
+        info["num_outputs"], info["in_channels"], info["image_size"], m.channels, m.dropout, m.init
     ),
 }
 

@@ -4,7 +4,7 @@ from .mlp import MLP
 
 MODELS = {
     "mlp": lambda m, info: MLP(
-        info["num_features"], info["num_classes"], m.hidden_sizes, m.dropout, m.init, info["embeddings"]
+        info["num_features"], info["num_outputs"], m.hidden_sizes, m.dropout, m.init, info["embeddings"]
     ),
 }
 

@@ -90,7 +90,7 @@ def build_timm(name: str, m, info: dict) -> nn.Module:
         model = timm.create_model(
             arch,
             pretrained=m.pretrained,
-            num_classes=info["num_classes"],
+            num_classes=info["num_outputs"],
             in_chans=info["in_channels"],
             drop_rate=m.dropout,
             **size,

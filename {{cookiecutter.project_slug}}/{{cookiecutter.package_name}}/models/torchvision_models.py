@@ -93,7 +93,7 @@ def build_torchvision(name: str, m, info: dict) -> nn.Module:
             f"network, fetch {weights.url} elsewhere and put it at {file} (TORCH_HOME sets the folder above "
             "hub/), or give a local file with model.weights=PATH, or set model.pretrained=false."
         ) from None
-    replace_head(model, info["num_classes"], m.dropout)
+    replace_head(model, info["num_outputs"], m.dropout)
     adapt_first_conv(model, info["in_channels"])
     if weights is None and m.init != "default":  # `default` keeps torchvision's own init
         model.apply(partial(init_weights, scheme=m.init))

@@ -23,7 +23,15 @@ MONITORS = {"val_acc": "max", "val_loss": "min", "val_macro_f1": "max"}  # train
 EPOCH_FIELDS = ["train_loss", "train_acc", "val_loss", "val_acc", "val_macro_f1"]  # metrics.csv, per epoch
 CURVE = ("acc", "accuracy", (-0.02, 1.02))  # curves.png's second panel: train_acc and val_acc, its range
 ECE_BINS = 15
+OUTPUTS = "classes"  # what the head's outputs are, in messages
 MAX_PROBABILITY_COLUMNS = 20  # the report's predictions.csv gets p_<class> columns up to this many classes
+# Keys of other tasks, and why they are not this one's: named when a config sets them.
+OTHER_TASKS_KEYS = {"trainer.loss": "classification trains with cross entropy (see trainer.label_smoothing)"}
+
+
+def output_names(data_info: dict) -> list[str]:
+    """What each of the head's outputs stands for: the classes (a checkpoint of another task: none)."""
+    return [str(name) for name in data_info.get("classes", [])]
 
 
 def describe(data_info: dict) -> str:
@@ -197,10 +205,11 @@ def write_report(report: dict, outputs: dict, dataset, data_info: dict, out_dir:
     confidence, prediction = probs.max(dim=1)
     with_probs = len(classes) <= MAX_PROBABILITY_COLUMNS
     ids = getattr(dataset, "id_columns", [])  # values that name each sample (e.g. a CSV's id columns), to join on
+    source = getattr(dataset, "source", str)  # `file:line`; a dataset of your own may not say: the index
     header = ["index", "source", *ids, "target", "prediction", "confidence"]
     rows = [header + [f"p_{c}" for c in classes] * with_probs]
     for i, index in enumerate(outputs["index"].tolist()):
-        row = [index, dataset.source(index), *(dataset.ids(index) if ids else [])]
+        row = [index, source(index), *(dataset.ids(index) if ids else [])]
         row += [classes[target[i]], classes[prediction[i]], f"{confidence[i]:.6f}"]
         rows.append(row + ([f"{p:.6f}" for p in probs[i].tolist()] if with_probs else []))
     atomic_write_text(out_dir / "predictions.csv", csv_text(rows))
