@@ -184,10 +184,9 @@ def write_report(report: dict, outputs: dict, dataset, data_info: dict, out_dir:
     names = [t["name"] for t in data_info["targets"]]
     ids = getattr(dataset, "id_columns", [])  # values that name each sample (e.g. a CSV's id columns), to join on
     source = getattr(dataset, "source", str)  # `file:line`; a dataset of your own may not say: the index
-    header = ["index", "source", *ids]
-    for name in names:
-        header += [f"{name}_target", f"{name}_prediction", f"{name}_residual"] if len(names) > 1 else []
-    header += [] if len(names) > 1 else ["target", "prediction", "residual"]
+    prefixes = [""] if len(names) == 1 else [f"{name}_" for name in names]  # one target: plain column names
+    columns = [f"{prefix}{column}" for prefix in prefixes for column in ("target", "prediction", "residual")]
+    header = ["index", "source", *ids, *columns]
     rows = []
     for i, index in enumerate(outputs["index"].tolist()):
         row = [index, source(index), *(dataset.ids(index) if ids else [])]

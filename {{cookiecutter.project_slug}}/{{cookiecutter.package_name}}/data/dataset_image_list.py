@@ -19,8 +19,8 @@ import os
 from functools import partial
 from pathlib import Path
 
-from . import images
 from ..utils import sort_labels
+from . import images
 from .common import DataError, holdout_split, write_sample_root
 from .images import eval_dataset, image_datasets, is_hidden, preload_split, skip_hidden
 
