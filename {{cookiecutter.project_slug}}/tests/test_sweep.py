@@ -36,7 +36,7 @@ def read_rows(run_dir) -> list[dict]:
 def test_a_study_prunes_continues_and_writes_a_best_config(tmp_path, cli_overrides, capsys, monkeypatch):
     import optuna
 
-    monitor = load_config().trainer.monitor  # the default: what the trials optimise
+    monitor = "val_loss"  # every task's, and continuous: a trial that cannot learn is worse, never tied
     space = write_space(tmp_path / "space.yaml", {"optim.lr": {"low": 1e-7, "high": 0.1, "log": True}})
     study_dir = tmp_path / "runs" / "sweeps" / "s"
     real_create_study = optuna.create_study
@@ -48,14 +48,13 @@ def test_a_study_prunes_continues_and_writes_a_best_config(tmp_path, cli_overrid
         return study
 
     monkeypatch.setattr(optuna, "create_study", create_study)
-    args = ["--space", str(space), "--study", "s", *cli_overrides()]  # one epoch per trial
+    args = ["--space", str(space), "--study", "s", *cli_overrides(**{"trainer.monitor": monitor})]  # 1 epoch each
 
     assert sweep.main(["--trials", "2", *args]) == 0
     assert (study_dir / "trial-1" / "checkpoints" / "last.pt").is_file()  # a pruned trial is a run dir too
     assert (study_dir / "trial-0" / "eval").is_dir() and not (study_dir / "trial-1" / "eval").exists()  # stopped early
     study = optuna.load_study(study_name="s", storage=f"sqlite:///{study_dir / 'study.db'}")
-    # trainer.monitor's way (task.py's MONITORS): lower is better for a loss or an error, higher for a score
-    assert study.direction.name == {"min": "MINIMIZE", "max": "MAXIMIZE"}[MONITORS[monitor]]
+    assert study.direction.name == "MINIMIZE"
     assert [trial.state.name for trial in study.trials] == ["COMPLETE", "PRUNED", "WAITING"]  # 3rd: the next command
     assert study.trials[0].value == float(read_rows(study_dir / "trial-0")[-1][monitor])  # its best (only) epoch
     capsys.readouterr()
@@ -70,6 +69,20 @@ def test_a_study_prunes_continues_and_writes_a_best_config(tmp_path, cli_overrid
     assert best["optim"]["lr"] == 0.003 and best["run_name"] == "" and best["output_dir"] == str(tmp_path / "runs")
     trial = yaml.safe_load((study_dir / "trial-0" / "config.yaml").read_text(encoding="utf-8"))
     assert to_dict(load_config(study_dir / "best.yaml")) == trial | {"output_dir": best["output_dir"], "run_name": ""}
+
+
+@needs_optuna
+def test_the_study_follows_the_default_monitor_s_way(tmp_path, cli_overrides):
+    import optuna
+
+    monitor = load_config().trainer.monitor  # the task's default: val_acc or val_rmse
+    space = write_space(tmp_path / "space.yaml", {"optim.lr": {"low": 1e-3, "high": 1e-2, "log": True}})
+    assert sweep.main(["--trials", "1", "--space", str(space), "--study", "d", *cli_overrides()]) == 0
+    study_dir = tmp_path / "runs" / "sweeps" / "d"
+    study = optuna.load_study(study_name="d", storage=f"sqlite:///{study_dir / 'study.db'}")
+    # trainer.monitor's way (task.py's MONITORS): lower is better for a loss or an error, higher for a score
+    assert study.direction.name == {"min": "MINIMIZE", "max": "MAXIMIZE"}[MONITORS[monitor]]
+    assert study.trials[0].value == float(read_rows(study_dir / "trial-0")[-1][monitor])
 
 
 @pytest.mark.parametrize(
