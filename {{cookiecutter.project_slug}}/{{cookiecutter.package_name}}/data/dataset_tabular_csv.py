@@ -1,14 +1,12 @@
 """A table in CSV: `<root>/train.csv`, `<root>/val.csv` and `<root>/test.csv`, a label column and feature columns.
 
-Read once and held in memory as tensors. The preprocessing (table.py: column roles, gap filling,
-standardisation, one-hot levels, embedded levels) is learned from the *train* rows only and saved
-in `data_info`, which every checkpoint carries to evaluation and predict.py. Columns are matched
-by name. Without `val.csv` a seeded `data.val_fraction` of train is held out. `test.csv` is optional:
-it is only evaluated (at the end of training, and by `evaluate.py --split test`), never trained on.
+Read once and held in memory as tensors. The preprocessing (roles, gaps, scaling, levels: table.py and
+preprocessing.py) is learned from the *train* rows only and saved in `data_info`, which every checkpoint
+carries to evaluation and predict.py. Columns are matched by name. Without `val.csv` a seeded
+`data.val_fraction` of train is held out. `test.csv` is only evaluated, never trained on.
 
 Every `dataset.py` has EXPECTED_LAYOUT, PREDICT_INPUTS, ensure_data_root, build_datasets, build_test_set,
-preload_split and predict_inputs (for loaders.py and predict.py); its datasets have a `collate_fn`, a
-`source(i)` (report.py).
+preload_split and predict_inputs (loaders.py, predict.py); its datasets a `collate_fn` and `source(i)` (report.py).
 """
 
 import logging
@@ -20,8 +18,9 @@ from torch.utils.data import TensorDataset
 
 from .common import DataError, holdout_split, write_sample_root
 from .preload import check_fits, gib
-from .preprocessing import column_roles, encode, fit_preprocessing
-from .table import read_table
+from .preprocessing import column_roles, encode, fit_preprocessing, reading
+from .preprocessing import predict_inputs as predict_inputs  # predict.py's, with every dataset.py's
+from .table import configured_roles, read_table
 from .targets import encode_targets, fit_targets
 
 log = logging.getLogger(__name__)
@@ -56,15 +55,6 @@ class TabularDataset(TensorDataset):
     def ids(self, index: int) -> list[str]:
         """The values of `id_columns` for sample `index`: predictions.csv carries them, to join it back."""
         return [values[index] for values in self.id_values]
-
-
-def configured_roles(cfg) -> dict:
-    """{column: role} from data.numeric_columns and data.categorical_columns (names as text)."""
-    numeric = [str(name) for name in cfg.data.numeric_columns]
-    categorical = [str(name) for name in cfg.data.categorical_columns]
-    if both := sorted(set(numeric) & set(categorical)):
-        raise DataError(f"columns {both} are in both data.numeric_columns and data.categorical_columns")
-    return dict.fromkeys(numeric, "numeric") | dict.fromkeys(categorical, "categorical")
 
 
 def build_datasets(cfg, data_info: dict | None = None):
@@ -116,11 +106,6 @@ def build_test_set(cfg, data_info: dict):
     return TabularDataset(table, data_info)
 
 
-def reading(data_info: dict) -> dict:
-    """How `read_table` reads a file for a model trained with `data_info`: its gap tokens and id columns."""
-    return {"na_values": data_info.get("na_values", []), "ids": data_info.get("id_columns", [])}
-
-
 def preload_split(dataset: TabularDataset, cfg, device: torch.device, split: str):
     """(features on `device`, labels, None): the table is parsed already, so preloading only moves it."""
     what = f"{len(dataset)} {split} rows"
@@ -128,18 +113,3 @@ def preload_split(dataset: TabularDataset, cfg, device: torch.device, split: str
     inputs, targets = dataset.features.to(device), dataset.labels.to(device)
     log.info("preloaded %s into %s memory: %s", what, device.type.upper(), gib(inputs.nbytes))
     return inputs, targets, None
-
-
-def predict_inputs(inputs: list[str], data_info: dict, cfg, batch_size: int):
-    """(per row {"input": `file:line`, id column: value}, batches of encoded features) for predict.py;
-    line 2 is the first under the header. An id column a file lacks is left empty."""
-    names = []
-    features = []
-    for path in map(Path, inputs):
-        table = read_table(path, None, column_roles(data_info), **reading(data_info))  # a label column is ignored
-        ids = {name: table.ids.get(name, [""] * table.rows) for name in data_info.get("id_columns", [])}
-        names += [{"input": f"{path}:{i + 2}"} | {name: ids[name][i] for name in ids} for i in range(table.rows)]
-        features.append(encode(table, data_info))
-    if not names:
-        raise DataError(f"no rows found in {', '.join(inputs) or 'the inputs (none given)'}")
-    return names, torch.cat(features).split(batch_size)  # already in memory: batch by slicing

@@ -6,16 +6,17 @@
   levels a column is one-hot encoded; above it the model learns an embedding of `embedding_dim(levels)`
   numbers. A level train never had maps to "unknown" (all zeros one-hot, its own embedding row).
 The learned preprocessing is plain lists and numbers in `data_info`, saved in every checkpoint, so
-evaluate.py and predict.py encode new rows as training did.
+evaluate.py and predict.py encode new rows as training did (`predict_inputs`: predict.py's CSV files).
 """
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..errors import DataError
-from .table import Table
+from .table import Table, read_table
 
 log = logging.getLogger(__name__)
 
@@ -125,3 +126,23 @@ def _level_ids(table: Table, column: dict) -> torch.Tensor:
     if count := int((mapped == unknown).sum()):
         log.info("%s: %d value(s) of %r not seen in train, encoded as unknown", table.path.name, count, column["name"])
     return mapped
+
+
+def reading(data_info: dict) -> dict:
+    """How `read_table` reads a file for a model trained with `data_info`: its gap tokens and id columns."""
+    return {"na_values": data_info.get("na_values", []), "ids": data_info.get("id_columns", [])}
+
+
+def predict_inputs(inputs: list[str], data_info: dict, cfg, batch_size: int):
+    """(per row {"input": `file:line`, id column: value}, batches of encoded features) for predict.py;
+    line 2 is the first under the header. An id column a file lacks is left empty."""
+    names = []
+    features = []
+    for path in map(Path, inputs):
+        table = read_table(path, None, column_roles(data_info), **reading(data_info))  # a label column is ignored
+        ids = {name: table.ids.get(name, [""] * table.rows) for name in data_info.get("id_columns", [])}
+        names += [{"input": f"{path}:{i + 2}"} | {name: ids[name][i] for name in ids} for i in range(table.rows)]
+        features.append(encode(table, data_info))
+    if not names:
+        raise DataError(f"no rows found in {', '.join(inputs) or 'the inputs (none given)'}")
+    return names, torch.cat(features).split(batch_size)  # already in memory: batch by slicing

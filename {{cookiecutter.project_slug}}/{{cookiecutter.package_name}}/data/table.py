@@ -265,3 +265,12 @@ def _labels(path: Path, name: str, codes: torch.Tensor, levels: list[str], na_va
         where = f"{path} line {row + 2}: the label cell ({name})"
         raise DataError(f"{where} is empty or one of data.na_values {list(na_values)}")
     return labels
+
+
+def configured_roles(cfg) -> dict:
+    """{column: role} from data.numeric_columns and data.categorical_columns (names as text)."""
+    numeric = [str(name) for name in cfg.data.numeric_columns]
+    categorical = [str(name) for name in cfg.data.categorical_columns]
+    if both := sorted(set(numeric) & set(categorical)):
+        raise DataError(f"columns {both} are in both data.numeric_columns and data.categorical_columns")
+    return dict.fromkeys(numeric, "numeric") | dict.fromkeys(categorical, "categorical")

@@ -40,8 +40,7 @@ def build_model(cfg, data_info: dict) -> nn.Module:
     try:
         model = builder(cfg.model, data_info)
         if cfg.model.weights:
-            names = output_names(data_info)  # what the data's outputs stand for: the head's fit is judged by them
-            load_weights_file(model, cfg.model.weights, head_keys(model), names, cfg.model.reset_head)
+            load_weights_file(model, cfg.model.weights, head_keys(model), output_names(data_info), cfg.model.reset_head)
         if cfg.model.freeze:
             freeze_parameters(model, cfg.model.freeze)
     except ValueError as err:
