@@ -12,7 +12,10 @@ import pytest
 import torch
 from tiny_data import FAST_DATA, write_tiny_sample
 
+from {{ cookiecutter.package_name }}.checkpoint import load_checkpoint, load_model_weights
 from {{ cookiecutter.package_name }}.config import load_config
+from {{ cookiecutter.package_name }}.data import build_dataloaders
+from {{ cookiecutter.package_name }}.models import build_model
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT_DIR / "configs" / "default.yaml"
@@ -32,6 +35,16 @@ FAST = {
     # test_tracker.py turns the tracker on; elsewhere it would only slow the runs down  # tracker
     "tracker.enabled": False,  # tracker
 }
+
+
+def checkpoint_model(path):
+    """(model in eval mode, val loader, config) of a checkpoint, rebuilt through the training pipeline."""
+    state = load_checkpoint(path)
+    cfg = load_config(base=state["config"])
+    _, val_loader, data_info = build_dataloaders(cfg, state["data_info"])
+    model = build_model(cfg, data_info)
+    load_model_weights(model, state)
+    return model.eval(), val_loader, cfg
 
 
 def as_overrides(settings: dict) -> list[str]:

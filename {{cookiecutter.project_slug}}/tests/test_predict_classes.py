@@ -6,14 +6,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import checkpoint_model
 from test_data import val_inputs
 
 import predict
-from {{ cookiecutter.package_name }}.checkpoint import load_checkpoint, load_model_weights
-from {{ cookiecutter.package_name }}.config import load_config
-from {{ cookiecutter.package_name }}.data import build_dataloaders
+from {{ cookiecutter.package_name }}.checkpoint import load_checkpoint
 from {{ cookiecutter.package_name }}.engine import evaluate
-from {{ cookiecutter.package_name }}.models import build_model
 
 
 def read_predictions(path: Path, classes: list[str]) -> list[dict]:
@@ -39,12 +37,7 @@ def probabilities_of(row: dict, classes: list[str]) -> torch.Tensor:
 
 def through_the_pipeline(run_dir: Path):
     """(val dataset, softmax probabilities, labels, evaluate()'s accuracy) from the training data pipeline."""
-    state = load_checkpoint(run_dir / "checkpoints" / "best.pt")  # what predict.py takes for a run dir
-    cfg = load_config(base=state["config"])
-    _, val_loader, data_info = build_dataloaders(cfg, state["data_info"])
-    model = build_model(cfg, data_info)
-    load_model_weights(model, state)
-    model.eval()
+    model, val_loader, cfg = checkpoint_model(run_dir / "checkpoints" / "best.pt")  # predict.py on a run dir
     with torch.inference_mode():
         logits, labels = zip(*((model(inputs), targets) for inputs, targets in val_loader), strict=True)
     accuracy = evaluate(model, torch.nn.CrossEntropyLoss(), val_loader, torch.device("cpu"), cfg)["accuracy"]

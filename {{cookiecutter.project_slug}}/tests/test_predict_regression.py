@@ -8,13 +8,10 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import checkpoint_model
 
 import predict
 import train
-from {{ cookiecutter.package_name }}.checkpoint import load_checkpoint, load_model_weights
-from {{ cookiecutter.package_name }}.config import load_config
-from {{ cookiecutter.package_name }}.data import build_dataloaders
-from {{ cookiecutter.package_name }}.models import build_model
 
 
 def read_csv(path) -> tuple[list[str], list[dict]]:
@@ -29,12 +26,7 @@ def column(path, name: str) -> np.ndarray:
 
 def raw_outputs(checkpoint_path) -> np.ndarray:
     """The model's standardised outputs over the val split, in file order, through the training pipeline."""
-    state = load_checkpoint(checkpoint_path)
-    cfg = load_config(base=state["config"])
-    _, val_loader, data_info = build_dataloaders(cfg, state["data_info"])
-    model = build_model(cfg, data_info)
-    load_model_weights(model, state)
-    model.eval()
+    model, val_loader, _ = checkpoint_model(checkpoint_path)
     with torch.inference_mode():
         return torch.cat([model(inputs) for inputs, _ in val_loader]).double().numpy()
 

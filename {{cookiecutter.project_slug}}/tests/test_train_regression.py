@@ -8,14 +8,12 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import checkpoint_model
 from test_train import read_metrics
 
 import evaluate
 import train
-from {{ cookiecutter.package_name }}.checkpoint import load_checkpoint, load_model_weights
-from {{ cookiecutter.package_name }}.config import load_config
-from {{ cookiecutter.package_name }}.data import build_dataloaders
-from {{ cookiecutter.package_name }}.models import build_model
+from {{ cookiecutter.package_name }}.checkpoint import load_checkpoint
 from {{ cookiecutter.package_name }}.task import EPOCH_FIELDS, MONITORS
 
 # Each trainer.loss per sample, written out: d is the error in train standard deviations.
@@ -38,12 +36,7 @@ def column(path, name: str) -> np.ndarray:
 
 def val_outputs(checkpoint_path) -> np.ndarray:
     """The model's raw (standardised) outputs over the val split, in file order: (rows, targets)."""
-    state = load_checkpoint(checkpoint_path)
-    cfg = load_config(base=state["config"])
-    _, val_loader, data_info = build_dataloaders(cfg, state["data_info"])
-    model = build_model(cfg, data_info)
-    load_model_weights(model, state)
-    model.eval()
+    model, val_loader, _ = checkpoint_model(checkpoint_path)
     with torch.inference_mode():
         return torch.cat([model(inputs) for inputs, _ in val_loader]).double().numpy()
 
