@@ -16,7 +16,7 @@ import torch.nn as nn
 
 from .config import load_config
 from .errors import CheckpointError, ConfigError
-from .task import MONITORS, OUTPUTS, output_names
+from .task import MONITORS, OUTPUTS, TASK, output_names
 from .utils import atomic_write
 
 log = logging.getLogger(__name__)
@@ -29,6 +29,7 @@ def save_checkpoint(state: dict, path) -> None:
     """Atomic: a crash at any moment leaves either the old file or the new one, never half of one. A failed
     write (a full disk) stops the run with a clear error; the file from before stays as it was."""
     path = Path(path)
+    state = {**state, "task": TASK}  # what the model predicts: a checkpoint of another task is refused by name
     try:
         atomic_write(path, lambda file: torch.save(state, file))
     except OSError as err:
@@ -109,6 +110,12 @@ def load_checkpoint(path, map_location="cpu") -> dict:
         raise CheckpointError(f"{path} is truncated or not a PyTorch checkpoint ({reason})") from None
     if not isinstance(state, dict) or "model" not in state:
         raise CheckpointError(f"{path} is not a checkpoint written by this project (no 'model' entry)")
+    if state.get("task", TASK) != TASK:
+        raise CheckpointError(
+            f"{path} is a checkpoint of a {state['task']} model; this project's models are {TASK} models, and "
+            "evaluate.py, predict.py, export.py and --resume take only those (model.weights=... can still start "
+            "from its weights)"
+        )
     return state
 
 

@@ -19,6 +19,7 @@ from .utils import atomic_write, atomic_write_text
 
 log = logging.getLogger(__name__)
 
+TASK = "classification"  # saved in every checkpoint: evaluate/predict/export refuse one of another task
 MONITORS = {"val_acc": "max", "val_loss": "min", "val_macro_f1": "max"}  # trainer.monitor: which way is better
 EPOCH_FIELDS = ["train_loss", "train_acc", "val_loss", "val_acc", "val_macro_f1"]  # metrics.csv, per epoch
 CURVE = ("acc", "accuracy", (-0.02, 1.02))  # curves.png's second panel: train_acc and val_acc, its range

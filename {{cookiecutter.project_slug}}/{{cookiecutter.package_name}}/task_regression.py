@@ -21,6 +21,7 @@ from .utils import atomic_write, atomic_write_text
 
 log = logging.getLogger(__name__)
 
+TASK = "regression"  # saved in every checkpoint: evaluate/predict/export refuse one of another task
 MONITORS = {"val_rmse": "min", "val_mae": "min", "val_r2": "max", "val_loss": "min"}  # trainer.monitor
 EPOCH_FIELDS = ["train_loss", "train_rmse", "val_loss", "val_mae", "val_rmse", "val_r2"]  # metrics.csv, per epoch
 CURVE = ("rmse", "RMSE (target units)", None)  # curves.png's second panel: train_rmse and val_rmse, no fixed range
