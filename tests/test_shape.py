@@ -81,15 +81,16 @@ from helpers import largest_function, python_lines, python_sources, render
 # memory): +28 in table renders. The task prompt: the head judged by the names of its outputs
 # (classes or targets: task.py's output_names), the keys of other tasks refused with a reason, a
 # report for a dataset of your own (no source, no images), the table's targets in their own file:
-# +25 (+44 tables, +23 DDP). A regression table render is its own budget.
+# +25 (+44 tables, +23 DDP). A regression table render is its own budget. Checkpoints name their
+# task, and one of another task is refused by name: +7.
 # These budgets hold that ground: a change that grows a render past them must say why.
 BUDGETS = {
-    "default": ({}, 4675),
-    "tabular-cpu": ({"dataset_type": "tabular_csv", "gpu": "none"}, 3838),
-    "regression-cpu": ({"dataset_type": "tabular_csv", "task": "regression", "gpu": "none"}, 3789),
+    "default": ({}, 4682),
+    "tabular-cpu": ({"dataset_type": "tabular_csv", "gpu": "none"}, 3845),
+    "regression-cpu": ({"dataset_type": "tabular_csv", "task": "regression", "gpu": "none"}, 3796),
     "image-ddp-tensorboard": (
         {"dataset_type": "image_folder", "gpu": "multi", "experiment_tracker": "tensorboard"},
-        5100,
+        5107,
     ),
 }
 MAX_FILE_LINES = 300
