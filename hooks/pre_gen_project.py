@@ -35,7 +35,7 @@ FLAGS = json.loads(
 CHOICES = {
     "license": ["MIT", "BSD-3-Clause", "Apache-2.0", "none"],
     "dataset_type": ["image_folder", "image_list", "tabular_csv", "torchvision"],
-    "task": ["classification", "regression"],
+    "task": ["classification", "regression", "multilabel"],
     "gpu": ["single", "multi", "none"],
     "experiment_tracker": ["none", "tensorboard", "mlflow", "wandb"],
 }

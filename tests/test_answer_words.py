@@ -68,6 +68,17 @@ REGRESSION_WORDS = [
     r"(?i)\bhuber\b",
     r"(?i)residual",
 ]
+MULTILABEL_WORDS = [
+    r"(?i)multi-?label",
+    r"\bmAP\b|\bval_map\b",
+    r"(?i)average.precision",
+    "label_separator",
+    "pos_weight",
+    r"(?i)\bBCE",
+]
+# What a multi-label render keeps of classification's words: trainer.class_weights (pos_weight per
+# label) and macro F1 (the mean of the labels' F1).
+NOT_MULTILABEL = [w for w in CLASSIFICATION_WORDS if w not in ("class_weights", "macro_f1")]
 DATASET_WORDS = [r"\bMNIST\b", r"\bCIFAR", "in-memory arrays", r"(?i)built-in dataset"]
 TRACKER_WORDS = {
     "tensorboard": r"(?i)tensorboard",
@@ -79,7 +90,12 @@ TRACKER_WORDS = {
 RENDERS = {
     "image-single": (
         {"dataset_type": "image_folder", "gpu": "single"},
-        DDP_WORDS + TABLE_WORDS + DATASET_WORDS + REGRESSION_WORDS + list(TRACKER_WORDS.values()),
+        DDP_WORDS
+        + TABLE_WORDS
+        + DATASET_WORDS
+        + REGRESSION_WORDS
+        + MULTILABEL_WORDS
+        + list(TRACKER_WORDS.values()),
     ),
     "list-cpu-tensorboard": (
         {"dataset_type": "image_list", "gpu": "none", "experiment_tracker": "tensorboard"},
@@ -87,6 +103,7 @@ RENDERS = {
         + CUDA_WORDS
         + TABLE_WORDS
         + DATASET_WORDS
+        + MULTILABEL_WORDS
         + [TRACKER_WORDS["mlflow"], TRACKER_WORDS["wandb"]],
     ),
     "table-regression-single-mlflow": (
@@ -100,11 +117,31 @@ RENDERS = {
         + IMAGE_WORDS
         + DATASET_WORDS
         + CLASSIFICATION_WORDS
+        + MULTILABEL_WORDS
         + [TRACKER_WORDS["tensorboard"], TRACKER_WORDS["wandb"]],
+    ),
+    "table-multilabel-cpu-wandb": (
+        {
+            "dataset_type": "tabular_csv",
+            "task": "multilabel",
+            "gpu": "none",
+            "experiment_tracker": "wandb",
+        },
+        DDP_WORDS
+        + CUDA_WORDS
+        + IMAGE_WORDS
+        + DATASET_WORDS
+        + NOT_MULTILABEL
+        + REGRESSION_WORDS
+        + [TRACKER_WORDS["tensorboard"], TRACKER_WORDS["mlflow"]],
     ),
     "table-multi": (
         {"dataset_type": "tabular_csv", "gpu": "multi"},
-        IMAGE_WORDS + DATASET_WORDS + REGRESSION_WORDS + list(TRACKER_WORDS.values()),
+        IMAGE_WORDS
+        + DATASET_WORDS
+        + REGRESSION_WORDS
+        + MULTILABEL_WORDS
+        + list(TRACKER_WORDS.values()),
     ),
     "torchvision-cpu-wandb": (
         {"dataset_type": "torchvision", "gpu": "none", "experiment_tracker": "wandb"},

@@ -209,3 +209,25 @@ def test_regression_benchmark_compares_the_mlp_with_boosting_and_ridge(tmp_path)
             assert float(versus[1]) == pytest.approx(rmse[name] / rmse["ridge"], abs=2e-3), out
             assert versus[2] == str(int(rmse[name] < rmse["ridge"])), out
     assert "MLP lr 1e-3, batch 32" not in out, out  # --settings trains only the settings named
+
+
+def test_multilabel_benchmark_compares_the_mlp_with_one_vs_rest_logistic(tmp_path):
+    proc = python(BENCHMARKS / "multilabel.py", "--seeds", "1", "--epochs", "2", cwd=tmp_path)
+    assert proc.returncode == 0, explain(proc)
+    out = proc.stdout
+    score = r"(\d\.\d{3}) ±-----"  # mean ±sd over seeds (no sd with 1 seed)
+    found = {}
+    for name in ("logistic", "MLP"):
+        versus = r" +(\d\.\d{3}) +(\d\.\d{3}) +([01])/1" if name == "MLP" else ""
+        row = re.search(rf"^{name} +{score} +{score}{versus} +\d+\.\d$", out, re.MULTILINE)
+        assert row, out
+        found[name] = [float(value) for value in row.groups()]
+    # Logistic regression on 8x8 digits: its tags are far from chance, not perfect.
+    assert 0.8 < found["logistic"][0] < 1.0 and 0.7 < found["logistic"][1] < 1.0, out
+    (mlp_map, mlp_f1, map_ratio, f1_ratio, ahead), (base_map, base_f1) = (
+        found["MLP"],
+        found["logistic"],
+    )
+    assert map_ratio == pytest.approx(mlp_map / base_map, abs=2e-3), out
+    assert f1_ratio == pytest.approx(mlp_f1 / base_f1, abs=2e-3), out
+    assert ahead == int(mlp_map > base_map), out

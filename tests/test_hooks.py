@@ -268,14 +268,14 @@ def table_template(tmp_path_factory):
 def table_cases():
     """Each dataset_type x gpu, once with every yes/no answer yes, once with every one no; the
     experiment trackers in turn (each meets every gpu answer); a data type that serves several
-    tasks takes its last task with the yes answers."""
+    tasks takes them in turn (each meets the yes and the no answers)."""
     pairs = itertools.product(CHOICES["dataset_type"], CHOICES["gpu"], (True, False))
     trackers = itertools.cycle(CHOICES["experiment_tracker"])
-    for (dataset_type, gpu, yes), tracker in zip(pairs, trackers, strict=False):
+    for i, ((dataset_type, gpu, yes), tracker) in enumerate(zip(pairs, trackers, strict=False)):
         license = "MIT" if yes else "none"
         flags = dict.fromkeys(FLAGS, yes)
         tasks = [task for task, types in TASK_DATA.items() if dataset_type in types]
-        task = tasks[-1] if yes else tasks[0]
+        task = tasks[i % len(tasks)]  # 6 cases per data type: 3 tasks meet yes and no
         answers = {
             "dataset_type": dataset_type,
             "task": task,

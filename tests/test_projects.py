@@ -214,6 +214,46 @@ SUPPORTED_COMBINATIONS = [
     },
     {
         "dataset_type": "tabular_csv",
+        "task": "multilabel",
+        "gpu": "none",
+        "use_prefetch": True,
+        "experiment_tracker": "none",
+        "use_github_actions": True,
+        "license": "MIT",
+        "project_name": "Tag Table",
+    },
+    {
+        "dataset_type": "tabular_csv",
+        "task": "multilabel",
+        "gpu": "multi",
+        "use_prefetch": False,
+        "experiment_tracker": "mlflow",
+        "use_github_actions": False,
+        "license": "Apache-2.0",
+        "project_name": "Tags at Scale",
+    },
+    {
+        "dataset_type": "tabular_csv",
+        "task": "multilabel",
+        "gpu": "single",
+        "use_prefetch": True,
+        "experiment_tracker": "tensorboard",
+        "use_github_actions": False,
+        "license": "BSD-3-Clause",
+        "project_name": "Tag Boards",
+    },
+    {
+        "dataset_type": "tabular_csv",
+        "task": "multilabel",
+        "gpu": "single",
+        "use_prefetch": False,
+        "experiment_tracker": "wandb",
+        "use_github_actions": True,
+        "license": "none",
+        "project_name": "Tagged 'Rows'",
+    },
+    {
+        "dataset_type": "tabular_csv",
         "task": "classification",
         "gpu": "none",
         "use_prefetch": True,
@@ -231,6 +271,7 @@ CLI_CHECKED = {
     "TestImageFolderSingleGpuWandb",
     "TestImageListMultiGpuTensorboard",
     "TestTabularCsvClassificationCpuTensorboard",
+    "TestTabularCsvMultilabelCpuNone",
     "TestTabularCsvRegressionMultiGpuWandb",
     "TestTorchvisionCpuWandb",
 }
@@ -239,6 +280,7 @@ CLI_CHECKED = {
 EXPORTED_EVERY_MODEL = {
     "TestImageFolderCpuMlflow",
     "TestTabularCsvClassificationCpuTensorboard",
+    "TestTabularCsvMultilabelCpuNone",
     "TestTabularCsvRegressionCpuMlflow",
 }
 EXPORT_SUFFIXES = {"onnx": ".onnx", "exported": ".pt2", "torchscript": ".torchscript.pt"}
@@ -246,6 +288,9 @@ EXPORT_SUFFIXES = {"onnx": ".onnx", "exported": ".pt2", "torchscript": ".torchsc
 METRICS_HEADER = {
     "classification": "epoch train_loss train_acc val_loss val_acc val_macro_f1 lr time_s".split(),
     "regression": "epoch train_loss train_rmse val_loss val_mae val_rmse val_r2 lr time_s".split(),
+    "multilabel": (
+        "epoch train_loss train_map val_loss val_map val_micro_f1 val_macro_f1 lr time_s".split()
+    ),
 }
 EVAL_FILES = {
     "classification": [
@@ -255,10 +300,12 @@ EVAL_FILES = {
         "predictions.csv",
     ],
     "regression": "report.json predictions.csv residuals.csv predicted_vs_actual.png".split(),
+    "multilabel": "report.json predictions.csv per_label.csv".split(),
 }
 LEARNT = {
     "classification": ("val_acc", 0.8),
     "regression": ("val_r2", 0.7),
+    "multilabel": ("val_map", 0.8),
 }  # the sample data, learnt
 RUN_FILES = "config.yaml train.log metrics.csv checkpoints/last.pt checkpoints/best.pt".split()
 NOT_SOURCES = {"__pycache__", ".pytest_cache", ".ruff_cache", "runs", "data"}  # at the root
@@ -560,6 +607,15 @@ class CliChecks:
                 assert metrics[key] == pytest.approx(best[f"val_{key}"], rel=1e-6), (metrics, best)
             assert "RMSE" in proc.stderr and saved["rmse"] == metrics["rmse"], explain(proc)
             return
+        if project.answers["task"] == "multilabel":
+            # The report applies best.pt's thresholds (tuned on val by that epoch's validation).
+            assert 0.8 < metrics["map"] <= 1.0 and 0.0 <= metrics["micro_f1"] <= 1.0, metrics
+            thresholds = [scores["threshold"] for scores in metrics["per_label"].values()]
+            assert thresholds == metrics["thresholds"] and all(0 <= t <= 1 for t in thresholds)
+            assert "mAP" in proc.stderr, explain(proc)
+            for key in ("map", "micro_f1", "macro_f1", "per_label", "thresholds"):
+                assert saved[key] == metrics[key], (key, saved, metrics)
+            return
         assert 0.8 < metrics["accuracy"] <= 1.0, metrics
         assert 0.0 <= metrics["macro_f1"] <= 1.0 and 0.0 <= metrics["ece"] <= 1.0, metrics
         assert sum(map(sum, metrics["confusion_matrix"])) == metrics["num_samples"], metrics
@@ -636,7 +692,7 @@ print(json.dumps(models))
             assert [r["input"] for r in got] == [r["input"] for r in expected], (model, fmt)
             for row, want in zip(got, expected, strict=True):
                 assert row.keys() == want.keys(), (model, fmt)
-                if project.answers["task"] == "classification":  # the class, and every probability
+                if project.answers["task"] != "regression":  # the class or tags, every probability
                     assert row["prediction"] == want["prediction"], (model, fmt, row, want)
                     numbers = [k for k in want if k.startswith("p_")]
                 else:  # every value, in the target's units

@@ -4,6 +4,8 @@ one install command everywhere."""
 import sys
 import zipfile
 
+import pytest
+
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
@@ -41,17 +43,26 @@ def test_cli_renders_tabular_cpu_project(tmp_path):
     assert not (project / "table_classifier" / "models" / "cnn.py").exists()
 
 
-def test_regression_renders_a_table_regressor(tmp_path):
+# task: (default project name, a line of its task.py, its sample's target column, its monitor)
+TASK_RENDERS = {
+    "regression": ("Table Regressor", "def decode(", '"price"', "val_rmse"),
+    "multilabel": ("Table Tagger", 'TASK = "multilabel"', '"tags"', "val_map"),
+}
+
+
+@pytest.mark.parametrize("task", sorted(TASK_RENDERS))
+def test_a_table_task_names_the_project_and_keeps_its_own_files(task, tmp_path):
     """The task names the default project and keeps its own task file and sample writer."""
-    project = render(tmp_path, dataset_type="tabular_csv", task="regression", gpu="none")
-    assert project.name == "table-regressor"
-    assert (project / "README.md").read_text(encoding="utf-8").startswith("# Table Regressor\n")
-    task = (project / "table_regressor" / "task.py").read_text(encoding="utf-8")
-    assert "def decode(" in task and "confusion" not in task
-    sample = (project / "table_regressor" / "data" / "sample.py").read_text(encoding="utf-8")
-    assert '"price"' in sample
+    title, task_line, target, monitor = TASK_RENDERS[task]
+    project = render(tmp_path, dataset_type="tabular_csv", task=task, gpu="none")
+    package = project / title.lower().replace(" ", "_")
+    assert project.name == title.lower().replace(" ", "-")
+    assert (project / "README.md").read_text(encoding="utf-8").startswith(f"# {title}\n")
+    code = (package / "task.py").read_text(encoding="utf-8")
+    assert task_line in code and "confusion" not in code
+    assert target in (package / "data" / "sample.py").read_text(encoding="utf-8")
     config = (project / "configs" / "default.yaml").read_text(encoding="utf-8")
-    assert "monitor: val_rmse" in config and "label_smoothing" not in config
+    assert f"monitor: {monitor}" in config and "label_smoothing" not in config
 
 
 def test_any_unicode_text_keeps_pyproject_valid(tmp_path):

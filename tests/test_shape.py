@@ -82,15 +82,19 @@ from helpers import largest_function, python_lines, python_sources, render
 # (classes or targets: task.py's output_names), the keys of other tasks refused with a reason, a
 # report for a dataset of your own (no source, no images), the table's targets in their own file:
 # +25 (+44 tables, +23 DDP). A regression table render is its own budget. Checkpoints name their
-# task, and one of another task is refused by name: +7.
+# task, and one of another task is refused by name: +7. The multilabel task: a resumed Trainer
+# takes back what its epochs recorded in the data info (the tuned thresholds), the report at the
+# end of training uses best.pt's own data info, a table's label cells may be empty (no tag): +4
+# (+8 tables, +2 DDP). A multilabel table render is its own budget.
 # These budgets hold that ground: a change that grows a render past them must say why.
 BUDGETS = {
-    "default": ({}, 4682),
-    "tabular-cpu": ({"dataset_type": "tabular_csv", "gpu": "none"}, 3845),
-    "regression-cpu": ({"dataset_type": "tabular_csv", "task": "regression", "gpu": "none"}, 3796),
+    "default": ({}, 4686),
+    "tabular-cpu": ({"dataset_type": "tabular_csv", "gpu": "none"}, 3853),
+    "regression-cpu": ({"dataset_type": "tabular_csv", "task": "regression", "gpu": "none"}, 3803),
+    "multilabel-cpu": ({"dataset_type": "tabular_csv", "task": "multilabel", "gpu": "none"}, 3923),
     "image-ddp-tensorboard": (
         {"dataset_type": "image_folder", "gpu": "multi", "experiment_tracker": "tensorboard"},
-        5107,
+        5109,
     ),
 }
 MAX_FILE_LINES = 300

@@ -31,6 +31,7 @@ from {{ cookiecutter.package_name }}.data import build_datasets
 from {{ cookiecutter.package_name }}.deploy import FORMATS, OUTPUT_MEANING, OUTPUT_NAME, failing_operator
 from {{ cookiecutter.package_name }}.errors import ConfigError, ExportError, run_main
 from {{ cookiecutter.package_name }}.models import build_model
+from {{ cookiecutter.package_name }}.task import thresholds_of  # multilabel
 from {{ cookiecutter.package_name }}.utils import atomic_write, atomic_write_text, setup_logging
 
 log = logging.getLogger("{{ cookiecutter.package_name }}.export")
@@ -128,6 +129,8 @@ def main(argv=None) -> int:
         "checkpoint": str(ckpt_path),
         "epoch": state["epoch"],
         "classes": [str(name) for name in data_info["classes"]],  # classification
+        "labels": [str(name) for name in data_info["labels"]],  # multilabel
+        "thresholds": thresholds_of(data_info).tolist(),  # each label's, tuned on val  # multilabel
         "input": {"name": "input", "dtype": "float32", "shape": ["batch", *example.shape[1:]]},
         "output": {"name": OUTPUT_NAME, "shape": ["batch", data_info["num_outputs"]], "meaning": OUTPUT_MEANING},
         "data_info": data_info,

@@ -86,7 +86,7 @@ def main(argv=None, callbacks=()) -> int:
     log.info("Done. best %s = %s; checkpoints in %s", cfg.trainer.monitor, best, run_dir / "checkpoints")
     plot_curves(run_dir)  # curves.png
     # The best epoch's weights on val (and test): report.json and the task's files under eval/.
-    report_best(trainer.eval_model, criterion, eval_sets, data_info, cfg, run_dir, device)
+    report_best(trainer.eval_model, criterion, eval_sets, cfg, run_dir, device)
     tracker.finish()  # config.yaml, curves.png and the reports  # tracker
     return 0
 

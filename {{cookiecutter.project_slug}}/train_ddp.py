@@ -119,7 +119,7 @@ def run(args, callbacks: list) -> int:
     barrier(device)  # rank 0 has written best.pt
     # The best epoch's weights on val (and test), every sample once over the ranks; rank 0 writes eval/.
     options = report_options(predict_split)
-    report_best(trainer.eval_model, criterion, eval_sets, data_info, cfg, run_dir, device, **options)
+    report_best(trainer.eval_model, criterion, eval_sets, cfg, run_dir, device, **options)
     if is_main_process():  # tracker
         tracker.finish()  # config.yaml, curves.png and the reports  # tracker
     return 0

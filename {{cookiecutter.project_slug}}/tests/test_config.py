@@ -226,6 +226,10 @@ def test_the_loss_keys_are_the_task_s_own():
     assert "trainer.label_smoothing" in OTHER_TASKS_KEYS  # regression
     cfg = load_config(overrides=["trainer.label_smoothing=0.1"])  # classification
     assert build_criterion(cfg, {}).label_smoothing == 0.1 and "trainer.loss" in OTHER_TASKS_KEYS  # classification
+    cfg = load_config(overrides=["trainer.class_weights=balanced"])  # multilabel
+    criterion = build_criterion(cfg, {"label_counts": [1, 3], "train_samples": 4})  # multilabel
+    assert criterion.pos_weight.tolist() == pytest.approx([3.0, 1 / 3])  # negatives / positives per label  # multilabel
+    assert {"trainer.loss", "trainer.label_smoothing"} <= set(OTHER_TASKS_KEYS)  # multilabel
 
 
 # ---- ranges -------------------------------------------------------------------------------------------

@@ -183,6 +183,8 @@ def test_validation_evaluate_and_predict_run_in_fp32_while_training_runs_under_a
         assert predicted[name]["prediction"] == row["prediction"]
         probability, confidence = float(predicted[name]["probability"]), float(row["confidence"])  # classification
         assert probability == pytest.approx(confidence, abs=2e-6)  # classification
+        for column in [name for name in row if name.startswith("p_")]:  # each label's score  # multilabel
+            assert float(predicted[name][column]) == pytest.approx(float(row[column]), abs=2e-6)  # multilabel
 
 
 def test_grad_scaler_state_is_checkpointed_and_restored(make_config, tmp_path, monkeypatch):

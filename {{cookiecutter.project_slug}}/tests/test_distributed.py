@@ -30,6 +30,7 @@ from {{ cookiecutter.package_name }}.data.preload import PreloadedLoader
 from {{ cookiecutter.package_name }}.data.resumable import ResumableSampler, resume_at
 from {{ cookiecutter.package_name }}.distributed import ShardedPreloadedLoader, shard_loaders, wrap_model
 from {{ cookiecutter.package_name }}.engine import Trainer, build_optimizer, build_scheduler
+from {{ cookiecutter.package_name }}.engine import evaluate as validate  # multilabel
 from {{ cookiecutter.package_name }}.errors import DataError
 from {{ cookiecutter.package_name }}.models import build_model
 from {{ cookiecutter.package_name }}.report import evaluate_split
@@ -147,9 +148,12 @@ def metrics(run_dir) -> list[dict]:
 # And balanced draws (data.balanced_sampler), also kept per rank and resumed exactly.  # classification
 DDP_SETTINGS = {"trainer.ema_decay": 0.9, "data.balanced_sampler": True, "data.batch_size": 2}  # classification
 DDP_SETTINGS = {"trainer.ema_decay": 0.9, "data.batch_size": 2}  # regression
+DDP_SETTINGS = {"trainer.ema_decay": 0.9, "data.batch_size": 2}  # multilabel
 # metrics.csv's val columns (besides val_loss) -> the report's keys: the same numbers, from the running sums.
 VAL_SCORES = {"val_acc": "accuracy", "val_macro_f1": "macro_f1"}  # classification
 VAL_SCORES = {"val_mae": "mae", "val_rmse": "rmse", "val_r2": "r2"}  # regression
+# val_map comes from score bins (the report's map from every score): against one process's validation.  # multilabel
+VAL_SCORES = {"val_micro_f1": "micro_f1", "val_macro_f1": "macro_f1", "val_map": "binned_map"}  # multilabel
 
 
 @pytest.fixture(scope="module")
@@ -193,6 +197,12 @@ def test_val_metrics_equal_a_single_process_evaluation(runs, capsys):
     last = runs["dir"] / "resumed" / "checkpoints" / "last.pt"  # epoch 2 (a run dir would mean its best.pt)
     assert evaluate.main([str(last), "trainer.device=cpu", "data.num_workers=0"]) == 0
     result = json.loads(capsys.readouterr().out)
+    from conftest import checkpoint_model  # multilabel
+
+    model, val_loader, cfg = checkpoint_model(last)  # multilabel
+    data_info = torch.load(last, weights_only=True)["data_info"]  # multilabel
+    validated = validate(model, build_criterion(cfg, data_info), val_loader, torch.device("cpu"), cfg, data_info)  # multilabel
+    result["binned_map"] = validated["map"]  # multilabel
     # Each rank validated its shard; the sums over ranks are the whole set's (padded shards would count twice).
     assert result["epoch"] == 2 and result["loss"] == pytest.approx(float(rows[-1]["val_loss"]), abs=1e-6)
     assert set(VAL_SCORES) | {"val_loss"} == {name for name in EPOCH_FIELDS if name.startswith("val_")}  # all of them

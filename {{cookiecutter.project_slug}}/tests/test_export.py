@@ -101,6 +101,7 @@ def test_onnx_carries_its_preprocessing_and_runs_any_batch_size(onnx_file, run_d
     assert embedded == {key: value for key, value in sidecar.items() if key not in ("file", "parity")}
     assert embedded["data_info"] == json.loads(json.dumps(data_info))  # the inputs' statistics, the outputs' meaning
     assert embedded["classes"] == [str(c) for c in data_info["classes"]]  # classification
+    assert embedded["labels"] == data_info["labels"] and embedded["thresholds"] == data_info["thresholds"]  # multilabel
     assert embedded["input"]["shape"] == ["batch", *inputs.shape[1:]]
     output = {"name": OUTPUT_NAME, "shape": ["batch", data_info["num_outputs"]], "meaning": OUTPUT_MEANING}
     assert embedded["output"] == output

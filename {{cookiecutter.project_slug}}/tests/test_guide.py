@@ -240,10 +240,12 @@ def own_labels(inputs: torch.Tensor) -> torch.Tensor:
     """The guide's example labels for `inputs`, as its dataset snippet reads them from `<split>.pt`."""
     return torch.arange(len(inputs)) % 2  # classification
     return torch.stack([inputs[:, 0] * 40 + 250, torch.arange(len(inputs)) * -0.5], 1).double()  # 2 targets  # regression
+    return torch.stack([inputs[:, 0] > 0, torch.arange(len(inputs)) % 3 == 0], 1).float()  # 2 labels, 0/1  # multilabel
 
 
 TASK_KEYS = {"classes", "num_outputs"}  # classification
 TASK_KEYS = {"targets", "num_outputs"}  # regression
+TASK_KEYS = {"labels", "num_outputs", "label_counts", "train_samples"}  # multilabel
 
 
 def test_own_dataset_and_model_train_one_epoch(tmp_path, make_config, monkeypatch, tiny):
@@ -269,6 +271,9 @@ def test_own_dataset_and_model_train_one_epoch(tmp_path, make_config, monkeypatc
     assert inputs.dtype == torch.float32
     assert labels.dtype == torch.int64 and labels.shape == (len(inputs),)  # classification
     assert labels.dtype == torch.float32 and labels.shape == (len(inputs), 2)  # regression
+    assert labels.dtype == torch.float32 and labels.shape == (len(inputs), 2)  # multilabel
+    assert torch.equal(train_loader.dataset.tensors[1], own_labels(splits[0]))  # 0/1 as saved  # multilabel
+    assert info["label_counts"] == own_labels(splits[0]).sum(0).int().tolist()  # trainer.class_weights  # multilabel
     raw = own_labels(splits[0])  # in units: the snippet learns each column's mean and std from train  # regression
     stats = [torch.tensor([t[key] for t in info["targets"]], dtype=torch.float64) for key in ("mean", "std")]  # regression
     torch.testing.assert_close(stats, [raw.mean(0), raw.std(0, correction=0)])  # regression

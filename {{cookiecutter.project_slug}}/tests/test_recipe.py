@@ -12,6 +12,7 @@ import evaluate
 import train
 from {{ cookiecutter.package_name }}.checkpoint import load_checkpoint, load_model_weights
 from {{ cookiecutter.package_name }}.config import ConfigError  # regression
+from {{ cookiecutter.package_name }}.config import ConfigError  # multilabel
 from {{ cookiecutter.package_name }}.data import build_dataloaders
 from {{ cookiecutter.package_name }}.ema import build_ema
 from {{ cookiecutter.package_name }}.engine import Trainer, build_optimizer, build_scheduler
@@ -104,3 +105,7 @@ def test_the_balanced_sampler_is_for_classes(make_config, cli_overrides, capsys)
     assert err.strip().splitlines()[-1].startswith("error: data.balanced_sampler=true")  # regression
     with pytest.raises(ConfigError, match=r"data\.balanced_sampler=true .*classes"):  # regression
         build_dataloaders(make_config(**{"data.balanced_sampler": True}))  # regression
+    assert code == 2 and "Traceback" not in err  # multilabel
+    assert err.strip().splitlines()[-1].startswith("error: data.balanced_sampler=true")  # multilabel
+    with pytest.raises(ConfigError, match=r"data\.balanced_sampler=true draws every class"):  # multilabel
+        build_dataloaders(make_config(**{"data.balanced_sampler": True}))  # multilabel

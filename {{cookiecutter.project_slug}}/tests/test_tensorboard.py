@@ -20,6 +20,8 @@ EXPECTED_TAGS = {"loss/train": "train_loss", "acc/train": "train_acc", "loss/val
 EXPECTED_TAGS |= {"acc/val": "val_acc", "macro_f1/val": "val_macro_f1"}  # classification
 EXPECTED_TAGS = {"loss/train": "train_loss", "rmse/train": "train_rmse", "loss/val": "val_loss"}  # regression
 EXPECTED_TAGS |= {"mae/val": "val_mae", "rmse/val": "val_rmse", "r2/val": "val_r2"}  # regression
+EXPECTED_TAGS = {"loss/train": "train_loss", "map/train": "train_map", "loss/val": "val_loss"}  # multilabel
+EXPECTED_TAGS |= {"map/val": "val_map", "micro_f1/val": "val_micro_f1", "macro_f1/val": "val_macro_f1"}  # multilabel
 
 
 def read_metrics(run_dir) -> list[dict]:

@@ -27,6 +27,7 @@ RECIPE = {"trainer.ema_decay": 0.9, "optim.warmup_epochs": 1}
 RECIPE |= {"data.balanced_sampler": True, "trainer.label_smoothing": 0.1}  # classification
 RECIPE |= {"trainer.class_weights": "balanced"}  # classification
 RECIPE |= {"trainer.loss": "huber"}  # regression
+RECIPE |= {"trainer.class_weights": "balanced"}  # multilabel
 RECIPE |= {"data.mixup_alpha": 0.2, "data.cutmix_alpha": 1.0, "data.auto_augment": "trivialaugment"}
 RECIPE |= {"data.random_erasing": 0.25}
 
@@ -203,6 +204,7 @@ def linear_targets(n: int, generator) -> tuple[torch.Tensor, dict, int]:
     """(targets, data_info, model outputs) of this project's task for `n` samples."""
     return torch.randint(0, 3, (n,), generator=generator), {"classes": ["a", "b", "c"]}, 3  # classification
     return torch.randn(n, 1, generator=generator), {"targets": [{"name": "y", "mean": 0.0, "std": 1.0}]}, 1  # regression
+    return torch.randint(0, 2, (n, 3), generator=generator).float(), {"labels": ["a", "b", "c"]}, 3  # multilabel
 
 
 def linear_trainer(make_config, run_dir, batch_size: int, accumulate: int, n: int = 24, **settings):

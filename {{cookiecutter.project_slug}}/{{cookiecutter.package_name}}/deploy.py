@@ -23,6 +23,9 @@ OUTPUT_NAME = "logits"  # classification
 OUTPUT_NAME = "outputs"  # regression
 OUTPUT_MEANING = "a logit per class of data_info's classes, in order; softmax gives probabilities"  # classification
 OUTPUT_MEANING = "each target of data_info's targets, standardised: x std + mean is the target's value"  # regression
+METADATA_KEY = "tagger.json"  # multilabel
+OUTPUT_NAME = "logits"  # multilabel
+OUTPUT_MEANING = "a logit per label of data_info's labels; a sigmoid at or above the label's threshold says yes"  # multilabel
 INSTALL = "pip install -e '.[export]'"  # onnx, onnxscript and onnxruntime
 
 

@@ -174,6 +174,7 @@ class Trainer:
         self.epoch, self.step, self.history = state["epoch"], state["step"], list(state["history"])
         self.best = BestTracker(self.cfg.trainer.monitor, state["best_metric"], state["bad_epochs"])
         self.progress = state.get("progress")
+        self.data_info.update(state.get("data_info", {}))  # and what its epochs recorded there (task.py's epoch_row)
 
     def fit(self) -> list[dict]:
         cfg = self.cfg.trainer

@@ -97,11 +97,14 @@ def evaluate_split(
     return report
 
 
-def report_best(model, criterion, datasets: dict, data_info: dict, cfg, run_dir: Path, device, **options) -> None:
-    """The end of training: the best checkpoint (else last.pt) on each split, reports in `<run_dir>/eval/`."""
+def report_best(model, criterion, datasets: dict, cfg, run_dir: Path, device, **options) -> None:
+    """The end of training: the best checkpoint (else last.pt) on each split, reports in `<run_dir>/eval/`, with
+    that checkpoint's weights and its own data info (what its epoch's validation left there)."""
     checkpoints = run_dir / "checkpoints"
     path = checkpoints / "best.pt" if (checkpoints / "best.pt").is_file() else checkpoints / "last.pt"
-    load_model_weights(model, load_checkpoint(path), path)
+    state = load_checkpoint(path)
+    load_model_weights(model, state, path)
+    data_info = state["data_info"]
     write = options.pop("write", True)
     for split, dataset in datasets.items():
         out_dir = run_dir / "eval" / split

@@ -86,7 +86,7 @@ def build_datasets(cfg, data_info: dict | None = None):
         )
     if data_info is None:
         prep = fit_preprocessing(train, cfg)
-        data_info = {**fit_targets(train), "label_column": label_column, **prep}
+        data_info = {**fit_targets(train, cfg), "label_column": label_column, **prep}
         data_info |= {"na_values": na_values, "id_columns": list(train.ids)}
     data_info = {**data_info, "feature_columns": list(column_roles(data_info))}
     train_set = TabularDataset(train, data_info)

@@ -24,6 +24,7 @@ import pandas
 import torch
 
 from ..errors import DataError
+from .targets import EMPTY_LABELS
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,8 @@ def read_table(path: Path, label_column, columns=None, *, configured=None, drop=
     """Read `path`. `columns` ({name: "numeric" | "categorical"}) fixes the columns to read and how; None
     reads every column but the label, `drop` and the ones named like an index (those become `ids`), with
     the roles `configured` gives ({name: role}) or inferred. Cells in `na_values` are gaps. With a
-    `label_column` (a name, or a list of names) the labels are read too, and the columns must be there."""
+    `label_column` (a name, or a list of names) the labels are read too, and the columns must be there;
+    an empty label cell (or a gap) is an error unless targets.py's EMPTY_LABELS (then it is the text "")."""
     header = read_header(path)
     label_names = [] if label_column is None else [label_column] if isinstance(label_column, str) else label_column
     if missing := [name for name in label_names if name not in header]:
@@ -258,9 +260,9 @@ def _warn_if_like_an_id(table: Table, names: list[str]) -> None:
 
 
 def _labels(path: Path, name: str, codes: torch.Tensor, levels: list[str], na_values) -> np.ndarray:
-    """The labels as stripped text, an object array."""
+    """The labels as stripped text, an object array ("" for an empty cell or a gap, where EMPTY_LABELS allows it)."""
     labels = _text(codes, levels)
-    if (labels == "").any():
+    if not EMPTY_LABELS and (labels == "").any():
         row = int(np.flatnonzero(labels == "")[0])
         where = f"{path} line {row + 2}: the label cell ({name})"
         raise DataError(f"{where} is empty or one of data.na_values {list(na_values)}")

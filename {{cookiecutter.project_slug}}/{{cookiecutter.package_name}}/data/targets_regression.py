@@ -11,6 +11,8 @@ from ..errors import DataError
 
 log = logging.getLogger(__name__)
 
+EMPTY_LABELS = False  # an empty label cell is an error (table.py names its line)
+
 
 def target_values(table) -> torch.Tensor:
     """float64 (rows, targets) of `table`'s target cells; a cell that is not a number names its line and value."""
@@ -28,7 +30,7 @@ def target_values(table) -> torch.Tensor:
     return torch.from_numpy(values)
 
 
-def fit_targets(table) -> dict:
+def fit_targets(table, cfg=None) -> dict:
     """data_info's targets: each one's name, train mean and std. A constant target is a WARNING (nothing to learn);
     its std is taken as 1."""
     values = target_values(table)
